@@ -1,0 +1,55 @@
+# Run `make help` for the targets. Everything sets itself up on first use.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+LANDING ?=
+DATE ?=
+export PYTHONDONTWRITEBYTECODE := 1
+
+.DEFAULT_GOAL := help
+.PHONY: help setup run test test-fast lint format bench airflow api sample clean
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] in ((3, 11), (3, 12)) else "Python 3.11 or 3.12 is required (found %d.%d)" % sys.version_info[:2])'
+	@command -v java >/dev/null || [ -n "$$JAVA_HOME" ] || { echo "Java 17+ is required by Spark: install it (Debian/Ubuntu: sudo apt-get install openjdk-17-jre-headless; macOS: brew install openjdk@17) and put java on PATH or set JAVA_HOME." >&2; exit 1; }
+	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -c constraints.txt -e '.[dev]'
+	@$(PY) -c 'from shopml.spark import require_java; require_java()'
+	@touch $(STAMP)
+
+setup: $(STAMP) ## Create .venv and install the pinned dependency set
+
+run: $(STAMP) ## Run the nightly pipeline through Airflow on sample data (LANDING=dir to use your own, DATE=YYYY-MM-DD)
+	$(PY) -m shopml.run $(if $(LANDING),--landing $(LANDING)) $(if $(DATE),--date $(DATE))
+
+test: $(STAMP) ## Run the whole test suite (slow tests included)
+	$(PY) -m pytest
+
+test-fast: $(STAMP) ## Run the tests not marked slow
+	$(PY) -m pytest -m "not slow"
+
+lint: $(STAMP) ## ruff check + format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP) ## Apply ruff fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: $(STAMP) ## Run the benchmarks in bench/ and print their figures
+	$(PY) -m bench
+
+airflow: $(STAMP) ## Start the Airflow UI (airflow standalone) with this project's DAGs
+	$(PY) -m shopml.airflow_env standalone
+
+api: $(STAMP) ## Start the storefront read API on http://127.0.0.1:8000
+	$(VENV)/bin/uvicorn shopml.serving.api:app --host 127.0.0.1 --port 8000
+
+clean: ## Remove generated state under ./var (keeps .venv)
+	rm -rf var

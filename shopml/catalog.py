@@ -1,0 +1,175 @@
+"""Every Delta table of the platform: where it lives, how it is partitioned, what it means.
+
+The catalog is the one place that names tables (Kedro's ``catalog.yml`` for
+this project). The lake module takes partitioning from it, the Airflow DAGs
+derive their Assets from it and ``python -m shopml.catalog`` prints the data
+dictionary analysts read.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    description: str
+    partition_by: tuple[str, ...] = ()
+    keys: tuple[str, ...] = ()
+    columns: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def layer(self) -> str:
+        return self.name.split(".", 1)[0]
+
+
+def _raw(kind: str) -> TableSpec:
+    return TableSpec(
+        name=f"bronze.{kind}",
+        description=f"Raw {kind} lines exactly as landed, one row per line, per landing date.",
+        partition_by=("landing_date",),
+        columns={
+            "landing_date": "Landing folder date (date=YYYY-MM-DD) the line arrived in.",
+            "source_file": "File the line came from.",
+            "line_number": "1-based line number within the file (CSV: data row number).",
+            "payload": "The original line (CSV rows re-encoded as JSON), kept for audit and quarantine.",
+            "ingested_at": "When the ingest job read the line (UTC).",
+        },
+    )
+
+
+TABLES: dict[str, TableSpec] = {
+    spec.name: spec
+    for spec in [
+        _raw("events"),
+        _raw("products"),
+        _raw("inventory"),
+        TableSpec(
+            name="silver.events",
+            description="Validated, deduplicated, bot-free behavioural events, partitioned by their true event date.",
+            partition_by=("event_date",),
+            keys=("event_id",),
+            columns={
+                "event_id": "Unique event id from the source.",
+                "event_type": "view, add_to_cart, remove_from_cart, purchase or return.",
+                "user_id": "Customer id; null for anonymous traffic.",
+                "session_id": "Session id from the source.",
+                "sku": "Product SKU.",
+                "quantity": "Units; > 0 for purchases and returns.",
+                "unit_price": "Price per unit in the event's currency.",
+                "currency": "ISO currency code, upper-case.",
+                "event_ts": "Event time in UTC.",
+                "event_date": "UTC date of event_ts (late events land in their true date).",
+                "landing_date": "Landing date the event arrived with; event_date < landing_date means it was late.",
+                "order_id": "Order id for purchases and returns, when the source has one.",
+                "channel": "Sales channel, when known.",
+                "user_agent": "User agent, when known.",
+            },
+        ),
+        TableSpec(
+            name="silver.order_lines",
+            description="Purchase and return lines (returns with negative quantity and revenue), by event date.",
+            partition_by=("event_date",),
+            keys=("event_id",),
+            columns={
+                "event_id": "Event id of the purchase or return.",
+                "order_id": "Order id; the event id when the source has none.",
+                "user_id": "Customer id; null for anonymous orders.",
+                "sku": "Product SKU.",
+                "line_type": "purchase or return.",
+                "quantity": "Signed units: positive for purchases, negative for returns.",
+                "unit_price": "Price per unit.",
+                "revenue": "quantity * unit_price (negative for returns).",
+                "currency": "ISO currency code.",
+                "event_ts": "Event time in UTC.",
+                "event_date": "UTC date of event_ts.",
+                "landing_date": "Landing date the line arrived with.",
+            },
+        ),
+        TableSpec(
+            name="silver.products",
+            description="Product catalogue snapshots, one per landing date, so any past day's catalogue is known.",
+            partition_by=("snapshot_date",),
+            keys=("snapshot_date", "sku"),
+            columns={
+                "snapshot_date": "Landing date of the catalogue snapshot.",
+                "sku": "Product SKU.",
+                "title": "Product title.",
+                "category": "Category; null when the catalogue has none.",
+                "brand": "Brand; null when the catalogue has none.",
+                "unit_price": "List price.",
+                "active": "Whether the product is sellable.",
+            },
+        ),
+        TableSpec(
+            name="silver.inventory_snapshots",
+            description="Stock snapshots per SKU, one set per landing date.",
+            partition_by=("snapshot_date",),
+            keys=("snapshot_date", "sku"),
+            columns={
+                "snapshot_date": "Landing date of the snapshot.",
+                "sku": "Product SKU.",
+                "on_hand": "Units in stock.",
+                "on_order": "Units ordered from suppliers, not yet received.",
+                "lead_time_days": "Supplier lead time in days.",
+                "snapshot_ts": "When the snapshot was taken (UTC).",
+            },
+        ),
+        TableSpec(
+            name="ops.quarantine",
+            description="Rows kept out of silver, each with the reason and the original payload. Nothing is dropped silently.",
+            partition_by=("landing_date",),
+            columns={
+                "dataset": "events, products or inventory.",
+                "landing_date": "Landing date of the row.",
+                "stage": "clean (parsing, duplicates-free rules, bots) or validate (a Great Expectations expectation).",
+                "reason": "Why the row was kept out, e.g. malformed_json, invalid_type:quantity, bot_traffic.",
+                "record_key": "event_id or sku when it could be read.",
+                "payload": "The original line.",
+                "source_file": "File the line came from.",
+                "line_number": "Line number within the file.",
+                "run_id": "Airflow run id (or manual) that quarantined it.",
+                "quarantined_at": "When (UTC).",
+            },
+        ),
+        TableSpec(
+            name="ops.row_accounting",
+            description="Per landing date and dataset: landed = silver + quarantined + duplicates + bots.",
+            partition_by=("landing_date",),
+            keys=("landing_date", "dataset"),
+        ),
+        TableSpec(
+            name="ops.validation_results",
+            description="Every Great Expectations result of every run, one row per expectation.",
+            partition_by=("landing_date",),
+        ),
+    ]
+}
+
+
+def spec(name: str) -> TableSpec:
+    """The spec of a table; a clear error names the known tables when the name is wrong."""
+    try:
+        return TABLES[name]
+    except KeyError:
+        raise KeyError(f"unknown table {name!r}; known tables: {', '.join(sorted(TABLES))}") from None
+
+
+def data_dictionary() -> str:
+    """Markdown data dictionary of every table and documented column."""
+    lines = ["# Data dictionary", ""]
+    for table in TABLES.values():
+        lines += [f"## `{table.name}`", "", table.description, ""]
+        if table.partition_by:
+            lines += [f"Partitioned by `{', '.join(table.partition_by)}`.", ""]
+        if table.columns:
+            lines += ["| column | meaning |", "| --- | --- |"]
+            lines += [f"| `{col}` | {text} |" for col, text in table.columns.items()]
+            lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(data_dictionary())

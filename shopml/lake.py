@@ -1,0 +1,206 @@
+"""The one I/O layer for Delta tables: every read and write of the lake goes through here.
+
+Two engines write the same Delta format. When the delta-spark JVM classes are
+on Spark's classpath (docker/cluster), Spark reads and writes Delta natively
+and distributes the work. Otherwise (the embedded default: Maven, and so the
+Delta jars, may be out of reach) the delta-rs ``deltalake`` package commits
+Arrow data written from Spark, and Spark reads a table's current (or
+time-travelled) files as Parquet. Neither engine uses deletion vectors or
+column mapping here, so each reads what the other wrote.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from shopml.catalog import spec
+from shopml.settings import Settings, get_settings
+from shopml.spark import get_spark
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+
+WriteMode = Literal["overwrite", "append"]
+
+
+class TableNotFoundError(LookupError):
+    """A table was read before any job wrote it."""
+
+
+class Lake:
+    """Reads and writes the platform's Delta tables by catalog name (``silver.events``)."""
+
+    def __init__(self, settings: Settings | None = None, spark: SparkSession | None = None) -> None:
+        self.settings = settings or get_settings()
+        self._spark = spark
+
+    @property
+    def spark(self) -> SparkSession:
+        if self._spark is None:
+            self._spark = get_spark(self.settings)
+        return self._spark
+
+    @cached_property
+    def engine(self) -> Literal["spark", "rs"]:
+        """``spark`` when delta-spark's classes load in this JVM (or are forced), else ``rs``."""
+        if self.settings.delta_engine != "auto":
+            return self.settings.delta_engine  # type: ignore[return-value]
+        try:
+            self.spark._jvm.java.lang.Class.forName("io.delta.tables.DeltaTable")  # noqa: SLF001
+        except Exception:  # noqa: BLE001 - py4j raises a generic error for a missing class
+            return "rs"
+        return "spark"
+
+    def path(self, table: str) -> str:
+        spec(table)
+        layer, name = table.split(".", 1)
+        return str(Path(self.settings.lake) / layer / name)
+
+    def exists(self, table: str) -> bool:
+        from deltalake import DeltaTable
+
+        return DeltaTable.is_deltatable(self.path(table))
+
+    def _delta(self, table: str, version: int | None = None):
+        from deltalake import DeltaTable
+
+        if not self.exists(table):
+            raise TableNotFoundError(f"Delta table {table} does not exist yet at {self.path(table)}")
+        return DeltaTable(self.path(table), version=version)
+
+    def version(self, table: str) -> int:
+        """Current version of a table (what a training run records to be rebuilt exactly)."""
+        return self._delta(table).version()
+
+    # ---- reads -----------------------------------------------------------------------------
+
+    def read(self, table: str, version: int | None = None) -> DataFrame:
+        """The table as a Spark DataFrame, optionally as of an older version (time travel)."""
+        if self.engine == "spark":
+            if not self.exists(table):
+                raise TableNotFoundError(f"Delta table {table} does not exist yet at {self.path(table)}")
+            reader = self.spark.read.format("delta")
+            if version is not None:
+                reader = reader.option("versionAsOf", version)
+            return reader.load(self.path(table))
+        from pyspark.sql.pandas.types import from_arrow_schema
+
+        delta = self._delta(table, version)
+        schema = from_arrow_schema(self._arrow_schema(delta))
+        files = delta.file_uris()
+        if not files:
+            return self.spark.createDataFrame([], schema)
+        frame = self.spark.read.schema(schema).option("basePath", self.path(table)).parquet(*files)
+        return frame.select(*schema.fieldNames())
+
+    def read_or_empty(self, table: str, schema) -> DataFrame:
+        """The table, or an empty frame of ``schema`` when nothing has written it yet."""
+        if self.exists(table):
+            return self.read(table)
+        return self.spark.createDataFrame([], schema)
+
+    def read_arrow(
+        self,
+        table: str,
+        columns: Sequence[str] | None = None,
+        filter: pa.compute.Expression | None = None,  # noqa: A002 - pyarrow's own name
+        version: int | None = None,
+    ) -> pa.Table:
+        """The table as Arrow, without Spark (model training, serving, analysts' DuckDB)."""
+        return self._delta(table, version).to_pyarrow_dataset().to_table(columns=columns, filter=filter)
+
+    def read_pandas(self, table: str, columns: Sequence[str] | None = None, filter=None, version=None) -> pd.DataFrame:  # noqa: A002
+        return self.read_arrow(table, columns=columns, filter=filter, version=version).to_pandas()
+
+    def iter_batches(
+        self, table: str, columns: Sequence[str] | None = None, filter=None, batch_size: int = 50_000  # noqa: A002
+    ) -> Iterator[pa.RecordBatch]:
+        """Stream a table in bounded-size Arrow batches (publishing never holds a whole table)."""
+        dataset = self._delta(table).to_pyarrow_dataset()
+        yield from dataset.to_batches(columns=columns, filter=filter, batch_size=batch_size)
+
+    @staticmethod
+    def _arrow_schema(delta) -> pa.Schema:
+        import pyarrow as pa
+
+        return pa.schema(delta.schema().to_arrow())
+
+    # ---- writes ----------------------------------------------------------------------------
+
+    def write(
+        self,
+        df: DataFrame,
+        table: str,
+        mode: WriteMode = "overwrite",
+        replace_where: str | None = None,
+    ) -> None:
+        """Write a Spark DataFrame; ``replace_where`` overwrites only the matching rows (idempotent reruns)."""
+        partition_by = list(spec(table).partition_by) or None
+        if self.engine == "spark":
+            writer = df.write.format("delta").mode(mode).option("overwriteSchema", "false")
+            if replace_where:
+                writer = writer.option("replaceWhere", replace_where)
+            if partition_by:
+                writer = writer.partitionBy(*partition_by)
+            writer.save(self.path(table))
+            return
+        self.write_arrow(df.toArrow(), table, mode=mode, replace_where=replace_where)
+
+    def write_arrow(
+        self,
+        data: pa.Table,
+        table: str,
+        mode: WriteMode = "overwrite",
+        replace_where: str | None = None,
+    ) -> None:
+        """Write Arrow data through delta-rs (also used by model and publish steps that run without Spark)."""
+        from deltalake import write_deltalake
+
+        table_spec = spec(table)
+        write_deltalake(
+            self.path(table),
+            data,
+            mode=mode,
+            partition_by=list(table_spec.partition_by) or None,
+            predicate=replace_where if mode == "overwrite" else None,
+            description=table_spec.description if not self.exists(table) else None,
+            schema_mode="merge" if mode == "append" else None,
+        )
+        log.info("wrote %s rows to %s (%s%s)", data.num_rows, table, mode, f" where {replace_where}" if replace_where else "")
+
+    def merge(self, df: DataFrame, table: str, keys: Sequence[str], update: bool = True) -> None:
+        """Upsert on ``keys``: matched rows are updated (or left alone when ``update`` is False), new rows inserted."""
+        if not self.exists(table):
+            self.write(df, table)
+            return
+        condition = " AND ".join(f"t.{key} = s.{key}" for key in keys)
+        if self.engine == "spark":
+            from delta.tables import DeltaTable as SparkDeltaTable
+
+            merger = SparkDeltaTable.forPath(self.spark, self.path(table)).alias("t").merge(df.alias("s"), condition)
+            if update:
+                merger = merger.whenMatchedUpdateAll()
+            merger.whenNotMatchedInsertAll().execute()
+            return
+        merger = self._delta(table).merge(df.toArrow(), condition, source_alias="s", target_alias="t")
+        if update:
+            merger = merger.when_matched_update_all()
+        merger.when_not_matched_insert_all().execute()
+
+    def delete(self, table: str, predicate: str) -> None:
+        if not self.exists(table):
+            return
+        if self.engine == "spark":
+            from delta.tables import DeltaTable as SparkDeltaTable
+
+            SparkDeltaTable.forPath(self.spark, self.path(table)).delete(predicate)
+            return
+        self._delta(table).delete(predicate)

@@ -1,0 +1,137 @@
+"""One typed settings model for the whole platform.
+
+Values come from environment variables prefixed ``SHOPML_`` (for example
+``SHOPML_LAKE_ROOT``), optionally from a YAML file named by ``SHOPML_CONFIG``
+(``${VAR}`` references are expanded), and otherwise from the defaults below,
+which are the embedded defaults ``make run`` uses: everything under ``./var``,
+Spark in local mode, SQLite as the serving store. Unknown keys are rejected.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import Enum
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "SHOPML_"
+
+
+class Device(str, Enum):
+    AUTO = "auto"
+    CPU = "cpu"
+    CUDA = "cuda"
+
+
+class SettingsError(ValueError):
+    """Raised when configuration is invalid; the message names the bad key."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    var_root: Path = Field(Path("var"), description="Root of all local state (lake, landing, models, reports).")
+    lake_root: Path | None = Field(None, description="Delta Lake root; default <var_root>/lake. May be s3://…")
+    landing_root: Path | None = Field(None, description="Raw landing zone; default <var_root>/landing.")
+    models_root: Path | None = Field(None, description="Model registry root; default <var_root>/models.")
+    reports_root: Path | None = Field(None, description="Nightly reports and GX Data Docs; default <var_root>/reports.")
+
+    spark_master: str = Field("local[*]", description="Spark master URL.")
+    spark_shuffle_partitions: int = Field(4, ge=1, description="spark.sql.shuffle.partitions; small for one machine.")
+    spark_driver_memory: str = Field("4g", description="Driver memory for local mode.")
+    spark_jars_packages: str = Field("", description="spark.jars.packages, e.g. io.delta:delta-spark_2.13:4.0.0.")
+    spark_jars: str = Field("", description="Comma-separated local jar paths added to Spark's classpath.")
+    delta_engine: str = Field(
+        "auto", pattern="^(auto|spark|rs)$", description="auto: delta-spark if its classes load, else delta-rs."
+    )
+
+    serving_url: str = Field("", description="sqlite:///path or redis://…; default sqlite under var_root.")
+    device: Device = Field(Device.AUTO, description="Training device: auto (cuda when available), cpu or cuda.")
+    seed: int = Field(42, description="Seed for sample data and model training.")
+
+    late_event_max_days: int = Field(
+        7, ge=0, description="Events older than this many days before their landing date are quarantined."
+    )
+    bot_max_events_per_session: int = Field(
+        200, ge=1, description="Sessions with more events than this in one landing day are treated as bots."
+    )
+    row_count_max_change: float = Field(
+        0.8, gt=0, description="Largest allowed day-over-day relative change in valid event count."
+    )
+
+    @field_validator("spark_master")
+    @classmethod
+    def _master_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+    def _under_var(self, value: Path | None, name: str) -> Path:
+        return value if value is not None else self.var_root / name
+
+    @property
+    def lake(self) -> Path:
+        return self._under_var(self.lake_root, "lake")
+
+    @property
+    def landing(self) -> Path:
+        return self._under_var(self.landing_root, "landing")
+
+    @property
+    def models(self) -> Path:
+        return self._under_var(self.models_root, "models")
+
+    @property
+    def reports(self) -> Path:
+        return self._under_var(self.reports_root, "reports")
+
+    @property
+    def serving(self) -> str:
+        return self.serving_url or f"sqlite:///{(self.var_root / 'serving.db').as_posix()}"
+
+
+def _expand(value: Any) -> Any:
+    if isinstance(value, str):
+        return os.path.expandvars(value)
+    if isinstance(value, dict):
+        return {key: _expand(item) for key, item in value.items()}
+    return value
+
+
+def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Build settings from env, an optional YAML file and explicit overrides.
+
+    Precedence: overrides > environment > YAML file > defaults. Errors name the
+    offending key so a typo in a deployment's env is found at start-up.
+    """
+    path = config_file or os.environ.get(f"{ENV_PREFIX}CONFIG")
+    file_values: dict[str, Any] = {}
+    if path:
+        loaded = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise SettingsError(f"{path}: expected a mapping of settings, got {type(loaded).__name__}")
+        file_values = _expand(loaded)
+    env_keys = {
+        key[len(ENV_PREFIX) :].lower() for key in os.environ if key.startswith(ENV_PREFIX) and key != f"{ENV_PREFIX}CONFIG"
+    }
+    unknown = env_keys - set(Settings.model_fields)
+    if unknown:
+        raise SettingsError(f"unknown setting(s) in environment: {', '.join(sorted(ENV_PREFIX + k.upper() for k in unknown))}")
+    values = {key: value for key, value in file_values.items() if key not in env_keys}
+    values.update(overrides)
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
+        raise SettingsError(f"invalid settings: {problems}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings, read once."""
+    return load_settings()
