@@ -145,6 +145,75 @@ TABLES: dict[str, TableSpec] = {
             description="Every Great Expectations result of every run, one row per expectation.",
             partition_by=("landing_date",),
         ),
+        TableSpec(
+            name="gold.user_features",
+            description="Per-user behaviour as of the end of feature_date (RFM windows, affinities, funnel rates).",
+            partition_by=("feature_date",),
+            keys=("feature_date", "user_id"),
+        ),
+        TableSpec(
+            name="gold.item_features",
+            description="Per-SKU popularity, trend, conversion, returns, price and stock status as of feature_date.",
+            partition_by=("feature_date",),
+            keys=("feature_date", "sku"),
+        ),
+        TableSpec(
+            name="gold.user_item_interactions",
+            description="Implicit-feedback strength per (user, SKU) as of feature_date: the recommender's training input.",
+            partition_by=("feature_date",),
+            keys=("feature_date", "user_id", "sku"),
+        ),
+        TableSpec(
+            name="gold.item_cooccurrence",
+            description="Top-N co-purchase/co-view neighbours per SKU with a normalised similarity, as of feature_date.",
+            partition_by=("feature_date",),
+            keys=("feature_date", "sku", "other_sku"),
+        ),
+        TableSpec(
+            name="gold.sku_daily_demand",
+            description="Units per SKU per day (zero-filled) with price, promotion, stockout and calendar features.",
+            partition_by=("feature_date",),
+            keys=("feature_date", "sku"),
+        ),
+        TableSpec(
+            name="gold.feature_corrections",
+            description="Past feature dates re-derived because late events for them arrived, and why.",
+            partition_by=("run_date",),
+        ),
+        TableSpec(
+            name="gold.recommendations",
+            description="Top-K recommendations per user (user_id __default__ holds the fallback list) per scoring run.",
+            partition_by=("scored_date",),
+            keys=("scored_date", "user_id", "rank"),
+        ),
+        TableSpec(
+            name="gold.similar_items",
+            description="Top-20 similar SKUs per SKU for product pages, per scoring run.",
+            partition_by=("scored_date",),
+            keys=("scored_date", "sku", "rank"),
+        ),
+        TableSpec(
+            name="gold.demand_forecasts",
+            description="P10/P50/P90 daily demand per SKU over the forecast horizon, per forecast origin.",
+            partition_by=("scored_date",),
+            keys=("scored_date", "sku", "forecast_date"),
+        ),
+        TableSpec(
+            name="gold.inventory_plan",
+            description="Per-SKU safety stock, reorder point, order quantity, cover and stockout risk, per run.",
+            partition_by=("scored_date",),
+            keys=("scored_date", "sku"),
+        ),
+        TableSpec(
+            name="ops.model_metrics",
+            description="Every evaluation metric of every model and baseline, per training run.",
+            partition_by=("model_name",),
+        ),
+        TableSpec(
+            name="ops.publish_audit",
+            description="Every publish to the serving store: dataset, version, key count, checksum, duration, trigger.",
+            partition_by=("dataset",),
+        ),
     ]
 }
 

@@ -1,0 +1,125 @@
+"""A file-system model registry: versioned artefacts, metadata, and a promoted-version pointer.
+
+Layout under the registry root (default ``./var/models``)::
+
+    <name>/<version>/            artefacts written by the trainer (weights, xgboost json, …)
+    <name>/<version>/meta.json   params, metrics, feature list, Delta table versions read, code version
+    <name>/current.json          {"version": …, "history": [previously promoted versions, newest last]}
+
+The pointer is replaced atomically (write, fsync, rename), so a scorer never
+reads a half-written pointer. Scoring loads ``current`` only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+
+class RegistryError(RuntimeError):
+    """A registry operation that cannot be done (nothing promoted, no previous version, …)."""
+
+
+def code_version() -> str:
+    """Git commit of the running code, or ``unknown`` outside a checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).parent,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+def _write_json_atomically(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w") as handle:
+        json.dump(payload, handle, indent=2, sort_keys=True, default=str)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    name: str
+    version: str
+    path: Path
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return json.loads((self.path / "meta.json").read_text())
+
+
+class ModelRegistry:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def create_version(self, name: str, run_id: str) -> ModelVersion:
+        """A fresh, empty artefact folder for a training run; the version sorts by creation time."""
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        safe_run = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in run_id)[:60]
+        version = f"{stamp}-{safe_run}"
+        path = self.root / name / version
+        path.mkdir(parents=True, exist_ok=False)
+        return ModelVersion(name, version, path)
+
+    def save_metadata(self, model: ModelVersion, metadata: dict[str, Any]) -> None:
+        payload = {"name": model.name, "version": model.version, "code_version": code_version(), **metadata}
+        _write_json_atomically(model.path / "meta.json", payload)
+
+    def update_metadata(self, model: ModelVersion, **fields: Any) -> None:
+        _write_json_atomically(model.path / "meta.json", {**model.metadata, **fields})
+
+    def get(self, name: str, version: str) -> ModelVersion:
+        path = self.root / name / version
+        if not (path / "meta.json").exists():
+            raise RegistryError(f"model {name} has no version {version} under {self.root}")
+        return ModelVersion(name, version, path)
+
+    def versions(self, name: str) -> list[str]:
+        folder = self.root / name
+        if not folder.exists():
+            return []
+        return sorted(p.name for p in folder.iterdir() if (p / "meta.json").exists())
+
+    def _pointer(self, name: str) -> dict[str, Any]:
+        path = self.root / name / "current.json"
+        return json.loads(path.read_text()) if path.exists() else {"version": None, "history": []}
+
+    def current(self, name: str) -> ModelVersion | None:
+        """The promoted version, or None when nothing was ever promoted."""
+        version = self._pointer(name)["version"]
+        return self.get(name, version) if version else None
+
+    def require_current(self, name: str) -> ModelVersion:
+        current = self.current(name)
+        if current is None:
+            raise RegistryError(f"no promoted version of {name} under {self.root}: train and promote one first")
+        return current
+
+    def promote(self, name: str, version: str) -> None:
+        self.get(name, version)
+        pointer = self._pointer(name)
+        if pointer["version"] == version:
+            return
+        history = [*pointer["history"], pointer["version"]] if pointer["version"] else pointer["history"]
+        _write_json_atomically(self.root / name / "current.json", {"version": version, "history": history})
+
+    def rollback(self, name: str) -> str:
+        """Point back at the previously promoted version; returns it."""
+        pointer = self._pointer(name)
+        if not pointer["history"]:
+            raise RegistryError(f"{name} has no previously promoted version to roll back to")
+        *rest, previous = pointer["history"]
+        _write_json_atomically(self.root / name / "current.json", {"version": previous, "history": rest})
+        return previous
