@@ -54,8 +54,8 @@ class Lake:
         if self.settings.delta_engine != "auto":
             return self.settings.delta_engine  # type: ignore[return-value]
         try:
-            self.spark._jvm.java.lang.Class.forName("io.delta.tables.DeltaTable")  # noqa: SLF001
-        except Exception:  # noqa: BLE001 - py4j raises a generic error for a missing class
+            self.spark._jvm.java.lang.Class.forName("io.delta.tables.DeltaTable")
+        except Exception:
             return "rs"
         return "spark"
 
@@ -111,17 +111,21 @@ class Lake:
         self,
         table: str,
         columns: Sequence[str] | None = None,
-        filter: pa.compute.Expression | None = None,  # noqa: A002 - pyarrow's own name
+        filter: pa.compute.Expression | None = None,
         version: int | None = None,
     ) -> pa.Table:
         """The table as Arrow, without Spark (model training, serving, analysts' DuckDB)."""
         return self._delta(table, version).to_pyarrow_dataset().to_table(columns=columns, filter=filter)
 
-    def read_pandas(self, table: str, columns: Sequence[str] | None = None, filter=None, version=None) -> pd.DataFrame:  # noqa: A002
+    def read_pandas(self, table: str, columns: Sequence[str] | None = None, filter=None, version=None) -> pd.DataFrame:
         return self.read_arrow(table, columns=columns, filter=filter, version=version).to_pandas()
 
     def iter_batches(
-        self, table: str, columns: Sequence[str] | None = None, filter=None, batch_size: int = 50_000  # noqa: A002
+        self,
+        table: str,
+        columns: Sequence[str] | None = None,
+        filter=None,
+        batch_size: int = 50_000,
     ) -> Iterator[pa.RecordBatch]:
         """Stream a table in bounded-size Arrow batches (publishing never holds a whole table)."""
         dataset = self._delta(table).to_pyarrow_dataset()
@@ -174,7 +178,9 @@ class Lake:
             description=table_spec.description if not self.exists(table) else None,
             schema_mode="merge" if mode == "append" else None,
         )
-        log.info("wrote %s rows to %s (%s%s)", data.num_rows, table, mode, f" where {replace_where}" if replace_where else "")
+        log.info(
+            "wrote %s rows to %s (%s%s)", data.num_rows, table, mode, f" where {replace_where}" if replace_where else ""
+        )
 
     def merge(self, df: DataFrame, table: str, keys: Sequence[str], update: bool = True) -> None:
         """Upsert on ``keys``: matched rows are updated (or left alone when ``update`` is False), new rows inserted."""

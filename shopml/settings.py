@@ -10,7 +10,7 @@ Spark in local mode, SQLite as the serving store. Unknown keys are rejected.
 from __future__ import annotations
 
 import os
-from enum import Enum
+from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 ENV_PREFIX = "SHOPML_"
 
 
-class Device(str, Enum):
+class Device(StrEnum):
     AUTO = "auto"
     CPU = "cpu"
     CUDA = "cuda"
@@ -117,11 +117,15 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
             raise SettingsError(f"{path}: expected a mapping of settings, got {type(loaded).__name__}")
         file_values = _expand(loaded)
     env_keys = {
-        key[len(ENV_PREFIX) :].lower() for key in os.environ if key.startswith(ENV_PREFIX) and key != f"{ENV_PREFIX}CONFIG"
+        key[len(ENV_PREFIX) :].lower()
+        for key in os.environ
+        if key.startswith(ENV_PREFIX) and key != f"{ENV_PREFIX}CONFIG"
     }
     unknown = env_keys - set(Settings.model_fields)
     if unknown:
-        raise SettingsError(f"unknown setting(s) in environment: {', '.join(sorted(ENV_PREFIX + k.upper() for k in unknown))}")
+        raise SettingsError(
+            f"unknown setting(s) in environment: {', '.join(sorted(ENV_PREFIX + k.upper() for k in unknown))}"
+        )
     values = {key: value for key, value in file_values.items() if key not in env_keys}
     values.update(overrides)
     try:
