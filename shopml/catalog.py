@@ -33,7 +33,6 @@ def _raw(kind: str) -> TableSpec:
         columns={
             "landing_date": "Landing folder date (date=YYYY-MM-DD) the line arrived in.",
             "source_file": "File the line came from.",
-            "line_number": "1-based line number within the file (CSV: data row number).",
             "payload": "The original line (CSV rows re-encoded as JSON), kept for audit and quarantine.",
             "ingested_at": "When the ingest job read the line (UTC).",
         },
@@ -46,6 +45,21 @@ TABLES: dict[str, TableSpec] = {
         _raw("events"),
         _raw("products"),
         _raw("inventory"),
+        TableSpec(
+            name="staging.events",
+            description="Parsed, de-duplicated, bot-free events of one landing date awaiting validation.",
+            partition_by=("landing_date",),
+        ),
+        TableSpec(
+            name="staging.products",
+            description="Parsed catalogue snapshot of one landing date awaiting validation.",
+            partition_by=("snapshot_date",),
+        ),
+        TableSpec(
+            name="staging.inventory",
+            description="Parsed inventory snapshot of one landing date awaiting validation.",
+            partition_by=("snapshot_date",),
+        ),
         TableSpec(
             name="silver.events",
             description="Validated, deduplicated, bot-free behavioural events, partitioned by their true event date.",
@@ -129,7 +143,6 @@ TABLES: dict[str, TableSpec] = {
                 "record_key": "event_id or sku when it could be read.",
                 "payload": "The original line.",
                 "source_file": "File the line came from.",
-                "line_number": "Line number within the file.",
                 "run_id": "Airflow run id (or manual) that quarantined it.",
                 "quarantined_at": "When (UTC).",
             },

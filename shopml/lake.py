@@ -145,8 +145,11 @@ class Lake:
         table: str,
         mode: WriteMode = "overwrite",
         replace_where: str | None = None,
-    ) -> None:
-        """Write a Spark DataFrame; ``replace_where`` overwrites only the matching rows (idempotent reruns)."""
+    ) -> int:
+        """Write a Spark DataFrame and return the rows written.
+
+        ``replace_where`` overwrites only the matching rows, which makes reruns of a date idempotent.
+        """
         partition_by = list(spec(table).partition_by) or None
         if self.engine == "spark":
             writer = df.write.format("delta").mode(mode).option("overwriteSchema", "false")
@@ -155,8 +158,11 @@ class Lake:
             if partition_by:
                 writer = writer.partitionBy(*partition_by)
             writer.save(self.path(table))
-            return
-        self.write_arrow(df.toArrow(), table, mode=mode, replace_where=replace_where)
+            from delta.tables import DeltaTable as SparkDeltaTable
+
+            last = SparkDeltaTable.forPath(self.spark, self.path(table)).history(1).first()
+            return int(last["operationMetrics"].get("numOutputRows", 0))
+        return self.write_arrow(df.toArrow(), table, mode=mode, replace_where=replace_where)
 
     def write_arrow(
         self,
@@ -164,7 +170,7 @@ class Lake:
         table: str,
         mode: WriteMode = "overwrite",
         replace_where: str | None = None,
-    ) -> None:
+    ) -> int:
         """Write Arrow data through delta-rs (also used by model and publish steps that run without Spark)."""
         from deltalake import write_deltalake
 
@@ -181,6 +187,7 @@ class Lake:
         log.info(
             "wrote %s rows to %s (%s%s)", data.num_rows, table, mode, f" where {replace_where}" if replace_where else ""
         )
+        return data.num_rows
 
     def merge(self, df: DataFrame, table: str, keys: Sequence[str], update: bool = True) -> None:
         """Upsert on ``keys``: matched rows are updated (or left alone when ``update`` is False), new rows inserted."""

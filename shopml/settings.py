@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     bot_max_events_per_session: int = Field(
         200, ge=1, description="Sessions with more events than this in one landing day are treated as bots."
     )
+    non_product_skus: tuple[str, ...] = Field(
+        ("POST", "DOT", "DISCOUNT", "D", "M", "MANUAL", "BANK CHARGES", "AMAZONFEE", "CRUK", "PADS", "C2", "S"),
+        description="SKUs of order lines that are not products (postage, discounts, fees), kept out of product data.",
+    )
     row_count_max_change: float = Field(
         0.8, gt=0, description="Largest allowed day-over-day relative change in valid event count."
     )

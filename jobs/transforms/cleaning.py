@@ -1,0 +1,61 @@
+"""Pure cleaning steps from parsed bronze rows to silver-ready rows."""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+BOT_USER_AGENT = r"(?i)(bot|crawler|spider|scrapy|headless)"
+
+
+def drop_duplicate_events(events: DataFrame, already_loaded_ids: DataFrame) -> DataFrame:
+    """One row per event_id, and none that an earlier landing already delivered.
+
+    Within a landing, exact duplicates (and same-id resends) keep the earliest
+    event_ts, ties broken by payload so reruns choose the same row.
+    ``already_loaded_ids`` holds the ``event_id`` of silver rows from other
+    landing dates: replays of them are duplicates, not new events.
+    """
+    first = Window.partitionBy("event_id").orderBy(F.col("event_ts").asc(), F.col("payload").asc())
+    unique = events.withColumn("_n", F.row_number().over(first)).where("_n = 1").drop("_n")
+    return unique.join(already_loaded_ids.select("event_id").distinct(), "event_id", "left_anti")
+
+
+def flag_bot_sessions(events: DataFrame, max_events_per_session: int) -> DataFrame:
+    """Add ``is_bot``: the session sent more events than a person could, or its user agent says it is a bot."""
+    per_session = Window.partitionBy("session_id")
+    busy_session = F.col("session_id").isNotNull() & (F.count(F.lit(1)).over(per_session) > max_events_per_session)
+    bot_agent = F.coalesce(F.col("user_agent").rlike(BOT_USER_AGENT), F.lit(False))
+    return events.withColumn("is_bot", busy_session | bot_agent)
+
+
+def with_event_date(events: DataFrame) -> DataFrame:
+    """Route every event to its true UTC event date (late events land in the past)."""
+    return events.withColumn("event_date", F.to_date("event_ts"))
+
+
+def to_order_lines(events: DataFrame) -> DataFrame:
+    """Purchases and returns as signed order lines (returns negative) for revenue and demand."""
+    orders = events.where(F.col("event_type").isin("purchase", "return"))
+    sign = F.when(F.col("event_type") == "return", F.lit(-1)).otherwise(F.lit(1))
+    quantity = (F.col("quantity") * sign).cast("int")
+    return orders.select(
+        "event_id",
+        F.coalesce("order_id", "event_id").alias("order_id"),
+        "user_id",
+        "sku",
+        F.col("event_type").alias("line_type"),
+        quantity.alias("quantity"),
+        "unit_price",
+        (quantity * F.col("unit_price")).cast("decimal(14,2)").alias("revenue"),
+        "currency",
+        "event_ts",
+        "event_date",
+        "landing_date",
+    )
+
+
+def latest_per_key(records: DataFrame, key: str, order_column: str) -> DataFrame:
+    """Keep the last record per key (a snapshot may list a SKU twice; the later line wins)."""
+    last = Window.partitionBy(key).orderBy(F.col(order_column).desc_nulls_last(), F.col("payload").desc())
+    return records.withColumn("_n", F.row_number().over(last)).where("_n = 1").drop("_n")

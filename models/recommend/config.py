@@ -1,0 +1,124 @@
+"""Knobs of the recommender: retrieval, ranking, business filters, evaluation and gating.
+
+Every default is what the nightly run uses; tests shrink the model sizes and epochs
+through the same objects. The lead nests ``RecommendConfig`` into ``Settings``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class RetrievalConfig(BaseModel):
+    """Matrix factorisation with item side features, trained on implicit feedback."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    embedding_dim: int = Field(64, ge=2, description="Width of user and item vectors.")
+    loss: Literal["bpr", "softmax"] = Field(
+        "bpr", description="bpr: one uniform negative per positive; softmax: in-batch negatives with logQ correction."
+    )
+    epochs: int = Field(10, ge=0, description="Passes over the interactions; 0 leaves the random initialisation.")
+    batch_size: int = Field(4096, ge=8, description="Positive pairs per optimiser step.")
+    learning_rate: float = Field(0.01, gt=0, description="Adam step size.")
+    l2: float = Field(1e-4, ge=0, description="L2 penalty on the vectors that take part in a step.")
+    temperature: float = Field(0.1, gt=0, description="Softmax temperature (softmax loss only).")
+    weight_by_strength: bool = Field(True, description="Weight positives by log1p(interaction strength).")
+    use_item_content: bool = Field(
+        True, description="Add category, brand and price-band vectors to items, so unseen SKUs get a vector."
+    )
+    price_bands: int = Field(8, ge=1, description="Quantile bands of unit price used as an item feature.")
+    n_candidates: int = Field(200, ge=1, description="Top-N items per user by dot product handed to the ranker.")
+    score_batch_users: int = Field(2048, ge=1, description="Users per batched top-N matrix product.")
+
+
+class RankerConfig(BaseModel):
+    """XGBoost learning-to-rank over retrieval and co-purchase candidates."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    objective: Literal["rank:ndcg", "rank:pairwise"] = "rank:ndcg"
+    n_estimators: int = Field(200, ge=1, description="Boosting rounds (upper bound: early stopping may stop sooner).")
+    max_depth: int = Field(6, ge=1)
+    learning_rate: float = Field(0.1, gt=0)
+    min_child_weight: float = Field(1.0, ge=0)
+    subsample: float = Field(1.0, gt=0, le=1)
+    early_stopping_rounds: int = Field(20, ge=1, description="Rounds without NDCG@k gain on held-out users.")
+    validation_fraction: float = Field(0.1, ge=0, lt=1, description="Share of training users held out for stopping.")
+    max_train_users: int = Field(20_000, ge=1, description="Users (with a labelled purchase) sampled for training.")
+    seeds_per_user: int = Field(10, ge=1, description="Most recent SKUs of a user whose co-purchase neighbours are candidates.")
+    cooc_neighbours: int = Field(20, ge=1, description="Co-occurrence neighbours taken per seed SKU.")
+    reason_min_similarity: float = Field(
+        0.5, ge=-1, le=1, description="Cosine above which a retrieval item is explained as similar_to:<seed>."
+    )
+    trending_min: float = Field(1.2, description="trend_7_28 above which an item is explained as trending.")
+
+
+class FilterConfig(BaseModel):
+    """Business rules applied to every list, model and baselines alike."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    recent_purchase_days: int = Field(30, ge=0, description="SKUs bought within this many days are not recommended.")
+    consumable_categories: tuple[str, ...] = Field((), description="Categories exempt from the recently-bought rule.")
+    drop_out_of_stock: bool = Field(True, description="Drop SKUs whose known stock is out_of_stock.")
+    stockout_risk_threshold: float = Field(
+        0.5, ge=0, le=1, description="Inventory-plan stockout probability from which a SKU is down-ranked."
+    )
+    low_stock_risk: float = Field(
+        0.5, ge=0, le=1, description="Risk given to stock_status 'low' when no inventory plan exists yet."
+    )
+    stockout_downrank_strength: float = Field(
+        0.3, ge=0, description="Share of a user's score range subtracted per unit of stockout risk."
+    )
+
+
+class GateConfig(BaseModel):
+    """When a candidate may replace the promoted model, and when lists may be published."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_lift_over_baseline: float = Field(
+        0.0, ge=0, description="Relative NDCG@10 lift required over the best baseline (0: strictly better)."
+    )
+    max_regression: float = Field(
+        0.05, ge=0, le=1, description="Largest relative NDCG@10 drop allowed against the promoted model's."
+    )
+    max_fallback_share: float = Field(0.5, ge=0, le=1, description="Most users that may get an empty or fallback list.")
+    min_coverage: float = Field(0.02, ge=0, le=1, description="Least share of the catalogue appearing in top-K lists.")
+    min_diversity: float = Field(
+        0.05, ge=0, le=1, description="Least mean intra-list category diversity of top-K lists."
+    )
+
+
+class AlsConfig(BaseModel):
+    """Spark MLlib ALS (implicit) baseline."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(True, description="Run the Spark ALS baseline in evaluation.")
+    rank: int = Field(64, ge=1)
+    max_iter: int = Field(10, ge=1)
+    reg_param: float = Field(0.1, ge=0)
+    alpha: float = Field(1.0, gt=0, description="Confidence scale of implicit strength.")
+
+
+class RecommendConfig(BaseModel):
+    """Recommender settings (nested into the platform Settings by the lead as ``recommend``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    top_k: int = Field(20, ge=1, description="Recommendations kept per user.")
+    similar_k: int = Field(20, ge=1, description="Similar SKUs kept per SKU.")
+    similar_cooc_weight: float = Field(
+        0.5, ge=0, le=1, description="Weight of co-occurrence similarity against embedding cosine for similar items."
+    )
+    eval_days: int = Field(7, ge=1, description="Evaluation window: purchases in (T - eval_days, T].")
+    metric_ks: tuple[int, ...] = Field((10, 20), description="Cut-offs at which list metrics are reported.")
+    retrieval: RetrievalConfig = RetrievalConfig()
+    ranker: RankerConfig = RankerConfig()
+    filters: FilterConfig = FilterConfig()
+    gate: GateConfig = GateConfig()
+    als: AlsConfig = AlsConfig()
