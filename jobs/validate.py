@@ -1,17 +1,18 @@
-"""Validate: gate one landing date's staged rows with Great Expectations, then publish them to silver.
+"""Validate: gate staged rows with Great Expectations, then publish them to silver.
 
-``spark-submit jobs/validate.py --date 2026-01-31``. Products are validated
-first (events are checked against the catalogue), then inventory, then events.
+``spark-submit jobs/validate.py --date 2026-01-31 [--from 2026-01-01]``.
+Products are validated first (events and inventory are checked against the
+catalogue), then inventory, then the daily event volume and the events.
 Rows failing a row-level expectation go to ``ops.quarantine`` named by the
 expectation's reason; a failed critical expectation stops the run before
 anything reaches silver. Every result lands in ``ops.validation_results`` and
-the GX Data Docs. Finally the date's row accounting must reconcile exactly.
+the GX Data Docs. Finally each date's row accounting must reconcile exactly.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date
 from typing import Any
 
 from pyspark.sql import DataFrame
@@ -20,6 +21,7 @@ from pyspark.sql import functions as F
 from jobs.cli import run_job
 from jobs.transforms.cleaning import to_order_lines
 from shopml import accounting
+from shopml.dates import DateWindow
 from shopml.lake import Lake
 from shopml.quality import ValidationFailed, ValidationOutcome, validate
 
@@ -27,96 +29,57 @@ log = logging.getLogger(__name__)
 
 SILVER_TABLE = {"events": "silver.events", "products": "silver.products", "inventory": "silver.inventory_snapshots"}
 DATE_COLUMN = {"events": "landing_date", "products": "snapshot_date", "inventory": "snapshot_date"}
-KEY_COLUMN = {"events": "event_id", "products": "sku", "inventory": "sku"}
+KEY_COLUMNS = {"events": ["event_id"], "products": ["snapshot_date", "sku"], "inventory": ["snapshot_date", "sku"]}
+VALIDATION_RESULTS = "ops.validation_results"
 
 
-def rejected_rows(staged: DataFrame, outcome: ValidationOutcome, key: str) -> DataFrame:
-    """Staged rows GX listed as unexpected, each with the first failing expectation's reason."""
-    spark = staged.sparkSession
-    pairs = [(str(k), reason) for reason, keys in outcome.rejected_keys.items() for k in keys]
-    reasons = spark.createDataFrame(pairs, f"{key} string, quarantine_reason string").dropDuplicates([key])
-    return staged.join(reasons, key, "inner")
+def rejected_rows(staged: DataFrame, outcome: ValidationOutcome, keys: list[str]) -> DataFrame:
+    """Staged rows GX listed as unexpected, each with one failing expectation's reason."""
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    schema = StructType([staged.schema[key] for key in keys] + [StructField("quarantine_reason", StringType())])
+    rows = [(*key_values, reason) for reason, found in sorted(outcome.rejected_keys.items()) for key_values in found]
+    reasons = staged.sparkSession.createDataFrame(rows, schema)
+    return staged.join(reasons.dropDuplicates(keys), keys, "inner")
 
 
-def _known_skus(lake: Lake, run_date: date) -> list[str] | None:
+def daily_volume(staged_per_date: dict[date, int], previous: int | None) -> list[dict[str, Any]]:
+    """Rows for the volume suite: staged events per landing date and the ratio to the landing before."""
+    rows = []
+    for day in sorted(staged_per_date):
+        count = staged_per_date[day]
+        rows.append(
+            {
+                "landing_date": str(day),
+                "staged_events": count,
+                "change_vs_previous": count / previous if previous else None,
+            }
+        )
+        previous = count or previous
+    return rows
+
+
+def _previous_staged(lake: Lake, before: date) -> int | None:
+    if not lake.exists(accounting.ACCOUNTING_TABLE):
+        return None
+    row = (
+        lake.read(accounting.ACCOUNTING_TABLE)
+        .where((F.col("dataset") == "events") & (F.col("landing_date") < F.lit(before)) & F.col("staged").isNotNull())
+        .orderBy(F.col("landing_date").desc())
+        .select("staged")
+        .first()
+    )
+    return row.staged if row else None
+
+
+def _known_skus(lake: Lake, window: DateWindow) -> list[str] | None:
     if not lake.exists("silver.products"):
         return None
-    products = lake.read("silver.products").where(F.col("snapshot_date") <= F.lit(run_date))
+    products = lake.read("silver.products").where(F.col("snapshot_date") <= F.lit(window.last))
     return [row.sku for row in products.select("sku").distinct().collect()]
 
 
-def _event_parameters(lake: Lake, run_date: date, known_skus: list[str] | None) -> dict[str, Any]:
-    settings = lake.settings
-    previous = None
-    if lake.exists(accounting.ACCOUNTING_TABLE):
-        history = (
-            lake.read(accounting.ACCOUNTING_TABLE)
-            .where((F.col("dataset") == "events") & (F.col("landing_date") < F.lit(run_date)))
-            .where(F.col("silver").isNotNull())
-            .orderBy(F.col("landing_date").desc())
-            .select("silver")
-            .first()
-        )
-        previous = history.silver if history else None
-    start_of_day = datetime.combine(run_date, time.min, tzinfo=UTC)
-    return {
-        "min_rows": 1 if previous is None else max(1, int(previous * (1 - settings.row_count_max_change))),
-        "max_rows": None if previous is None else int(previous * (1 + settings.row_count_max_change)) + 1,
-        # A day's file may hold events up to late_event_max_days old, and clocks/time zones a day ahead.
-        "min_event_ts": start_of_day - timedelta(days=settings.late_event_max_days),
-        "max_event_ts": start_of_day + timedelta(days=2),
-        "known_skus": known_skus or [],
-    }
-
-
-def validate_dataset(lake: Lake, dataset: str, run_date: date, run_id: str) -> dict[str, Any] | None:
-    """Validate one staged dataset and publish what passes; raises ValidationFailed on a critical failure."""
-    staging = f"staging.{dataset}"
-    date_column = DATE_COLUMN[dataset]
-    if not lake.exists(staging):
-        return None
-    staged = lake.read(staging).where(F.col(date_column) == F.lit(run_date))
-    if dataset != "events" and staged.isEmpty():
-        return None
-    staged = staged.cache()
-    known_skus = _known_skus(lake, run_date) if dataset != "products" else None
-    parameters = _event_parameters(lake, run_date, known_skus) if dataset == "events" else {"known_skus": known_skus}
-    outcome = validate(
-        staged,
-        dataset,
-        KEY_COLUMN[dataset],
-        run_date,
-        run_id,
-        lake.settings.var_root / "gx",
-        parameters=parameters,
-        skip=() if known_skus else ("unknown_sku",),
-    )
-    _write_results(lake, outcome, run_date)
-    if outcome.critical_failures:
-        raise ValidationFailed(
-            f"{dataset} for {run_date} failed critical expectation(s): {'; '.join(outcome.critical_failures)}. "
-            f"Nothing was published to silver. Data Docs: {outcome.data_docs}"
-        )
-    rejected = rejected_rows(staged, outcome, KEY_COLUMN[dataset])
-    quarantined = accounting.write_quarantine(lake, rejected, dataset, "validate", run_date, run_id)
-    passed = staged.join(rejected.select(KEY_COLUMN[dataset]), KEY_COLUMN[dataset], "left_anti").drop(
-        "source_file", "payload"
-    )
-    silver_where = f"{DATE_COLUMN[dataset]} = '{run_date}'"
-    published = lake.write(passed, SILVER_TABLE[dataset], replace_where=silver_where)
-    if dataset == "events":
-        lake.write(to_order_lines(passed), "silver.order_lines", replace_where=silver_where)
-    staged.unpersist()
-    row = accounting.record_stage_counts(
-        lake, dataset, run_date, run_id, {"quarantined_validate": quarantined, "silver": published}
-    )
-    accounting.reconcile(row)
-    return {key: row[key] for key in accounting.COUNT_COLUMNS} | {
-        "verdict": "passed" if outcome.success else "rows quarantined"
-    }
-
-
-def _write_results(lake: Lake, outcome: ValidationOutcome, run_date: date) -> None:
+def _write_results(lake: Lake, outcome: ValidationOutcome, window: DateWindow) -> None:
     import pyarrow as pa
 
     schema = pa.schema(
@@ -134,18 +97,95 @@ def _write_results(lake: Lake, outcome: ValidationOutcome, run_date: date) -> No
             ("validated_at", pa.timestamp("us", tz="UTC")),
         ]
     )
-    table = pa.Table.from_pylist(outcome.results, schema=schema)
-    lake.write_arrow(
-        table, "ops.validation_results", replace_where=f"landing_date = '{run_date}' AND suite = '{outcome.suite}'"
+    rows = [result | {"landing_date": window.last} for result in outcome.results]
+    where = f"landing_date = '{window.last}' AND suite = '{outcome.suite}'"
+    lake.write_arrow(pa.Table.from_pylist(rows, schema=schema), VALIDATION_RESULTS, replace_where=where)
+
+
+def _gate(lake: Lake, outcome: ValidationOutcome, window: DateWindow, what: str) -> None:
+    _write_results(lake, outcome, window)
+    if outcome.critical_failures:
+        raise ValidationFailed(
+            f"{what} for {window} failed critical expectation(s): {'; '.join(outcome.critical_failures)}. "
+            f"Nothing was published to silver. Data Docs: {outcome.data_docs}"
+        )
+
+
+def check_event_volume(lake: Lake, window: DateWindow, run_id: str) -> None:
+    landed = accounting.read_counts(lake, "events", window.dates())
+    staged = {day: row["staged"] or 0 for day, row in landed.items()}
+    rows = daily_volume(staged, _previous_staged(lake, window.first))
+    volume = lake.spark.createDataFrame(rows, "landing_date string, staged_events long, change_vs_previous double")
+    settings = lake.settings
+    outcome = validate(
+        volume,
+        "event_volume",
+        ["landing_date"],
+        window.last,
+        run_id,
+        settings.var_root / "gx",
+        parameters={"min_change": settings.volume_min_ratio, "max_change": settings.volume_max_ratio},
     )
+    _gate(lake, outcome, window, "event volume")
 
 
-def run(run_date: date, run_id: str = "manual", lake: Lake | None = None) -> dict[str, Any]:
+def validate_dataset(lake: Lake, dataset: str, window: DateWindow, run_id: str) -> dict[str, Any] | None:
+    """Validate one staged dataset and publish what passes; raises ValidationFailed on a critical failure."""
+    staging, date_column, keys = f"staging.{dataset}", DATE_COLUMN[dataset], KEY_COLUMNS[dataset]
+    if not lake.exists(staging):
+        return None
+    staged = lake.read(staging).where(window.predicate(date_column))
+    if dataset == "events":
+        check_event_volume(lake, window, run_id)
+        staged = staged.withColumn("days_late", F.datediff("landing_date", "event_date"))
+    elif staged.isEmpty():
+        return None
+    staged = staged.cache()
+    known_skus = _known_skus(lake, window) if dataset != "products" else None
+    outcome = validate(
+        staged,
+        dataset,
+        keys,
+        window.last,
+        run_id,
+        lake.settings.var_root / "gx",
+        parameters={"known_skus": known_skus or [], "late_event_max_days": lake.settings.late_event_max_days},
+        skip=() if known_skus else ("unknown_sku",),
+    )
+    _gate(lake, outcome, window, dataset)
+    rejected = rejected_rows(staged, outcome, keys)
+    if dataset != "events":
+        rejected = rejected.withColumn("landing_date", F.col("snapshot_date"))
+    quarantined = accounting.write_quarantine(lake, rejected, dataset, "validate", window, run_id)
+    passed = staged.join(rejected.select(*keys), keys, "left_anti").drop("source_file", "payload", "days_late")
+    silver_where = window.predicate(date_column)
+    lake.write(passed, SILVER_TABLE[dataset], replace_where=silver_where)
+    published = accounting.count_by_date(lake.read(SILVER_TABLE[dataset]).where(silver_where), date_column)
+    if dataset == "events":
+        lake.write(to_order_lines(passed), "silver.order_lines", replace_where=silver_where)
+    staged.unpersist()
+    dates = set(published) | set(quarantined) | set(accounting.read_counts(lake, dataset, window.dates()))
+    rows = accounting.record_stage_counts(
+        lake,
+        dataset,
+        run_id,
+        {day: {"quarantined_validate": quarantined.get(day, 0), "silver": published.get(day, 0)} for day in dates},
+    )
+    for row in rows.values():
+        accounting.reconcile(row)
+    totals = {name: sum(row[name] or 0 for row in rows.values()) for name in accounting.COUNT_COLUMNS}
+    return totals | {"verdict": "passed" if outcome.success else "passed; failing rows quarantined"}
+
+
+def run(
+    run_date: date, run_id: str = "manual", from_date: date | None = None, lake: Lake | None = None
+) -> dict[str, Any]:
     lake = lake or Lake()
+    window = DateWindow.ending(run_date, from_date)
     results = {
-        dataset: validate_dataset(lake, dataset, run_date, run_id) for dataset in ("products", "inventory", "events")
+        dataset: validate_dataset(lake, dataset, window, run_id) for dataset in ("products", "inventory", "events")
     }
-    return {"date": run_date, "run_id": run_id, **results}
+    return {"dates": str(window), "run_id": run_id, **results}
 
 
 if __name__ == "__main__":

@@ -4,9 +4,10 @@ For every landing date and dataset::
 
     landed = silver + quarantined + duplicates + bots
 
-Clean records what it quarantined, dropped as duplicate and removed as bot
-traffic; validate adds what GX quarantined and what it published, then checks
-the equation and fails loudly if a single row is unaccounted for.
+Ingest records what landed, clean what it quarantined, dropped as duplicate
+and removed as bot traffic, validate what GX quarantined and what it
+published; validate then checks the equation and fails loudly if a single row
+is unaccounted for.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from shopml.lake import Lake
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
+    from shopml.dates import DateWindow
+
 ACCOUNTING_TABLE = "ops.row_accounting"
 QUARANTINE_TABLE = "ops.quarantine"
 COUNT_COLUMNS = ("landed", "quarantined_clean", "bots", "duplicates", "staged", "quarantined_validate", "silver")
@@ -28,14 +31,19 @@ class RowAccountingError(RuntimeError):
     """Rows went missing (or appeared) between landing and silver."""
 
 
-def write_quarantine(lake: Lake, rejected: DataFrame, dataset: str, stage: str, run_date: date, run_id: str) -> int:
-    """Replace this stage's quarantine rows for the date; ``rejected`` needs payload, source_file and quarantine_reason."""
+def write_quarantine(
+    lake: Lake, rejected: DataFrame, dataset: str, stage: str, window: DateWindow, run_id: str
+) -> dict[date, int]:
+    """Replace this stage's quarantine rows for the window; returns quarantined rows per landing date.
+
+    ``rejected`` needs landing_date, payload, source_file and quarantine_reason.
+    """
     from pyspark.sql import functions as F
 
     key = F.col("event_id") if dataset == "events" else F.col("sku")
     rows = rejected.select(
         F.lit(dataset).alias("dataset"),
-        F.lit(run_date).alias("landing_date"),
+        "landing_date",
         F.lit(stage).alias("stage"),
         F.col("quarantine_reason").alias("reason"),
         key.cast("string").alias("record_key"),
@@ -44,44 +52,63 @@ def write_quarantine(lake: Lake, rejected: DataFrame, dataset: str, stage: str, 
         F.lit(run_id).alias("run_id"),
         F.current_timestamp().alias("quarantined_at"),
     )
-    where = f"landing_date = '{run_date}' AND dataset = '{dataset}' AND stage = '{stage}'"
-    return lake.write(rows, QUARANTINE_TABLE, replace_where=where)
+    where = f"{window.predicate('landing_date')} AND dataset = '{dataset}' AND stage = '{stage}'"
+    lake.write(rows, QUARANTINE_TABLE, replace_where=where)
+    return count_by_date(lake.read(QUARANTINE_TABLE).where(where))
 
 
-def _counts_row(lake: Lake, dataset: str, run_date: date) -> dict[str, Any]:
-    import pyarrow.compute as pc
-
-    if not lake.exists(ACCOUNTING_TABLE):
-        return {}
-    table = lake.read_arrow(
-        ACCOUNTING_TABLE, filter=(pc.field("landing_date") == run_date) & (pc.field("dataset") == dataset)
-    )
-    return table.to_pylist()[0] if table.num_rows else {}
+def count_by_date(frame: DataFrame, column: str = "landing_date") -> dict[date, int]:
+    return {row[column]: row["count"] for row in frame.groupBy(column).count().collect()}
 
 
-def record_stage_counts(
-    lake: Lake, dataset: str, run_date: date, run_id: str, counts: dict[str, int]
-) -> dict[str, Any]:
-    """Merge one stage's counts into the date's accounting row (clean first, then validate)."""
+def _schema():
     import pyarrow as pa
 
-    row = {column: None for column in COUNT_COLUMNS} | _counts_row(lake, dataset, run_date)
-    row.update(counts)
-    row.update({"dataset": dataset, "landing_date": run_date, "run_id": run_id, "updated_at": datetime.now(UTC)})
-    schema = pa.schema(
+    return pa.schema(
         [("dataset", pa.string()), ("landing_date", pa.date32())]
         + [(column, pa.int64()) for column in COUNT_COLUMNS]
         + [("run_id", pa.string()), ("updated_at", pa.timestamp("us", tz="UTC"))]
     )
-    table = pa.Table.from_pylist([{name: row.get(name) for name in schema.names}], schema=schema)
-    lake.write_arrow(table, ACCOUNTING_TABLE, replace_where=f"landing_date = '{run_date}' AND dataset = '{dataset}'")
-    return row
+
+
+def read_counts(lake: Lake, dataset: str, dates: list[date]) -> dict[date, dict[str, Any]]:
+    import pyarrow.compute as pc
+
+    if not lake.exists(ACCOUNTING_TABLE) or not dates:
+        return {}
+    table = lake.read_arrow(
+        ACCOUNTING_TABLE, filter=(pc.field("dataset") == dataset) & pc.field("landing_date").isin(dates)
+    )
+    return {row["landing_date"]: row for row in table.to_pylist()}
+
+
+def record_stage_counts(
+    lake: Lake, dataset: str, run_id: str, counts: dict[date, dict[str, int]], reset: bool = False
+) -> dict[date, dict[str, Any]]:
+    """Merge one stage's per-date counts into the accounting rows (``reset`` starts the rows afresh: ingest)."""
+    import pyarrow as pa
+
+    if not counts:
+        return {}
+    existing = {} if reset else read_counts(lake, dataset, list(counts))
+    now = datetime.now(UTC)
+    rows = {}
+    for day, stage_counts in counts.items():
+        row = dict.fromkeys(COUNT_COLUMNS) | existing.get(day, {}) | stage_counts
+        rows[day] = row | {"dataset": dataset, "landing_date": day, "run_id": run_id, "updated_at": now}
+    schema = _schema()
+    table = pa.Table.from_pylist(
+        [{name: row.get(name) for name in schema.names} for row in rows.values()], schema=schema
+    )
+    days = ", ".join(f"'{day}'" for day in sorted(rows))
+    lake.write_arrow(table, ACCOUNTING_TABLE, replace_where=f"dataset = '{dataset}' AND landing_date IN ({days})")
+    return rows
 
 
 def reconcile(row: dict[str, Any]) -> None:
     """Raise unless landed = silver + quarantined (clean and validate) + duplicates + bots."""
     accounted = sum(row[c] or 0 for c in ("silver", "quarantined_clean", "quarantined_validate", "duplicates", "bots"))
-    if accounted != row["landed"]:
+    if accounted != (row["landed"] or 0):
         raise RowAccountingError(
             f"{row['dataset']} {row['landing_date']}: landed {row['landed']} rows but accounted for {accounted} "
             f"(silver {row['silver']}, quarantined {row['quarantined_clean']}+{row['quarantined_validate']}, "

@@ -38,7 +38,7 @@ class ValidationFailed(RuntimeError):
 class ValidationOutcome:
     suite: str
     results: list[dict[str, Any]]
-    rejected_keys: dict[str, set[Any]] = field(default_factory=dict)
+    rejected_keys: dict[str, set[tuple[Any, ...]]] = field(default_factory=dict)
     critical_failures: list[str] = field(default_factory=list)
     data_docs: str | None = None
 
@@ -100,7 +100,7 @@ def _describe_failure(result) -> str:
 def validate(
     df: DataFrame,
     suite_name: str,
-    key_column: str,
+    key_columns: list[str],
     run_date: date,
     run_id: str,
     gx_root: Path,
@@ -110,7 +110,7 @@ def validate(
     """Validate ``df`` against a suite; never raises on failures, it reports them.
 
     Args:
-        key_column: identifies rows in GX's unexpected-row lists (must be unique and non-null).
+        key_columns: identify rows in GX's unexpected-row lists (unique together, non-null).
         parameters: values for ``{"$PARAMETER": ...}`` placeholders in the suite (bounds known only at run time).
         skip: ``meta.reason`` values of expectations to leave out this run (e.g. SKU integrity when there is no catalogue).
     """
@@ -136,7 +136,7 @@ def validate(
             name=suite_name,
             validation_definitions=[definition],
             actions=[UpdateDataDocsAction(name="data_docs")],
-            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [key_column]},
+            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": key_columns},
         )
     )
     checkpoint_result = checkpoint.run(
@@ -171,7 +171,7 @@ def validate(
             outcome.critical_failures.append(_describe_failure(result))
             continue
         reason = config.meta.get("reason") or _expectation_label(config)
-        keys = {row[key_column] for row in result.result.get("unexpected_index_list") or []}
+        keys = {tuple(row[key] for key in key_columns) for row in result.result.get("unexpected_index_list") or []}
         outcome.rejected_keys.setdefault(reason, set()).update(keys)
     sites = context.get_docs_sites_urls()
     outcome.data_docs = sites[0]["site_url"] if sites else None

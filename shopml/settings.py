@@ -64,8 +64,11 @@ class Settings(BaseSettings):
         ("POST", "DOT", "DISCOUNT", "D", "M", "MANUAL", "BANK CHARGES", "AMAZONFEE", "CRUK", "PADS", "C2", "S"),
         description="SKUs of order lines that are not products (postage, discounts, fees), kept out of product data.",
     )
-    row_count_max_change: float = Field(
-        0.8, gt=0, description="Largest allowed day-over-day relative change in valid event count."
+    volume_min_ratio: float = Field(
+        0.25, gt=0, description="Smallest allowed ratio of a day's valid events to the previous landing's."
+    )
+    volume_max_ratio: float = Field(
+        4.0, gt=0, description="Largest allowed ratio of a day's valid events to the previous landing's."
     )
 
     @field_validator("spark_master")

@@ -11,19 +11,19 @@ BOT_USER_AGENT = r"(?i)(bot|crawler|spider|scrapy|headless)"
 def drop_duplicate_events(events: DataFrame, already_loaded_ids: DataFrame) -> DataFrame:
     """One row per event_id, and none that an earlier landing already delivered.
 
-    Within a landing, exact duplicates (and same-id resends) keep the earliest
-    event_ts, ties broken by payload so reruns choose the same row.
-    ``already_loaded_ids`` holds the ``event_id`` of silver rows from other
-    landing dates: replays of them are duplicates, not new events.
+    Exact duplicates and same-id resends keep the copy that landed first
+    (then the earliest event_ts; ties broken by payload so reruns choose the
+    same row). ``already_loaded_ids`` holds the ``event_id`` of silver rows from
+    landing dates outside this batch: replays of them are duplicates, not new events.
     """
-    first = Window.partitionBy("event_id").orderBy(F.col("event_ts").asc(), F.col("payload").asc())
+    first = Window.partitionBy("event_id").orderBy("landing_date", "event_ts", "payload")
     unique = events.withColumn("_n", F.row_number().over(first)).where("_n = 1").drop("_n")
     return unique.join(already_loaded_ids.select("event_id").distinct(), "event_id", "left_anti")
 
 
 def flag_bot_sessions(events: DataFrame, max_events_per_session: int) -> DataFrame:
-    """Add ``is_bot``: the session sent more events than a person could, or its user agent says it is a bot."""
-    per_session = Window.partitionBy("session_id")
+    """Add ``is_bot``: in one landing day the session sent more events than a person could, or its agent says bot."""
+    per_session = Window.partitionBy("landing_date", "session_id")
     busy_session = F.col("session_id").isNotNull() & (F.count(F.lit(1)).over(per_session) > max_events_per_session)
     bot_agent = F.coalesce(F.col("user_agent").rlike(BOT_USER_AGENT), F.lit(False))
     return events.withColumn("is_bot", busy_session | bot_agent)
@@ -55,7 +55,7 @@ def to_order_lines(events: DataFrame) -> DataFrame:
     )
 
 
-def latest_per_key(records: DataFrame, key: str, order_column: str) -> DataFrame:
+def latest_per_key(records: DataFrame, keys: list[str], order_column: str) -> DataFrame:
     """Keep the last record per key (a snapshot may list a SKU twice; the later line wins)."""
-    last = Window.partitionBy(key).orderBy(F.col(order_column).desc_nulls_last(), F.col("payload").desc())
+    last = Window.partitionBy(*keys).orderBy(F.col(order_column).desc_nulls_last(), F.col("payload").desc())
     return records.withColumn("_n", F.row_number().over(last)).where("_n = 1").drop("_n")

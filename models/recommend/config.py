@@ -47,7 +47,10 @@ class RankerConfig(BaseModel):
     subsample: float = Field(1.0, gt=0, le=1)
     early_stopping_rounds: int = Field(20, ge=1, description="Rounds without NDCG@k gain on held-out users.")
     validation_fraction: float = Field(0.1, ge=0, lt=1, description="Share of training users held out for stopping.")
-    max_train_users: int = Field(20_000, ge=1, description="Users (with a labelled purchase) sampled for training.")
+    max_train_users: int = Field(5_000, ge=1, description="Users (with a labelled purchase) sampled for training.")
+    negatives_per_user: int = Field(
+        100, ge=1, description="Unbought candidates sampled per training user (all bought ones are kept)."
+    )
     seeds_per_user: int = Field(10, ge=1, description="Most recent SKUs of a user whose co-purchase neighbours are candidates.")
     cooc_neighbours: int = Field(20, ge=1, description="Co-occurrence neighbours taken per seed SKU.")
     reason_min_similarity: float = Field(

@@ -1,0 +1,174 @@
+"""Features: build the gold feature tables for one logical date and re-derive past days that late events changed.
+
+``spark-submit jobs/features.py --date 2026-01-31 [--run-id X]`` (or ``python jobs/features.py …``).
+
+For run date R the job:
+
+1. counts events that landed on R with an event date in the ``late_lookback_days``
+   before R, and plans the past feature dates they change (every date from the
+   earliest such event date to R-1; see ``plan_corrections``);
+2. reads only silver partitions ``event_date >= first date to build - 89`` (the
+   longest window), so a night costs the same after 90 days or 3 years of
+   history, and summarises them per day once for all dates;
+3. builds the dates oldest first (user features carry first-seen from the day
+   before) and replaces each date's partition of every gold table;
+4. replaces R's rows of ``gold.feature_corrections`` with the dates it re-derived.
+
+Rerunning R rewrites the same partitions with the same rows: no duplicates.
+The point-in-time and late-data rules are in ``jobs/transforms/features.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from jobs.cli import run_job
+from jobs.features_config import HISTORY_DAYS, FeaturesConfig
+from jobs.transforms.features import (
+    PROMO_REFERENCE_DAYS,
+    build_item_cooccurrence,
+    build_item_features,
+    build_sku_daily_demand,
+    build_user_features,
+    build_user_item_interactions,
+    count_late_events,
+    gold_schema,
+    plan_corrections,
+    summarise_activity,
+)
+from shopml.lake import Lake
+
+log = logging.getLogger(__name__)
+
+FEATURE_TABLES = (
+    "gold.user_item_interactions",
+    "gold.user_features",
+    "gold.item_features",
+    "gold.item_cooccurrence",
+    "gold.sku_daily_demand",
+)
+CORRECTIONS_TABLE = "gold.feature_corrections"
+ORDER_LINES_SCHEMA = (
+    "event_id string, order_id string, user_id string, sku string, line_type string, quantity int, "
+    "unit_price decimal(12,2), revenue decimal(14,2), currency string, event_ts timestamp, event_date date, "
+    "landing_date date"
+)
+PRODUCTS_SCHEMA = (
+    "snapshot_date date, sku string, title string, category string, brand string, unit_price decimal(12,2), "
+    "active boolean"
+)
+
+
+def _read_between(lake: Lake, table: str, column: str, first: date, last: date) -> DataFrame:
+    """Partitions ``first``..``last`` of a date-partitioned table (Spark prunes the others unread)."""
+    return lake.read(table).where(F.col(column).between(F.lit(first), F.lit(last)))
+
+
+def _or_empty(lake: Lake, table: str, schema: str, column: str, first: date, last: date) -> DataFrame:
+    if lake.exists(table):
+        return _read_between(lake, table, column, first, last)
+    log.warning("%s does not exist yet: building features without it", table)
+    return lake.spark.createDataFrame([], schema)
+
+
+def late_event_counts(lake: Lake, run_date: date, config: FeaturesConfig) -> dict[date, int]:
+    """Per past event date, the events that arrived with landing date ``run_date``."""
+    first = run_date - timedelta(days=config.late_lookback_days)
+    events = _read_between(lake, "silver.events", "event_date", first, run_date)
+    rows = count_late_events(events, run_date, config.late_lookback_days).collect()
+    return {row["event_date"]: row["late_event_count"] for row in rows}
+
+
+def _previous_user_features(lake: Lake, day: date) -> DataFrame | None:
+    if not lake.exists("gold.user_features"):
+        return None
+    previous = day - timedelta(days=1)
+    return (
+        lake.read("gold.user_features")
+        .where(F.col("feature_date") == F.lit(previous))
+        .select("feature_date", "user_id", "days_since_first_seen")
+    )
+
+
+def _record_corrections(lake: Lake, run_date: date, run_id: str, corrections: list[tuple[date, int]]) -> int:
+    now = datetime.now(UTC)
+    rows = [
+        (run_date, feature_date, table, count, run_id, now)
+        for feature_date, count in corrections
+        for table in FEATURE_TABLES
+    ]
+    frame = lake.spark.createDataFrame(rows, gold_schema(CORRECTIONS_TABLE))
+    return lake.write(frame, CORRECTIONS_TABLE, replace_where=f"run_date = '{run_date}'")
+
+
+def run(
+    run_date: date, run_id: str = "manual", lake: Lake | None = None, config: FeaturesConfig | None = None
+) -> dict[str, Any]:
+    """Build run_date's features and re-derive the past dates late events changed; returns a summary."""
+    started = time.monotonic()
+    lake = lake or Lake()
+    config = config or FeaturesConfig()
+    if not lake.exists("silver.events"):
+        raise RuntimeError(f"silver.events does not exist yet: run clean and validate for {run_date} first")
+    if config.late_lookback_days < lake.settings.late_event_max_days:
+        log.warning(
+            "late_lookback_days=%d < late_event_max_days=%d: late events older than the lookback are not corrected",
+            config.late_lookback_days,
+            lake.settings.late_event_max_days,
+        )
+    late = late_event_counts(lake, run_date, config)
+    corrections = plan_corrections(late, run_date)
+    dates = [day for day, _ in corrections] + [run_date]
+    first = dates[0]
+    history_start = first - timedelta(days=HISTORY_DAYS - 1)
+    snapshots_start = first - timedelta(days=max(PROMO_REFERENCE_DAYS - 1, 7 + config.snapshot_lookback_days))
+    log.info(
+        "features for %s: rebuilding %s (late events %s), reading events from %s", run_date, dates, late, history_start
+    )
+
+    events = _read_between(lake, "silver.events", "event_date", history_start, run_date)
+    order_lines = _or_empty(lake, "silver.order_lines", ORDER_LINES_SCHEMA, "event_date", history_start, run_date)
+    products = _or_empty(lake, "silver.products", PRODUCTS_SCHEMA, "snapshot_date", snapshots_start, run_date)
+    inventory = None
+    if lake.exists("silver.inventory_snapshots"):
+        inventory_start = first - timedelta(days=config.snapshot_lookback_days)
+        inventory = _read_between(lake, "silver.inventory_snapshots", "snapshot_date", inventory_start, run_date)
+    activity = summarise_activity(events, order_lines, first, run_date, config).persist()
+
+    rows: dict[str, dict[str, int]] = {table: {} for table in FEATURE_TABLES}
+    try:
+        for day in dates:
+            built = {
+                "gold.user_item_interactions": build_user_item_interactions(activity, day, config),
+                "gold.user_features": build_user_features(
+                    activity, products, day, config, _previous_user_features(lake, day)
+                ),
+                "gold.item_features": build_item_features(activity, products, inventory, day, config),
+                "gold.item_cooccurrence": build_item_cooccurrence(activity, day, config),
+                "gold.sku_daily_demand": build_sku_daily_demand(activity, products, inventory, day, config),
+            }
+            for table, frame in built.items():
+                rows[table][day.isoformat()] = lake.write(frame, table, replace_where=f"feature_date = '{day}'")
+            log.info("features as of %s: %s", day, {table: counts[day.isoformat()] for table, counts in rows.items()})
+    finally:
+        activity.unpersist()
+    _record_corrections(lake, run_date, run_id, corrections)
+    return {
+        "date": run_date,
+        "run_id": run_id,
+        "feature_dates": [day.isoformat() for day in dates],
+        "corrected_dates": [day.isoformat() for day, _ in corrections],
+        "late_events": sum(late.values()),
+        "rows": rows,
+        "seconds": round(time.monotonic() - started, 1),
+    }
+
+
+if __name__ == "__main__":
+    run_job(__doc__.splitlines()[0], run)

@@ -1,0 +1,748 @@
+"""Gold feature families as pure Spark transformations: DataFrames in, one DataFrame per family out.
+
+Point-in-time rule
+    Features as of day D (``feature_date``) use only events with
+    ``event_ts < D + 1 day 00:00 UTC``, i.e. ``event_date <= D``, whatever
+    day they landed. Product and inventory attributes come from the latest
+    snapshot with ``snapshot_date <= D``. Rebuilding D later therefore gives
+    the same rows, except for late events whose event time falls in D's
+    windows: those belong to D and are meant to change it.
+
+Late-data rule
+    A late event (``landing_date`` R, ``event_date`` E < R) changes every
+    feature date F in [E, R): the windows of F contain E. The nightly build
+    for R re-derives those dates, as far back as the configured lookback, and
+    records each in ``gold.feature_corrections`` (see ``plan_corrections``).
+
+Bounded cost
+    The longest window is 90 days (``HISTORY_DAYS``). A build of D reads
+    event partitions D-89..D only, first summarised per day (user×SKU×day,
+    SKU×day, …) by ``summarise_activity``; every family then aggregates those
+    daily rows, so several dates (corrections) share one scan and a night's
+    cost does not grow with the length of history.
+
+Windows
+    An N-day window as of D covers event dates D-N+1..D (the 1-day window is D).
+
+Feeds without views or carts (purchase/return-only shops) build every table:
+rates whose denominator is missing are null (see the column docs), counts 0.
+Money is summed as it comes: the platform assumes one shop currency.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import UTC, date, datetime, time, timedelta
+from typing import NamedTuple
+
+from pyspark import StorageLevel
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from jobs.features_config import HISTORY_DAYS, FeaturesConfig
+
+WINDOWS = {"user": (1, 7, 28, 90), "item": (1, 7, 28)}
+DEMAND_LAGS = (1, 7, 14, 28)
+ROLLING_DAYS = (7, 28)
+PROMO_REFERENCE_DAYS = 28
+INTERACTION_TYPES = ("view", "add_to_cart", "purchase")
+
+
+class ColumnDoc(NamedTuple):
+    name: str
+    type: T.DataType
+    doc: str
+
+
+def _windowed(template: str, windows: tuple[int, ...], type_: T.DataType, doc: str) -> list[ColumnDoc]:
+    return [ColumnDoc(template.format(w=w), type_, doc.format(w=w)) for w in windows]
+
+
+FEATURE_DATE = ColumnDoc(
+    "feature_date", T.DateType(), "As-of day D: built from events with event_ts before the end of D (UTC)."
+)
+
+GOLD_COLUMNS: dict[str, list[ColumnDoc]] = {
+    "gold.user_features": [
+        FEATURE_DATE,
+        ColumnDoc("user_id", T.StringType(), "Customer id (users with any event in the last 90 days)."),
+        ColumnDoc(
+            "recency_days",
+            T.IntegerType(),
+            "Days since the last purchase (0 = bought on D); null when none in 90 days.",
+        ),
+        *_windowed("orders_{w}d", WINDOWS["user"], T.IntegerType(), "Distinct orders in the last {w} day(s)."),
+        *_windowed(
+            "revenue_{w}d", WINDOWS["user"], T.DoubleType(), "Purchase revenue (before returns) in the last {w} day(s)."
+        ),
+        ColumnDoc(
+            "category_affinity",
+            T.MapType(T.StringType(), T.DoubleType()),
+            "Share of the user's views, carts and purchases (90 days) per catalogue category, top 10 kept; "
+            "empty when none had a known category.",
+        ),
+        ColumnDoc(
+            "view_to_cart_rate",
+            T.DoubleType(),
+            "add_to_cart / view events over 90 days, capped at 1; null without views (e.g. purchase-only feeds).",
+        ),
+        ColumnDoc(
+            "cart_to_purchase_rate",
+            T.DoubleType(),
+            "purchase / add_to_cart events over 90 days, capped at 1; null without carts.",
+        ),
+        ColumnDoc("sessions_28d", T.IntegerType(), "Distinct sessions with events in the last 28 days."),
+        ColumnDoc(
+            "return_rate",
+            T.DoubleType(),
+            "Returned / purchased units over 90 days, capped at 1; null without purchases.",
+        ),
+        ColumnDoc(
+            "days_since_first_seen",
+            T.IntegerType(),
+            "Days since the user's first event, carried over from the previous day's row; starts over after 90 days "
+            "of absence or when the previous day was never built.",
+        ),
+        ColumnDoc(
+            "last_purchased_skus",
+            T.ArrayType(T.StringType()),
+            "Up to 10 distinct SKUs bought in 90 days, most recent first.",
+        ),
+        ColumnDoc("avg_unit_price", T.DoubleType(), "Mean price paid per unit over 90 days; null without purchases."),
+    ],
+    "gold.item_features": [
+        FEATURE_DATE,
+        ColumnDoc("sku", T.StringType(), "Product SKU: in the catalogue as of D or with events in the last 90 days."),
+        ColumnDoc("category", T.StringType(), "Category in the catalogue as of D."),
+        ColumnDoc("brand", T.StringType(), "Brand in the catalogue as of D."),
+        ColumnDoc(
+            "active", T.BooleanType(), "Sellable in the catalogue as of D; false when the SKU is not in the catalogue."
+        ),
+        ColumnDoc("unit_price", T.DoubleType(), "List price in the catalogue as of D."),
+        ColumnDoc(
+            "price_change_7d",
+            T.DoubleType(),
+            "Relative list-price change against the catalogue as of D-7 (-0.1 = 10% cheaper); null when unknown.",
+        ),
+        *_windowed("views_{w}d", WINDOWS["item"], T.IntegerType(), "View events in the last {w} day(s)."),
+        *_windowed("units_sold_{w}d", WINDOWS["item"], T.DoubleType(), "Units purchased in the last {w} day(s)."),
+        ColumnDoc(
+            "trend_7_28",
+            T.DoubleType(),
+            "Daily interactions (views, carts, purchases) over 7 days / over 28 days: > 1 rising; null without any.",
+        ),
+        ColumnDoc(
+            "conversion_rate", T.DoubleType(), "Purchase events / views over 28 days, capped at 1; null without views."
+        ),
+        ColumnDoc(
+            "return_rate", T.DoubleType(), "Returned / sold units over 90 days, capped at 1; null without sales."
+        ),
+        ColumnDoc(
+            "on_hand", T.IntegerType(), "Units in stock in the latest inventory snapshot as of D; null when unknown."
+        ),
+        ColumnDoc(
+            "stock_status",
+            T.StringType(),
+            "out_of_stock (on_hand <= 0), low (at most lead-time demand or 5 units), in_stock, or unknown "
+            "(no inventory snapshot for the SKU, e.g. no inventory feed).",
+        ),
+    ],
+    "gold.user_item_interactions": [
+        FEATURE_DATE,
+        ColumnDoc("user_id", T.StringType(), "Customer id."),
+        ColumnDoc("sku", T.StringType(), "Product SKU."),
+        ColumnDoc(
+            "strength",
+            T.DoubleType(),
+            "Implicit feedback: sum of event weights (view 1, cart 3, purchase 5, return -5) × 0.5^(age in days / 14) "
+            "over 90 days, floored at 0.",
+        ),
+        ColumnDoc("n_views", T.IntegerType(), "View events in the window."),
+        ColumnDoc("n_carts", T.IntegerType(), "add_to_cart events in the window."),
+        ColumnDoc("n_purchases", T.IntegerType(), "Purchase events in the window."),
+        ColumnDoc("last_interaction_ts", T.TimestampType(), "Latest event of the user on the SKU."),
+    ],
+    "gold.item_cooccurrence": [
+        FEATURE_DATE,
+        ColumnDoc("sku", T.StringType(), "Product SKU."),
+        ColumnDoc("other_sku", T.StringType(), "A neighbour of sku."),
+        ColumnDoc("co_purchase_count", T.IntegerType(), "Customers who bought both within 90 days."),
+        ColumnDoc("co_view_count", T.IntegerType(), "Sessions (per day) that viewed both within 28 days."),
+        ColumnDoc(
+            "similarity",
+            T.DoubleType(),
+            "0.7 × co-purchase cosine + 0.3 × co-view cosine, cosine = count(both) / sqrt(count(a) × count(b)).",
+        ),
+        ColumnDoc("rank", T.IntegerType(), "1 = most similar; top 20 kept per SKU."),
+    ],
+    "gold.sku_daily_demand": [
+        ColumnDoc("feature_date", T.DateType(), "The demand day."),
+        ColumnDoc("sku", T.StringType(), "Active catalogue SKUs and SKUs sold in the last 28 days (zero-filled)."),
+        ColumnDoc("category", T.StringType(), "Category in the catalogue as of the day."),
+        ColumnDoc("units", T.DoubleType(), "Units purchased that day (returns not netted)."),
+        ColumnDoc("unit_price", T.DoubleType(), "Mean price paid that day, else the catalogue list price."),
+        ColumnDoc(
+            "on_promotion", T.BooleanType(), "unit_price at least 10% below the highest list price of the last 28 days."
+        ),
+        ColumnDoc("is_stockout", T.BooleanType(), "Latest inventory snapshot shows on_hand <= 0; false when unknown."),
+        ColumnDoc("day_of_week", T.IntegerType(), "1 = Monday … 7 = Sunday."),
+        ColumnDoc("day_of_month", T.IntegerType(), "Day of month."),
+        ColumnDoc("month", T.IntegerType(), "Month."),
+        ColumnDoc("week_of_year", T.IntegerType(), "ISO week."),
+        ColumnDoc("is_weekend", T.BooleanType(), "Saturday or Sunday."),
+        *_windowed(
+            "lag_{w}", DEMAND_LAGS, T.DoubleType(), "Units {w} day(s) before; null before the first day of history."
+        ),
+        *_windowed(
+            "rolling_mean_{w}", ROLLING_DAYS, T.DoubleType(), "Mean daily units over the {w} days before (not the day)."
+        ),
+        *_windowed(
+            "rolling_std_{w}", ROLLING_DAYS, T.DoubleType(), "Sample std of daily units over the {w} days before."
+        ),
+    ],
+    "gold.feature_corrections": [
+        ColumnDoc("run_date", T.DateType(), "Nightly run that re-derived the feature date."),
+        ColumnDoc("feature_date", T.DateType(), "Past feature date rebuilt because late events changed its windows."),
+        ColumnDoc("table_name", T.StringType(), "Gold table rebuilt."),
+        ColumnDoc("late_event_count", T.LongType(), "Late events of this landing with event_date <= feature_date."),
+        ColumnDoc("run_id", T.StringType(), "Run id."),
+        ColumnDoc("corrected_at", T.TimestampType(), "When (UTC)."),
+    ],
+}
+
+
+def gold_schema(table: str) -> T.StructType:
+    """The declared schema of a gold table, every column nullable so later writes may hold nulls."""
+    return T.StructType([T.StructField(c.name, c.type, True) for c in GOLD_COLUMNS[table]])
+
+
+def conform(df: DataFrame, table: str) -> DataFrame:
+    """Select and cast ``df`` to the table's declared columns, all nullable.
+
+    Delta (delta-rs) keeps the nullability of a table's first write, and Spark
+    marks expressions like ``count`` or literals non-nullable: unioning with an
+    empty frame of the nullable schema makes the written schema the declared one.
+    """
+    schema = gold_schema(table)
+    typed = df.select([F.col(field.name).cast(field.dataType).alias(field.name) for field in schema])
+    return typed.unionByName(df.sparkSession.createDataFrame([], schema))
+
+
+def end_of_day(day: date) -> datetime:
+    """The first instant after ``day`` in UTC: the point-in-time cut-off of features as of ``day``."""
+    return datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC)
+
+
+def _days_back(as_of: date, days: int) -> date:
+    """First day of the ``days``-day window ending on ``as_of``."""
+    return as_of - timedelta(days=days - 1)
+
+
+def _in_window(as_of: date, days: int, column: str = "event_date") -> Column:
+    return F.col(column).between(F.lit(_days_back(as_of, days)), F.lit(as_of))
+
+
+def _count_if(condition: Column) -> Column:
+    return F.sum(F.when(condition, 1).otherwise(0))
+
+
+def _ratio(numerator: Column, denominator: Column, cap: float | None = None) -> Column:
+    """numerator / denominator, null when the denominator is 0 or null (Spark 4's ANSI mode raises on / 0)."""
+    value = F.when(denominator > 0, numerator.cast("double") / denominator)
+    return F.least(value, F.lit(cap)) if cap is not None else value
+
+
+# ---- daily summaries shared by the families ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DailyActivity:
+    """Per-day summaries of the events a build needs; every family aggregates these, never raw events.
+
+    user_sku_days:     user_id, sku, event_date, n_views, n_carts, n_purchases, n_returns, points, last_ts,
+                       last_purchase_ts (users with an id only; ``points`` = summed event weights)
+    sku_days:          sku, event_date, n_views, n_carts, n_purchases, units_purchased, units_returned, paid_amount
+    user_order_days:   user_id, event_date, n_orders, revenue, units_purchased, units_returned (from order lines)
+    user_session_days: user_id, session_id, event_date (distinct)
+    view_sku_days:     sku, event_date, n_baskets (session-days that viewed the SKU)
+    view_pair_days:    sku, other_sku, event_date, n_baskets (session-days that viewed both)
+    """
+
+    user_sku_days: DataFrame
+    sku_days: DataFrame
+    user_order_days: DataFrame
+    user_session_days: DataFrame
+    view_sku_days: DataFrame
+    view_pair_days: DataFrame
+
+    def frames(self) -> list[DataFrame]:
+        return [getattr(self, f.name) for f in fields(self)]
+
+    def persist(self) -> DailyActivity:
+        for frame in self.frames():
+            frame.persist(StorageLevel.MEMORY_AND_DISK)
+        return self
+
+    def unpersist(self) -> None:
+        for frame in self.frames():
+            frame.unpersist()
+
+
+def summarise_activity(
+    events: DataFrame, order_lines: DataFrame, first_date: date, last_date: date, config: FeaturesConfig
+) -> DailyActivity:
+    """Summarise the events needed to build feature dates ``first_date``..``last_date`` into daily rows.
+
+    Only event dates in [first_date - 89, last_date] and event times before the
+    end of ``last_date`` are used; co-views only from the co-view window of
+    ``first_date`` on, because the session pairs are the largest summary.
+    """
+    start = _days_back(first_date, HISTORY_DAYS)
+    in_range = F.col("event_date").between(F.lit(start), F.lit(last_date)) & (
+        F.col("event_ts") < F.lit(end_of_day(last_date))
+    )
+    events = events.where(in_range)
+    order_lines = order_lines.where(in_range)
+    kind = F.col("event_type")
+    is_purchase = kind == "purchase"
+    weight = F.lit(0.0)
+    for event_type, value in config.event_weights.items():
+        weight = F.when(kind == event_type, F.lit(float(value))).otherwise(weight)
+
+    user_sku_days = (
+        events.where(F.col("user_id").isNotNull())
+        .groupBy("user_id", "sku", "event_date")
+        .agg(
+            _count_if(kind == "view").alias("n_views"),
+            _count_if(kind == "add_to_cart").alias("n_carts"),
+            _count_if(is_purchase).alias("n_purchases"),
+            _count_if(kind == "return").alias("n_returns"),
+            F.sum(weight).alias("points"),
+            F.max("event_ts").alias("last_ts"),
+            F.max(F.when(is_purchase, F.col("event_ts"))).alias("last_purchase_ts"),
+        )
+    )
+    quantity = F.col("quantity").cast("double")
+    sku_days = events.groupBy("sku", "event_date").agg(
+        _count_if(kind == "view").alias("n_views"),
+        _count_if(kind == "add_to_cart").alias("n_carts"),
+        _count_if(is_purchase).alias("n_purchases"),
+        F.sum(F.when(is_purchase, quantity).otherwise(0.0)).alias("units_purchased"),
+        F.sum(F.when(kind == "return", quantity).otherwise(0.0)).alias("units_returned"),
+        F.sum(F.when(is_purchase, quantity * F.col("unit_price").cast("double")).otherwise(0.0)).alias("paid_amount"),
+    )
+    is_purchase_line = F.col("line_type") == "purchase"
+    user_order_days = (
+        order_lines.where(F.col("user_id").isNotNull())
+        .groupBy("user_id", "event_date")
+        .agg(
+            F.countDistinct(F.when(is_purchase_line, F.col("order_id"))).alias("n_orders"),
+            F.sum(F.when(is_purchase_line, F.col("revenue").cast("double")).otherwise(0.0)).alias("revenue"),
+            F.sum(F.when(is_purchase_line, F.col("quantity")).otherwise(0)).cast("double").alias("units_purchased"),
+            F.sum(F.when(~is_purchase_line, -F.col("quantity")).otherwise(0)).cast("double").alias("units_returned"),
+        )
+    )
+    user_session_days = (
+        events.where(F.col("user_id").isNotNull()).select("user_id", "session_id", "event_date").distinct()
+    )
+    view_sku_days, view_pair_days = _view_baskets(
+        events.where(
+            (kind == "view") & (F.col("event_date") >= F.lit(_days_back(first_date, config.co_view_window_days)))
+        ),
+        config.max_basket_items,
+    )
+    return DailyActivity(user_sku_days, sku_days, user_order_days, user_session_days, view_sku_days, view_pair_days)
+
+
+def _view_baskets(views: DataFrame, max_items: int) -> tuple[DataFrame, DataFrame]:
+    """Session-day baskets of viewed SKUs: SKU counts and ordered SKU-pair counts per day."""
+    basket = F.concat_ws("|", F.coalesce(F.col("user_id"), F.lit("")), F.col("session_id"), F.col("event_date"))
+    items = views.select(basket.alias("basket"), "event_date", "sku").distinct()
+    sizes = items.groupBy("basket").agg(F.count("*").alias("_size")).where(F.col("_size") <= max_items)
+    kept = items.join(sizes.select("basket"), "basket")
+    sku_counts = kept.groupBy("sku", "event_date").agg(F.count("*").alias("n_baskets"))
+    other = kept.select("basket", F.col("sku").alias("other_sku"))
+    pairs = (
+        kept.join(other, "basket")
+        .where(F.col("sku") != F.col("other_sku"))
+        .groupBy("sku", "other_sku", "event_date")
+        .agg(F.count("*").alias("n_baskets"))
+    )
+    return sku_counts, pairs
+
+
+# ---- catalogue and inventory as of a day -------------------------------------------------------
+
+
+def latest_snapshot(snapshots: DataFrame, as_of: date, lookback_days: int) -> DataFrame:
+    """Rows of the newest snapshot dated as_of - lookback_days .. as_of (none when there is no such snapshot)."""
+    recent = snapshots.where(F.col("snapshot_date").between(F.lit(as_of - timedelta(days=lookback_days)), F.lit(as_of)))
+    newest = recent.agg(F.max("snapshot_date").alias("_newest"))
+    return recent.join(F.broadcast(newest), F.col("snapshot_date") == F.col("_newest")).drop("_newest")
+
+
+def _catalogue(products: DataFrame, as_of: date, config: FeaturesConfig) -> DataFrame:
+    return latest_snapshot(products, as_of, config.snapshot_lookback_days).select(
+        "sku", "category", "brand", "active", F.col("unit_price").cast("double").alias("list_price")
+    )
+
+
+def _stock(inventory: DataFrame | None, as_of: date, config: FeaturesConfig) -> DataFrame | None:
+    if inventory is None:
+        return None
+    return latest_snapshot(inventory, as_of, config.snapshot_lookback_days).select("sku", "on_hand", "lead_time_days")
+
+
+# ---- families ----------------------------------------------------------------------------------
+
+
+def build_user_features(
+    activity: DailyActivity,
+    products: DataFrame,
+    as_of: date,
+    config: FeaturesConfig,
+    previous: DataFrame | None = None,
+) -> DataFrame:
+    """RFM windows, category affinity, funnel rates, sessions and returns per user as of ``as_of``.
+
+    ``previous`` is ``gold.user_features`` of the day before (or None): it
+    carries ``days_since_first_seen`` beyond the 90 days this build reads.
+    """
+    day = F.lit(as_of)
+    usd = activity.user_sku_days.where(_in_window(as_of, HISTORY_DAYS))
+    behaviour = usd.groupBy("user_id").agg(
+        F.sum("n_views").alias("views"),
+        F.sum("n_carts").alias("carts"),
+        F.sum("n_purchases").alias("purchases"),
+        F.min("event_date").alias("first_in_window"),
+    )
+    orders = (
+        activity.user_order_days.where(_in_window(as_of, HISTORY_DAYS))
+        .groupBy("user_id")
+        .agg(
+            *[
+                F.sum(F.when(_in_window(as_of, w), F.col("n_orders")).otherwise(0)).alias(f"orders_{w}d")
+                for w in WINDOWS["user"]
+            ],
+            *[
+                F.sum(F.when(_in_window(as_of, w), F.col("revenue")).otherwise(0.0)).alias(f"revenue_{w}d")
+                for w in WINDOWS["user"]
+            ],
+            F.max(F.when(F.col("n_orders") > 0, F.col("event_date"))).alias("last_order_date"),
+            F.sum("revenue").alias("_revenue"),
+            F.sum("units_purchased").alias("_units"),
+            F.sum("units_returned").alias("_returned"),
+        )
+    )
+    sessions = (
+        activity.user_session_days.where(_in_window(as_of, 28))
+        .groupBy("user_id")
+        .agg(F.countDistinct("session_id").alias("sessions_28d"))
+    )
+    recent_buys = (
+        usd.where(F.col("n_purchases") > 0)
+        .groupBy("user_id", "sku")
+        .agg(F.max("last_purchase_ts").alias("ts"))
+        .groupBy("user_id")
+        .agg(F.sort_array(F.collect_list(F.struct("ts", "sku")), asc=False).alias("_buys"))
+        .select("user_id", F.slice(F.col("_buys.sku"), 1, config.last_purchased_skus).alias("last_purchased_skus"))
+    )
+    features = (
+        behaviour.join(orders, "user_id", "left")
+        .join(sessions, "user_id", "left")
+        .join(_category_affinity(usd, _catalogue(products, as_of, config), config.top_categories), "user_id", "left")
+        .join(recent_buys, "user_id", "left")
+    )
+    first_seen = F.col("first_in_window")
+    if previous is not None:
+        carried = previous.select(
+            "user_id",
+            F.date_sub(F.col("feature_date"), F.col("days_since_first_seen")).alias("_carried_first_seen"),
+        )
+        features = features.join(carried, "user_id", "left")
+        first_seen = F.least(first_seen, F.col("_carried_first_seen"))
+    empty_affinity = F.create_map().cast("map<string,double>")
+    result = features.select(
+        day.alias("feature_date"),
+        "user_id",
+        F.datediff(day, F.col("last_order_date")).alias("recency_days"),
+        *[F.coalesce(F.col(f"orders_{w}d"), F.lit(0)).alias(f"orders_{w}d") for w in WINDOWS["user"]],
+        *[F.coalesce(F.col(f"revenue_{w}d"), F.lit(0.0)).alias(f"revenue_{w}d") for w in WINDOWS["user"]],
+        F.coalesce(F.col("category_affinity"), empty_affinity).alias("category_affinity"),
+        _ratio(F.col("carts"), F.col("views"), cap=1.0).alias("view_to_cart_rate"),
+        _ratio(F.col("purchases"), F.col("carts"), cap=1.0).alias("cart_to_purchase_rate"),
+        F.coalesce(F.col("sessions_28d"), F.lit(0)).alias("sessions_28d"),
+        _ratio(F.col("_returned"), F.col("_units"), cap=1.0).alias("return_rate"),
+        F.datediff(day, first_seen).alias("days_since_first_seen"),
+        F.coalesce(F.col("last_purchased_skus"), F.array().cast("array<string>")).alias("last_purchased_skus"),
+        _ratio(F.col("_revenue"), F.col("_units")).alias("avg_unit_price"),
+    )
+    return conform(result, "gold.user_features")
+
+
+def _category_affinity(user_sku_days: DataFrame, catalogue: DataFrame, top: int) -> DataFrame:
+    """user_id, category_affinity: each known category's share of the user's interactions, top ``top`` kept."""
+    interactions = F.col("n_views") + F.col("n_carts") + F.col("n_purchases")
+    per_category = (
+        user_sku_days.join(catalogue.where(F.col("category").isNotNull()).select("sku", "category"), "sku")
+        .groupBy("user_id", "category")
+        .agg(F.sum(interactions).alias("n"))
+        .where(F.col("n") > 0)
+    )
+    by_user = Window.partitionBy("user_id")
+    ranked = per_category.withColumn("share", F.col("n") / F.sum("n").over(by_user)).withColumn(
+        "_rank", F.row_number().over(by_user.orderBy(F.col("share").desc(), F.col("category")))
+    )
+    return (
+        ranked.where(F.col("_rank") <= top)
+        .groupBy("user_id")
+        .agg(F.map_from_entries(F.collect_list(F.struct("category", "share"))).alias("category_affinity"))
+    )
+
+
+def build_item_features(
+    activity: DailyActivity,
+    products: DataFrame,
+    inventory: DataFrame | None,
+    as_of: date,
+    config: FeaturesConfig,
+) -> DataFrame:
+    """Popularity, sales, trend, conversion, returns, price and stock status per SKU as of ``as_of``.
+
+    ``inventory`` is None when there is no inventory feed: stock_status is then 'unknown'.
+    """
+    day = F.lit(as_of)
+    interactions = F.col("n_views") + F.col("n_carts") + F.col("n_purchases")
+    activity_by_sku = (
+        activity.sku_days.where(_in_window(as_of, HISTORY_DAYS))
+        .groupBy("sku")
+        .agg(
+            *[
+                F.sum(F.when(_in_window(as_of, w), F.col("n_views")).otherwise(0)).alias(f"views_{w}d")
+                for w in WINDOWS["item"]
+            ],
+            *[
+                F.sum(F.when(_in_window(as_of, w), F.col("units_purchased")).otherwise(0.0)).alias(f"units_sold_{w}d")
+                for w in WINDOWS["item"]
+            ],
+            F.sum(F.when(_in_window(as_of, 7), interactions).otherwise(0)).alias("_interactions_7d"),
+            F.sum(F.when(_in_window(as_of, 28), interactions).otherwise(0)).alias("_interactions_28d"),
+            F.sum(F.when(_in_window(as_of, 28), F.col("n_purchases")).otherwise(0)).alias("_purchases_28d"),
+            F.sum("units_purchased").alias("_units_90d"),
+            F.sum("units_returned").alias("_returned_90d"),
+        )
+    )
+    catalogue = _catalogue(products, as_of, config)
+    week_ago = _catalogue(products, as_of - timedelta(days=7), config).select(
+        "sku", F.col("list_price").alias("_price_7d_ago")
+    )
+    items = catalogue.join(activity_by_sku, "sku", "full").join(week_ago, "sku", "left")
+    stock = _stock(inventory, as_of, config)
+    if stock is None:
+        items = items.withColumn("on_hand", F.lit(None).cast("int")).withColumn(
+            "lead_time_days", F.lit(None).cast("int")
+        )
+    else:
+        items = items.join(stock, "sku", "left")
+    units_28d = F.coalesce(F.col("units_sold_28d"), F.lit(0.0))
+    lead_time_demand = units_28d / 28.0 * F.coalesce(F.col("lead_time_days"), F.lit(0))
+    stock_status = (
+        F.when(F.col("on_hand").isNull(), "unknown")
+        .when(F.col("on_hand") <= 0, "out_of_stock")
+        .when((F.col("on_hand") <= config.low_stock_units) | (F.col("on_hand") <= lead_time_demand), "low")
+        .otherwise("in_stock")
+    )
+    result = items.select(
+        day.alias("feature_date"),
+        "sku",
+        "category",
+        "brand",
+        F.coalesce(F.col("active"), F.lit(False)).alias("active"),
+        F.col("list_price").alias("unit_price"),
+        _ratio(F.col("list_price") - F.col("_price_7d_ago"), F.col("_price_7d_ago")).alias("price_change_7d"),
+        *[F.coalesce(F.col(f"views_{w}d"), F.lit(0)).alias(f"views_{w}d") for w in WINDOWS["item"]],
+        *[F.coalesce(F.col(f"units_sold_{w}d"), F.lit(0.0)).alias(f"units_sold_{w}d") for w in WINDOWS["item"]],
+        _ratio(F.col("_interactions_7d") / 7.0, F.col("_interactions_28d") / 28.0).alias("trend_7_28"),
+        _ratio(F.col("_purchases_28d"), F.col("views_28d"), cap=1.0).alias("conversion_rate"),
+        _ratio(F.col("_returned_90d"), F.col("_units_90d"), cap=1.0).alias("return_rate"),
+        "on_hand",
+        stock_status.alias("stock_status"),
+    )
+    return conform(result, "gold.item_features")
+
+
+def build_user_item_interactions(activity: DailyActivity, as_of: date, config: FeaturesConfig) -> DataFrame:
+    """Implicit-feedback strength per (user, SKU): event weights decayed by age in days (day D weighs 1)."""
+    age_days = F.datediff(F.lit(as_of), F.col("event_date"))
+    decay = F.pow(F.lit(0.5), age_days / F.lit(config.decay_half_life_days))
+    result = (
+        activity.user_sku_days.where(_in_window(as_of, config.interaction_window_days))
+        .groupBy("user_id", "sku")
+        .agg(
+            F.greatest(F.sum(F.col("points") * decay), F.lit(0.0)).alias("strength"),
+            F.sum("n_views").alias("n_views"),
+            F.sum("n_carts").alias("n_carts"),
+            F.sum("n_purchases").alias("n_purchases"),
+            F.max("last_ts").alias("last_interaction_ts"),
+        )
+        .withColumn("feature_date", F.lit(as_of))
+    )
+    return conform(result, "gold.user_item_interactions")
+
+
+def build_item_cooccurrence(activity: DailyActivity, as_of: date, config: FeaturesConfig) -> DataFrame:
+    """Top-N neighbours per SKU from co-purchases (same customer) and co-views (same session and day).
+
+    similarity = w·cos_purchase + (1-w)·cos_view with cos = n(a and b) / sqrt(n(a)·n(b));
+    ties rank by co-purchases, co-views, then other_sku so reruns agree.
+    """
+    bought = (
+        activity.user_sku_days.where(_in_window(as_of, config.co_purchase_window_days) & (F.col("n_purchases") > 0))
+        .select("user_id", "sku")
+        .distinct()
+    )
+    basket_sizes = bought.groupBy("user_id").agg(F.count("*").alias("_size"))
+    bought = bought.join(basket_sizes.where(F.col("_size") <= config.max_basket_items).select("user_id"), "user_id")
+    buyers = bought.groupBy("sku").agg(F.count("*").alias("n_a"))
+    co_purchases = (
+        bought.join(bought.select("user_id", F.col("sku").alias("other_sku")), "user_id")
+        .where(F.col("sku") != F.col("other_sku"))
+        .groupBy("sku", "other_sku")
+        .agg(F.count("*").alias("co_purchase_count"))
+    )
+    in_view_window = _in_window(as_of, config.co_view_window_days)
+    viewers = activity.view_sku_days.where(in_view_window).groupBy("sku").agg(F.sum("n_baskets").alias("n_a"))
+    co_views = (
+        activity.view_pair_days.where(in_view_window)
+        .groupBy("sku", "other_sku")
+        .agg(F.sum("n_baskets").alias("co_view_count"))
+    )
+    pairs = co_purchases.join(co_views, ["sku", "other_sku"], "full").fillna(0, ["co_purchase_count", "co_view_count"])
+    weight = config.purchase_similarity_weight
+    similarity = F.lit(weight) * _cosine("purchase") + F.lit(1 - weight) * _cosine("view")
+    ranking = Window.partitionBy("sku").orderBy(
+        F.col("similarity").desc(), F.col("co_purchase_count").desc(), F.col("co_view_count").desc(), F.col("other_sku")
+    )
+    result = (
+        _with_counts(pairs, buyers, "purchase")
+        .transform(lambda frame: _with_counts(frame, viewers, "view"))
+        .withColumn("similarity", similarity)
+        .withColumn("rank", F.row_number().over(ranking))
+        .where(F.col("rank") <= config.cooccurrence_top_n)
+        .withColumn("feature_date", F.lit(as_of))
+    )
+    return conform(result, "gold.item_cooccurrence")
+
+
+def _with_counts(pairs: DataFrame, counts: DataFrame, kind: str) -> DataFrame:
+    """Attach n(a) and n(b) of one signal to each pair as ``{kind}_a`` / ``{kind}_b``."""
+    a = counts.select("sku", F.col("n_a").alias(f"{kind}_a"))
+    b = counts.select(F.col("sku").alias("other_sku"), F.col("n_a").alias(f"{kind}_b"))
+    return pairs.join(a, "sku", "left").join(b, "other_sku", "left")
+
+
+def _cosine(kind: str) -> Column:
+    """co_{kind}_count / sqrt(n(a)·n(b)) of one signal, 0 where the signal is missing."""
+    norm = F.sqrt(F.col(f"{kind}_a").cast("double") * F.col(f"{kind}_b"))
+    return F.coalesce(_ratio(F.col(f"co_{kind}_count"), norm), F.lit(0.0))
+
+
+def build_sku_daily_demand(
+    activity: DailyActivity,
+    products: DataFrame,
+    inventory: DataFrame | None,
+    day: date,
+    config: FeaturesConfig,
+) -> DataFrame:
+    """One row per SKU for demand day ``day``: units (zero-filled), price, promotion, stockout, calendar, lags.
+
+    Lags and rolling statistics use earlier days only; days before the first
+    day with any events in ``activity`` are unknown (null), not zero.
+    """
+    span = max(max(DEMAND_LAGS), max(ROLLING_DAYS))
+    first_day = day - timedelta(days=span)
+    daily = activity.sku_days.where(F.col("event_date").between(F.lit(first_day), F.lit(day)))
+    sold = daily.where(F.col("units_purchased") > 0).select("sku").distinct()
+    catalogue = _catalogue(products, day, config)
+    skus = catalogue.where(F.col("active")).select("sku").unionByName(sold).distinct()
+    history_start = activity.sku_days.agg(F.min("event_date").alias("_history_start"))
+    grid = skus.withColumn("event_date", F.explode(F.sequence(F.lit(first_day), F.lit(day)))).crossJoin(
+        F.broadcast(history_start)
+    )
+    units = F.when(F.col("event_date") >= F.col("_history_start"), F.coalesce(F.col("units_purchased"), F.lit(0.0)))
+    series = grid.join(daily, ["sku", "event_date"], "left").withColumn("_units", units)
+
+    def on(offset: int) -> Column:
+        return F.col("event_date") == F.lit(day - timedelta(days=offset))
+
+    def before(days: int) -> Column:
+        return F.col("event_date").between(F.lit(day - timedelta(days=days)), F.lit(day - timedelta(days=1)))
+
+    per_sku = series.groupBy("sku").agg(
+        F.max(F.when(on(0), F.col("_units"))).alias("units"),
+        F.max(F.when(on(0), F.col("paid_amount"))).alias("_paid"),
+        *[F.max(F.when(on(lag), F.col("_units"))).alias(f"lag_{lag}") for lag in DEMAND_LAGS],
+        *[F.avg(F.when(before(n), F.col("_units"))).alias(f"rolling_mean_{n}") for n in ROLLING_DAYS],
+        *[F.stddev_samp(F.when(before(n), F.col("_units"))).alias(f"rolling_std_{n}") for n in ROLLING_DAYS],
+    )
+    reference = (
+        products.where(_in_window(day, PROMO_REFERENCE_DAYS, "snapshot_date"))
+        .groupBy("sku")
+        .agg(F.max(F.col("unit_price").cast("double")).alias("_reference_price"))
+    )
+    stock = _stock(inventory, day, config)
+    demand = per_sku.join(catalogue, "sku", "left").join(reference, "sku", "left")
+    if stock is not None:
+        demand = demand.join(stock.select("sku", "on_hand"), "sku", "left")
+    else:
+        demand = demand.withColumn("on_hand", F.lit(None).cast("int"))
+    price = F.coalesce(_ratio(F.col("_paid"), F.col("units")), F.col("list_price"))
+    promoted = price <= F.col("_reference_price") * (1 - config.promo_min_discount)
+    weekday = day.isoweekday()
+    result = demand.select(
+        F.lit(day).alias("feature_date"),
+        "sku",
+        "category",
+        "units",
+        price.alias("unit_price"),
+        F.coalesce(promoted, F.lit(False)).alias("on_promotion"),
+        F.coalesce(F.col("on_hand") <= 0, F.lit(False)).alias("is_stockout"),
+        F.lit(weekday).alias("day_of_week"),
+        F.lit(day.day).alias("day_of_month"),
+        F.lit(day.month).alias("month"),
+        F.lit(day.isocalendar().week).alias("week_of_year"),
+        F.lit(weekday >= 6).alias("is_weekend"),
+        *[f"lag_{lag}" for lag in DEMAND_LAGS],
+        *[f"rolling_mean_{n}" for n in ROLLING_DAYS],
+        *[f"rolling_std_{n}" for n in ROLLING_DAYS],
+    )
+    return conform(result, "gold.sku_daily_demand")
+
+
+# ---- late data ---------------------------------------------------------------------------------
+
+
+def count_late_events(events: DataFrame, run_date: date, lookback_days: int) -> DataFrame:
+    """event_date, late_event_count: events that landed on ``run_date`` for the ``lookback_days`` days before it."""
+    first = run_date - timedelta(days=lookback_days)
+    return (
+        events.where(F.col("event_date").between(F.lit(first), F.lit(run_date - timedelta(days=1))))
+        .where(F.col("landing_date") == F.lit(run_date))
+        .groupBy("event_date")
+        .agg(F.count("*").alias("late_event_count"))
+    )
+
+
+def plan_corrections(late_counts: dict[date, int], run_date: date) -> list[tuple[date, int]]:
+    """Past feature dates to re-derive tonight, each with the number of late events inside its windows.
+
+    A late event dated E is inside the windows of every feature date in [E, R),
+    so all of them are rebuilt (not only E); day R is the regular nightly build.
+    """
+    late = {day: count for day, count in late_counts.items() if day < run_date and count > 0}
+    if not late:
+        return []
+    first = min(late)
+    days = [first + timedelta(days=i) for i in range((run_date - first).days)]
+    return [(day, sum(count for late_day, count in late.items() if late_day <= day)) for day in days]

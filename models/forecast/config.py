@@ -1,0 +1,93 @@
+"""Knobs of the demand forecaster, its backtest gate and the inventory plan, with documented defaults."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class BoosterConfig(BaseModel):
+    """XGBoost hyper-parameters of the global quantile model (``reg:quantileerror``, ``hist`` trees)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    n_estimators: int = Field(250, ge=1, description="Boosting rounds.")
+    learning_rate: float = Field(0.08, gt=0, le=1, description="Shrinkage per round.")
+    max_depth: int = Field(7, ge=1, description="Tree depth; deep enough for horizon x weekday x promo interactions.")
+    min_child_weight: float = Field(20.0, ge=0, description="Minimum summed weight (= demand scale) per leaf.")
+    subsample: float = Field(0.8, gt=0, le=1, description="Row subsample per tree.")
+    colsample_bytree: float = Field(0.8, gt=0, le=1, description="Feature subsample per tree.")
+    reg_lambda: float = Field(1.0, ge=0, description="L2 penalty on leaf values.")
+    max_bin: int = Field(128, ge=16, description="Histogram bins per feature.")
+
+
+class ForecastConfig(BaseModel):
+    """Everything the forecaster, its gate and the inventory plan can be tuned with."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    horizon: int = Field(14, ge=1, description="Days forecast after the origin (horizon_day 1..horizon).")
+    quantiles: tuple[float, float, float] = Field(
+        (0.1, 0.5, 0.9),
+        description="Low, median and high quantile; published as the p10, p50 and p90 columns of demand_forecasts.",
+    )
+    history_days: int = Field(730, ge=28, description="Days of demand read before the run date.")
+    train_window_days: int = Field(364, ge=7, description="Forecast origins used for training lie in this window.")
+    train_origin_step_days: int = Field(
+        7, ge=1, description="Days between training origins; a multiple of 7 keeps the origins' weekday = scoring's."
+    )
+    max_train_rows: int = Field(1_500_000, ge=1_000, description="Training rows are sampled down to this many.")
+    min_history_days: int = Field(
+        14, ge=1, description="SKUs with fewer days of history get category-level features instead of their own."
+    )
+    short_history_fraction: float = Field(
+        0.05,
+        ge=0,
+        lt=1,
+        description="Share of training rows shown with a truncated history, so the model learns the fallback regime.",
+    )
+    prior_days: float = Field(
+        3.0, ge=0, description="Pseudo-days of the category level blended into a SKU's demand scale (shrinkage)."
+    )
+    min_scale: float = Field(0.05, gt=0, description="Floor of the per-SKU demand scale (units/day).")
+    active_lookback_days: int = Field(
+        7, ge=1, description="A SKU with a demand row in this many days up to the run date must be forecast."
+    )
+    booster: BoosterConfig = Field(default_factory=BoosterConfig)
+
+    backtest_folds: int = Field(3, ge=1, description="Rolling-origin folds, newest ending at the run date.")
+    fold_days: int = Field(14, ge=1, description="Days evaluated per fold (= days between fold origins).")
+    moving_average_days: int = Field(28, ge=1, description="Window of the moving-average baseline.")
+    ses_alphas: tuple[float, ...] = Field(
+        (0.05, 0.1, 0.2, 0.3, 0.5), description="Smoothing constants tried per SKU by the exponential-smoothing baseline."
+    )
+    velocity_bands: tuple[float, float] = Field(
+        (0.5, 5.0), description="Mean units/day splitting SKUs into slow / medium / fast for the metrics."
+    )
+    coverage_band: tuple[float, float] = Field(
+        (0.7, 0.9), description="The candidate's P10-P90 coverage must fall in this band to be promoted."
+    )
+    min_wape_gain: float = Field(
+        0.0, ge=0, lt=1, description="Relative WAPE improvement over the best baseline required for promotion."
+    )
+
+    service_level: float = Field(0.95, gt=0.5, lt=1, description="Cycle service level the safety stock protects.")
+    review_period_days: int = Field(7, ge=1, description="Days between replenishment orders (order-up-to level).")
+    default_lead_time_days: int = Field(7, ge=1, description="Lead time used when a snapshot has none.")
+    at_risk_probability: float = Field(
+        0.5, gt=0, lt=1, description="Stockout probability within lead time from which a SKU is at_risk."
+    )
+    overstock_days: float = Field(90.0, gt=0, description="Days of cover above which a SKU is overstock.")
+    max_days_of_cover: float = Field(999.0, gt=0, description="Cap of days of cover for SKUs with no demand.")
+
+    @model_validator(mode="after")
+    def _check_ranges(self) -> ForecastConfig:
+        low, mid, high = self.quantiles
+        if not 0 < low < mid < high < 1:
+            raise ValueError(f"quantiles must be increasing inside (0, 1), got {self.quantiles}")
+        if not 0 < self.coverage_band[0] < self.coverage_band[1] <= 1:
+            raise ValueError(f"coverage_band must be increasing inside (0, 1], got {self.coverage_band}")
+        if not 0 < self.velocity_bands[0] < self.velocity_bands[1]:
+            raise ValueError(f"velocity_bands must be increasing and positive, got {self.velocity_bands}")
+        if not self.ses_alphas or not all(0 < a <= 1 for a in self.ses_alphas):
+            raise ValueError(f"ses_alphas must be inside (0, 1], got {self.ses_alphas}")
+        return self

@@ -1,0 +1,101 @@
+"""The global XGBoost quantile model: one booster, three quantiles, every SKU, CPU or CUDA on the same path."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+
+from models.forecast.config import ForecastConfig
+from models.forecast.features import FEATURES
+
+log = logging.getLogger(__name__)
+
+BOOSTER_FILE = "booster.json"
+SPEC_FILE = "forecaster.json"
+
+
+def _design_matrix(frame: pd.DataFrame, categories: list[str]) -> pd.DataFrame:
+    """Model inputs in a fixed column order; categories unseen in training become missing."""
+    design = frame.loc[:, list(FEATURES)].copy()
+    design["category"] = pd.Categorical(frame["category"], categories=categories)
+    for name in FEATURES:
+        if name != "category":
+            design[name] = design[name].astype(np.float32)
+    return design
+
+
+def sort_quantiles(raw: np.ndarray) -> np.ndarray:
+    """Non-negative, non-crossing quantiles: clip at zero and sort each row (the rearrangement fix)."""
+    out = np.sort(np.maximum(np.nan_to_num(raw, nan=0.0, posinf=0.0, neginf=0.0), 0.0), axis=1)
+    return out
+
+
+@dataclass(frozen=True)
+class QuantileForecaster:
+    """A trained booster plus what is needed to rebuild its inputs: the quantiles and category levels."""
+
+    booster: xgb.Booster
+    quantiles: tuple[float, ...]
+    categories: list[str]
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """Quantile forecasts in units, shape (rows, quantiles): model ratio times the row's demand scale."""
+        if frame.empty:
+            return np.empty((0, len(self.quantiles)))
+        ratio = self.booster.inplace_predict(_design_matrix(frame, self.categories))
+        ratio = np.asarray(ratio).reshape(len(frame), len(self.quantiles))
+        return sort_quantiles(ratio * frame["scale"].to_numpy()[:, None])
+
+    def save(self, folder: Path) -> None:
+        self.booster.save_model(folder / BOOSTER_FILE)
+        spec = {"quantiles": list(self.quantiles), "categories": self.categories, "features": list(FEATURES)}
+        (folder / SPEC_FILE).write_text(json.dumps(spec, indent=2))
+
+    @classmethod
+    def load(cls, folder: Path, device: str = "cpu") -> QuantileForecaster:
+        spec = json.loads((folder / SPEC_FILE).read_text())
+        if spec["features"] != list(FEATURES):
+            raise ValueError(f"model at {folder} was trained on other features than this code builds; retrain it")
+        booster = xgb.Booster()
+        booster.load_model(folder / BOOSTER_FILE)
+        booster.set_param({"device": device})
+        return cls(booster, tuple(spec["quantiles"]), spec["categories"])
+
+
+def fit_quantile_model(
+    frame: pd.DataFrame, config: ForecastConfig = ForecastConfig(), device: str = "cpu", seed: int = 0
+) -> QuantileForecaster:
+    """Fit one multi-quantile booster on ``units / scale`` weighted by ``scale`` (= pinball loss on raw units)."""
+    categories = sorted(frame["category"].astype(str).unique())
+    scale = frame["scale"].to_numpy()
+    params = {
+        "objective": "reg:quantileerror",
+        "quantile_alpha": np.array(config.quantiles),
+        "tree_method": "hist",
+        "device": device,
+        "seed": seed,
+        "learning_rate": config.booster.learning_rate,
+        "max_depth": config.booster.max_depth,
+        "min_child_weight": config.booster.min_child_weight,
+        "subsample": config.booster.subsample,
+        "colsample_bytree": config.booster.colsample_bytree,
+        "reg_lambda": config.booster.reg_lambda,
+        "max_bin": config.booster.max_bin,
+        "max_cat_to_onehot": 1,
+    }
+    data = xgb.QuantileDMatrix(
+        _design_matrix(frame, categories),
+        label=frame["units"].to_numpy() / scale,
+        weight=scale,
+        enable_categorical=True,
+        max_bin=config.booster.max_bin,
+    )
+    booster = xgb.train(params, data, num_boost_round=config.booster.n_estimators)
+    log.info("fitted %d rounds on %d rows (%s)", config.booster.n_estimators, len(frame), device)
+    return QuantileForecaster(booster, tuple(config.quantiles), categories)

@@ -1,0 +1,349 @@
+"""The time-based split, the coded feature set of one as-of day, and candidate frames for ranking.
+
+Everything here is pure pandas/numpy/torch on frames the pipeline has read. Users and
+SKUs are coded as integer positions of one as-of day (``FeatureSet``) so that candidate
+generation, feature lookup and filtering stay vectorised at 50k users × 10k SKUs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+import torch
+
+from models.recommend.config import RecommendConfig
+from models.recommend.retrieval import top_n
+
+ITEM_FEATURES = (
+    "unit_price",
+    "price_change_7d",
+    "views_1d",
+    "views_7d",
+    "views_28d",
+    "units_sold_1d",
+    "units_sold_7d",
+    "units_sold_28d",
+    "trend_7_28",
+    "conversion_rate",
+    "return_rate",
+)
+USER_FEATURES = (
+    "recency_days",
+    "orders_7d",
+    "orders_28d",
+    "orders_90d",
+    "revenue_28d",
+    "view_to_cart_rate",
+    "cart_to_purchase_rate",
+    "sessions_28d",
+    "return_rate",
+    "days_since_first_seen",
+    "avg_unit_price",
+)
+PAIR_FEATURES = (
+    "retrieval_score",
+    "retrieval_rank",
+    "cooc_score",
+    "cooc_max",
+    "cooc_seeds",
+    "ui_strength",
+    "ui_views",
+    "ui_carts",
+    "ui_purchases",
+    "ui_days_since",
+    "category_affinity",
+    "price_ratio",
+    "item_low_stock",
+)
+FEATURES = (*PAIR_FEATURES, *(f"item_{n}" for n in ITEM_FEATURES), *(f"user_{n}" for n in USER_FEATURES))
+
+
+@dataclass(frozen=True)
+class SplitDates:
+    """As-of days of one run: the ranker learns on ranker_train, quality is measured on evaluate, serve scores."""
+
+    ranker_train: date
+    evaluate: date
+    serve: date
+
+    def windows(self) -> dict[str, tuple[date, date]]:
+        """Label windows (start exclusive, end inclusive) following each training as-of day."""
+        return {"ranker": (self.ranker_train, self.evaluate), "evaluate": (self.evaluate, self.serve)}
+
+
+def split_dates(run_date: date, eval_days: int) -> SplitDates:
+    """Features as of T-2w teach the ranker on purchases in (T-2w, T-w]; features as of T-w are evaluated on (T-w, T]."""
+    return SplitDates(run_date - timedelta(days=2 * eval_days), run_date - timedelta(days=eval_days), run_date)
+
+
+def purchases_between(order_lines: pd.DataFrame, start: date, end: date) -> pd.DataFrame:
+    """Distinct (user_id, sku) bought with event_date in (start, end]; returns and anonymous orders excluded."""
+    lines = order_lines[
+        (order_lines["line_type"] == "purchase")
+        & order_lines["user_id"].notna()
+        & (order_lines["event_date"] > start)
+        & (order_lines["event_date"] <= end)
+    ]
+    return lines[["user_id", "sku"]].drop_duplicates(ignore_index=True)
+
+
+def _affinity_matrix(users: pd.DataFrame, categories: pd.Index) -> np.ndarray:
+    matrix = np.zeros((len(users), len(categories)), dtype=np.float32)
+    if "category_affinity" not in users or not len(categories):
+        return matrix
+    pairs = users["category_affinity"].map(lambda v: list(v.items()) if isinstance(v, dict) else list(v or []))
+    lengths = pairs.map(len).to_numpy()
+    flat = [pair for row in pairs for pair in row]
+    if not flat:
+        return matrix
+    keys, values = zip(*flat, strict=True)
+    cols = categories.get_indexer(pd.Index(keys))
+    rows = np.repeat(np.arange(len(users)), lengths)
+    known = cols >= 0
+    matrix[rows[known], cols[known]] = np.asarray(values, dtype=np.float32)[known]
+    return matrix
+
+
+@dataclass
+class FeatureSet:
+    """One as-of day's gold features with users and SKUs coded as row positions.
+
+    ``items`` is the catalogue (item_features plus any interacted SKU missing from it),
+    ``users`` every user with features or interactions; ``interactions`` and
+    ``cooccurrence`` carry the integer codes (user, item, other) next to the ids.
+    """
+
+    as_of: date
+    items: pd.DataFrame
+    users: pd.DataFrame
+    interactions: pd.DataFrame
+    cooccurrence: pd.DataFrame
+
+    @cached_property
+    def item_index(self) -> pd.Index:
+        return pd.Index(self.items["sku"])
+
+    @cached_property
+    def user_index(self) -> pd.Index:
+        return pd.Index(self.users["user_id"])
+
+    @cached_property
+    def categories(self) -> pd.Index:
+        return pd.Index(sorted(self.items["category"].dropna().astype(str).unique()))
+
+    @cached_property
+    def item_category(self) -> np.ndarray:
+        """Category code per item, -1 when unknown."""
+        return self.categories.get_indexer(self.items["category"].astype(object))
+
+    @cached_property
+    def affinity(self) -> np.ndarray:
+        """users × categories share of each user's interaction strength."""
+        return _affinity_matrix(self.users, self.categories)
+
+    @cached_property
+    def item_matrix(self) -> np.ndarray:
+        return self.items[list(ITEM_FEATURES)].to_numpy(dtype=np.float32, na_value=np.nan)
+
+    @cached_property
+    def user_matrix(self) -> np.ndarray:
+        return self.users[list(USER_FEATURES)].to_numpy(dtype=np.float32, na_value=np.nan)
+
+    @cached_property
+    def pair_keys(self) -> tuple[np.ndarray, np.ndarray]:
+        """(sorted user*n_items+item keys, interaction row of each) for O(log n) pair lookup."""
+        keys = self.interactions["user"].to_numpy(np.int64) * len(self.items) + self.interactions["item"].to_numpy()
+        order = np.argsort(keys, kind="stable")
+        return keys[order], order
+
+    def lookup_pairs(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Interaction row of each (user, item) code pair, -1 where the user never touched the SKU."""
+        keys, order = self.pair_keys
+        wanted = users.astype(np.int64) * len(self.items) + items
+        at = np.minimum(np.searchsorted(keys, wanted), max(len(keys) - 1, 0))
+        found = (keys[at] == wanted) if len(keys) else np.zeros(len(wanted), bool)
+        return np.where(found, order[at] if len(keys) else -1, -1)
+
+    @cached_property
+    def popularity(self) -> np.ndarray:
+        """Distinct buyers per item in the interactions (ties broken by total strength)."""
+        buyers = np.bincount(
+            self.interactions["item"].to_numpy()[self.interactions["n_purchases"].to_numpy() > 0],
+            minlength=len(self.items),
+        ).astype(np.float64)
+        strength = np.bincount(
+            self.interactions["item"].to_numpy(), self.interactions["strength"].to_numpy(), minlength=len(self.items)
+        )
+        return buyers + strength / (strength.max() + 1.0)
+
+    def user_codes(self, user_ids) -> np.ndarray:
+        return self.user_index.get_indexer(pd.Index(user_ids))
+
+
+def build_feature_set(
+    as_of: date,
+    interactions: pd.DataFrame,
+    item_features: pd.DataFrame,
+    user_features: pd.DataFrame,
+    cooccurrence: pd.DataFrame,
+) -> FeatureSet:
+    """Code one day's gold frames (already filtered to feature_date = ``as_of``)."""
+    items = item_features.drop_duplicates("sku").reset_index(drop=True)
+    missing = pd.Index(interactions["sku"].unique()).difference(items["sku"])
+    if len(missing):
+        items = pd.concat([items, pd.DataFrame({"sku": missing, "active": True, "stock_status": "unknown"})])
+        items = items.reset_index(drop=True)
+    users = user_features.drop_duplicates("user_id")
+    extra = pd.Index(interactions["user_id"].unique()).difference(users["user_id"])
+    users = pd.concat([users, pd.DataFrame({"user_id": extra})], ignore_index=True)
+    for column in USER_FEATURES:
+        if column not in users:
+            users[column] = np.nan
+    item_index, user_index = pd.Index(items["sku"]), pd.Index(users["user_id"])
+    interactions = interactions.assign(
+        user=user_index.get_indexer(interactions["user_id"]), item=item_index.get_indexer(interactions["sku"])
+    ).reset_index(drop=True)
+    cooccurrence = cooccurrence.assign(
+        item=item_index.get_indexer(cooccurrence["sku"]), other=item_index.get_indexer(cooccurrence["other_sku"])
+    )
+    cooccurrence = cooccurrence[(cooccurrence["item"] >= 0) & (cooccurrence["other"] >= 0)].reset_index(drop=True)
+    return FeatureSet(as_of, items, users, interactions, cooccurrence)
+
+
+def recent_seeds(features: FeatureSet, per_user: int) -> pd.DataFrame:
+    """The ``per_user`` most recently touched items of each user: (user, item) codes, sorted by user."""
+    frame = features.interactions[["user", "item", "last_interaction_ts"]]
+    frame = frame.sort_values(["user", "last_interaction_ts", "item"], ascending=[True, False, True], kind="stable")
+    return frame[frame.groupby("user").cumcount() < per_user][["user", "item"]].reset_index(drop=True)
+
+
+def rows_of(sorted_users: np.ndarray, user_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For a frame sorted by user code: (row in ``user_codes``, frame position) of every entry of those users."""
+    lo = np.searchsorted(sorted_users, user_codes, side="left")
+    hi = np.searchsorted(sorted_users, user_codes, side="right")
+    counts = hi - lo
+    rows = np.repeat(np.arange(len(user_codes)), counts)
+    positions = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(lo, counts)
+    return rows, positions
+
+
+def build_candidates(
+    user_codes: np.ndarray,
+    user_vectors: torch.Tensor,
+    item_vectors: torch.Tensor,
+    features: FeatureSet,
+    seeds: pd.DataFrame,
+    available: np.ndarray,
+    blocked: pd.DataFrame,
+    config: RecommendConfig,
+) -> pd.DataFrame:
+    """Retrieval top-N plus co-purchase neighbours of recent SKUs, for one batch of users.
+
+    ``blocked`` holds (user, item) codes sorted by user that must not be recommended;
+    unavailable items are masked too. One row per (row, item) with the retrieval score
+    (computed for co-purchase-only candidates as well), its rank (NaN outside the
+    top-N), the summed and best co-occurrence similarity and the seed SKU behind it.
+    """
+    block_rows, block_at = rows_of(blocked["user"].to_numpy(), user_codes)
+    block_items = blocked["item"].to_numpy()[block_at]
+    scores, columns = top_n(
+        lambda a, b: user_vectors[a:b] @ item_vectors.T,
+        len(user_codes),
+        config.retrieval.n_candidates,
+        available=available,
+        blocked=(block_rows, block_items),
+        batch_rows=config.retrieval.score_batch_users,
+    )
+    filled = columns >= 0
+    retrieved = pd.DataFrame(
+        {
+            "row": np.nonzero(filled)[0],
+            "item": columns[filled],
+            "retrieval_rank": (np.nonzero(filled)[1] + 1).astype(np.float32),
+        }
+    )
+
+    seed_rows, seed_at = rows_of(seeds["user"].to_numpy(), user_codes)
+    seed_frame = pd.DataFrame({"row": seed_rows, "seed": seeds["item"].to_numpy()[seed_at]})
+    cooc = features.cooccurrence
+    cooc = cooc[cooc["rank"] <= config.ranker.cooc_neighbours][["item", "other", "similarity"]]
+    linked = seed_frame.merge(cooc, left_on="seed", right_on="item").drop(columns="item")
+    linked = linked.rename(columns={"other": "item"})
+    blocked_keys = np.sort(block_rows.astype(np.int64) * len(features.items) + block_items)
+    linked_keys = linked["row"].to_numpy(np.int64) * len(features.items) + linked["item"].to_numpy()
+    keep = available[linked["item"].to_numpy()] & ~np.isin(linked_keys, blocked_keys)
+    linked = linked[keep].sort_values(["row", "item", "similarity"], ascending=[True, True, False], kind="stable")
+    grouped = linked.groupby(["row", "item"], sort=False)
+    co = grouped.agg(
+        cooc_score=("similarity", "sum"),
+        cooc_max=("similarity", "first"),
+        cooc_seed=("seed", "first"),
+        cooc_seeds=("seed", "size"),
+    ).reset_index()
+
+    candidates = retrieved.merge(co, on=["row", "item"], how="outer")
+    candidates["cooc_seed"] = candidates["cooc_seed"].fillna(-1).astype(np.int64)
+    for column in ("cooc_score", "cooc_max", "cooc_seeds"):
+        candidates[column] = candidates[column].fillna(0).astype(np.float32)
+    rows_t = torch.from_numpy(candidates["row"].to_numpy(np.int64)).to(user_vectors.device)
+    items_t = torch.from_numpy(candidates["item"].to_numpy(np.int64)).to(item_vectors.device)
+    with torch.no_grad():
+        candidates["retrieval_score"] = (user_vectors[rows_t] * item_vectors[items_t]).sum(1).cpu().numpy()
+    candidates["user"] = user_codes[candidates["row"].to_numpy()]
+    return candidates.sort_values(["row", "item"], ignore_index=True)
+
+
+def candidate_matrix(candidates: pd.DataFrame, features: FeatureSet) -> np.ndarray:
+    """The ranker's feature matrix (columns in ``FEATURES`` order) for candidate rows."""
+    users, items = candidates["user"].to_numpy(), candidates["item"].to_numpy()
+    hit = features.lookup_pairs(users, items)
+    found = hit >= 0
+    inter = features.interactions
+
+    def pair(column: str, fill: float = 0.0) -> np.ndarray:
+        values = np.full(len(hit), fill, dtype=np.float32)
+        values[found] = inter[column].to_numpy()[hit[found]]
+        return values
+
+    as_of_ts = pd.Timestamp(features.as_of + timedelta(days=1), tz="UTC")
+    last = pd.to_datetime(inter["last_interaction_ts"], utc=True)
+    days_since = ((as_of_ts - last).dt.total_seconds() / 86_400).to_numpy(np.float32)
+    since = np.full(len(hit), np.nan, dtype=np.float32)
+    since[found] = days_since[hit[found]]
+    item_cat = features.item_category[items]
+    affinity = np.where(item_cat >= 0, features.affinity[users, np.maximum(item_cat, 0)], 0.0)
+    item_block = features.item_matrix[items]
+    user_block = features.user_matrix[users]
+    price, usual = item_block[:, ITEM_FEATURES.index("unit_price")], user_block[:, USER_FEATURES.index("avg_unit_price")]
+    low = (features.items["stock_status"].to_numpy() == "low")[items]
+    pair_block = np.column_stack(
+        [
+            candidates["retrieval_score"].to_numpy(np.float32),
+            candidates["retrieval_rank"].to_numpy(np.float32),
+            candidates["cooc_score"].to_numpy(np.float32),
+            candidates["cooc_max"].to_numpy(np.float32),
+            candidates["cooc_seeds"].to_numpy(np.float32),
+            pair("strength"),
+            pair("n_views"),
+            pair("n_carts"),
+            pair("n_purchases"),
+            since,
+            affinity.astype(np.float32),
+            np.divide(price, usual, out=np.full(len(price), np.nan, np.float32), where=usual > 0),
+            low.astype(np.float32),
+        ]
+    )
+    return np.hstack([pair_block, item_block, user_block]).astype(np.float32)
+
+
+def label_candidates(candidates: pd.DataFrame, truth: pd.DataFrame, features: FeatureSet) -> np.ndarray:
+    """1 for candidates the user bought in the label window (truth: user_id, sku), else 0."""
+    users, items = features.user_codes(truth["user_id"]), features.item_index.get_indexer(truth["sku"])
+    known = (users >= 0) & (items >= 0)
+    truth_keys = users[known].astype(np.int64) * len(features.items) + items[known]
+    keys = candidates["user"].to_numpy(np.int64) * len(features.items) + candidates["item"].to_numpy()
+    return np.isin(keys, truth_keys).astype(np.float32)
