@@ -71,6 +71,9 @@ class Settings(BaseSettings):
         4.0, gt=0, description="Largest allowed ratio of a day's valid events to the previous landing's."
     )
 
+    task_retries: int = Field(2, ge=0, description="Airflow task retries (exponential backoff between them).")
+    task_retry_delay_s: int = Field(30, ge=0, description="First retry delay in seconds; doubles each retry.")
+
     @field_validator("spark_master")
     @classmethod
     def _master_not_blank(cls, value: str) -> str:

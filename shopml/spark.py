@@ -62,7 +62,6 @@ def get_spark(settings: Settings | None = None, app_name: str = "shopml") -> Spa
     settings = settings or get_settings()
     builder = (
         SparkSession.builder.appName(app_name)
-        .master(settings.spark_master)
         .config("spark.sql.shuffle.partitions", settings.spark_shuffle_partitions)
         .config("spark.default.parallelism", settings.spark_shuffle_partitions)
         .config("spark.sql.session.timeZone", "UTC")
@@ -74,6 +73,8 @@ def get_spark(settings: Settings | None = None, app_name: str = "shopml") -> Spa
         .config("spark.sql.warehouse.dir", str((settings.var_root / "spark-warehouse").resolve()))
         .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={(settings.var_root / 'derby').resolve()}")
     )
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:  # under spark-submit, --master and --conf already decided
+        builder = builder.master(settings.spark_master)
     if settings.spark_jars_packages:
         builder = builder.config("spark.jars.packages", settings.spark_jars_packages)
     if settings.spark_jars:

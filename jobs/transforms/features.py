@@ -249,8 +249,8 @@ def _count_if(condition: Column) -> Column:
 
 def _ratio(numerator: Column, denominator: Column, cap: float | None = None) -> Column:
     """numerator / denominator, null when the denominator is 0 or null (Spark 4's ANSI mode raises on / 0)."""
-    value = F.when(denominator > 0, numerator.cast("double") / denominator)
-    return F.least(value, F.lit(cap)) if cap is not None else value
+    value = numerator.cast("double") / denominator
+    return F.when(denominator > 0, F.least(value, F.lit(cap)) if cap is not None else value)
 
 
 # ---- daily summaries shared by the families ---------------------------------------------------

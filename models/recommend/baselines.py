@@ -27,7 +27,12 @@ ScoreRows = Callable[[int, int], torch.Tensor]
 
 
 def _top_lists(
-    score_rows: ScoreRows, user_ids: np.ndarray, codes: np.ndarray, features: FeatureSet, context: ServingContext, k: int
+    score_rows: ScoreRows,
+    user_ids: np.ndarray,
+    codes: np.ndarray,
+    features: FeatureSet,
+    context: ServingContext,
+    k: int,
 ) -> pd.DataFrame:
     """Top-k per user under the business masks; users with code -1 are only masked by availability."""
     block_rows, at = rows_of(context.blocked["user"].to_numpy(), codes)
@@ -107,9 +112,7 @@ def recommend_fallback(user_ids: np.ndarray, features: FeatureSet, context: Serv
     return lists[OUTPUT_COLUMNS]
 
 
-def recommend_cooccurrence(
-    user_ids: np.ndarray, features: FeatureSet, context: ServingContext, k: int
-) -> pd.DataFrame:
+def recommend_cooccurrence(user_ids: np.ndarray, features: FeatureSet, context: ServingContext, k: int) -> pd.DataFrame:
     """Sum of co-occurrence similarity from every SKU in the user's history (log strength weighted)."""
     from scipy import sparse
 

@@ -51,7 +51,9 @@ class RankerConfig(BaseModel):
     negatives_per_user: int = Field(
         100, ge=1, description="Unbought candidates sampled per training user (all bought ones are kept)."
     )
-    seeds_per_user: int = Field(10, ge=1, description="Most recent SKUs of a user whose co-purchase neighbours are candidates.")
+    seeds_per_user: int = Field(
+        10, ge=1, description="Most recent SKUs of a user whose co-purchase neighbours are candidates."
+    )
     cooc_neighbours: int = Field(20, ge=1, description="Co-occurrence neighbours taken per seed SKU.")
     reason_min_similarity: float = Field(
         0.5, ge=-1, le=1, description="Cosine above which a retrieval item is explained as similar_to:<seed>."

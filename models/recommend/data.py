@@ -250,7 +250,7 @@ def build_candidates(
     """
     block_rows, block_at = rows_of(blocked["user"].to_numpy(), user_codes)
     block_items = blocked["item"].to_numpy()[block_at]
-    scores, columns = top_n(
+    _, columns = top_n(
         lambda a, b: user_vectors[a:b] @ item_vectors.T,
         len(user_codes),
         config.retrieval.n_candidates,
@@ -318,7 +318,10 @@ def candidate_matrix(candidates: pd.DataFrame, features: FeatureSet) -> np.ndarr
     affinity = np.where(item_cat >= 0, features.affinity[users, np.maximum(item_cat, 0)], 0.0)
     item_block = features.item_matrix[items]
     user_block = features.user_matrix[users]
-    price, usual = item_block[:, ITEM_FEATURES.index("unit_price")], user_block[:, USER_FEATURES.index("avg_unit_price")]
+    price, usual = (
+        item_block[:, ITEM_FEATURES.index("unit_price")],
+        user_block[:, USER_FEATURES.index("avg_unit_price")],
+    )
     low = (features.items["stock_status"].to_numpy() == "low")[items]
     pair_block = np.column_stack(
         [
@@ -347,3 +350,52 @@ def label_candidates(candidates: pd.DataFrame, truth: pd.DataFrame, features: Fe
     truth_keys = users[known].astype(np.int64) * len(features.items) + items[known]
     keys = candidates["user"].to_numpy(np.int64) * len(features.items) + candidates["item"].to_numpy()
     return np.isin(keys, truth_keys).astype(np.float32)
+
+
+def build_similar_items(
+    item_vectors: torch.Tensor, features: FeatureSet, available: np.ndarray, config: RecommendConfig
+) -> pd.DataFrame:
+    """Top ``similar_k`` recommendable SKUs per catalogue SKU, for product pages.
+
+    Candidates are the nearest SKUs by embedding cosine plus co-occurrence neighbours;
+    the score blends the two (``similar_cooc_weight``). Reasons: ``co_purchased`` (bought
+    together), ``co_viewed`` (browsed together), else ``similar_embedding``.
+    """
+    unit = torch.nn.functional.normalize(item_vectors[:, :-1], dim=1)
+    n_items = len(features.items)
+    _, columns = top_n(
+        lambda a, b: unit[a:b] @ unit.T,
+        n_items,
+        config.similar_k,
+        available=available,
+        blocked=(np.arange(n_items), np.arange(n_items)),
+        batch_rows=config.retrieval.score_batch_users,
+    )
+    rows, slots = np.nonzero(columns >= 0)
+    nearest = pd.DataFrame({"item": rows, "other": columns[rows, slots]})
+    cooc = features.cooccurrence[["item", "other", "similarity", "co_purchase_count"]]
+    cooc = cooc[available[cooc["other"].to_numpy()] & (cooc["item"] != cooc["other"])]
+    pairs = nearest.merge(cooc, on=["item", "other"], how="outer")
+    with torch.no_grad():
+        cosine = unit[torch.from_numpy(pairs["item"].to_numpy())] * unit[torch.from_numpy(pairs["other"].to_numpy())]
+        cosine = cosine.sum(1).cpu().numpy()
+    weight = config.similar_cooc_weight
+    pairs["score"] = (1 - weight) * cosine + weight * pairs["similarity"].fillna(0.0).to_numpy()
+    pairs["reason"] = np.where(
+        pairs["co_purchase_count"].fillna(0) > 0,
+        "co_purchased",
+        np.where(pairs["similarity"].notna(), "co_viewed", "similar_embedding"),
+    )
+    pairs = pairs.sort_values(["item", "score", "other"], ascending=[True, False, True], kind="stable")
+    pairs["rank"] = pairs.groupby("item").cumcount() + 1
+    pairs = pairs[pairs["rank"] <= config.similar_k]
+    skus = features.item_index.to_numpy()
+    return pd.DataFrame(
+        {
+            "sku": skus[pairs["item"].to_numpy()],
+            "rank": pairs["rank"].to_numpy(np.int32),
+            "similar_sku": skus[pairs["other"].to_numpy()],
+            "score": pairs["score"].to_numpy(np.float64),
+            "reason": pairs["reason"].to_numpy(),
+        }
+    )

@@ -17,9 +17,7 @@ import pandas as pd
 from models.recommend.config import FilterConfig
 
 
-def recently_bought(
-    purchases: pd.DataFrame, items: pd.DataFrame, as_of: date, config: FilterConfig
-) -> pd.DataFrame:
+def recently_bought(purchases: pd.DataFrame, items: pd.DataFrame, as_of: date, config: FilterConfig) -> pd.DataFrame:
     """(user_id, sku) bought in the last ``recent_purchase_days`` up to ``as_of``, consumables excepted.
 
     ``purchases`` has user_id, sku, event_date; ``items`` maps sku to category.
@@ -34,7 +32,9 @@ def recently_bought(
 
 def code_pairs(pairs: pd.DataFrame, user_index: pd.Index, item_index: pd.Index) -> pd.DataFrame:
     """(user, item) integer codes of known (user_id, sku) pairs, sorted by user, as the top-N masks take them."""
-    coded = pd.DataFrame({"user": user_index.get_indexer(pairs["user_id"]), "item": item_index.get_indexer(pairs["sku"])})
+    coded = pd.DataFrame(
+        {"user": user_index.get_indexer(pairs["user_id"]), "item": item_index.get_indexer(pairs["sku"])}
+    )
     coded = coded[(coded["user"] >= 0) & (coded["item"] >= 0)]
     return coded.sort_values(["user", "item"], ignore_index=True)
 

@@ -86,9 +86,7 @@ def training_examples(
     item_vectors = retrieval.item_vectors(features.items)
     seeds = recent_seeds(features, config.ranker.seeds_per_user)
     matrices, labels, groups = [], [], []
-    for codes, _, candidates in _candidate_batches(
-        user_ids, retrieval, item_vectors, features, seeds, context, config
-    ):
+    for codes, _, candidates in _candidate_batches(user_ids, retrieval, item_vectors, features, seeds, context, config):
         label = label_candidates(candidates, truth, features)
         rows = candidates["row"].to_numpy()
         noise = rng.random(len(candidates))

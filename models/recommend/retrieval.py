@@ -130,8 +130,10 @@ def train_retrieval_model(
     rng = np.random.default_rng(seed)
     item_ids = pd.Index(pd.unique(pd.concat([items["sku"], interactions["sku"]], ignore_index=True)))
     catalogue = (
-        items.drop_duplicates("sku").set_index("sku").reindex(item_ids)[["category", "brand", "unit_price"]]
-    ).rename_axis("sku").reset_index()
+        (items.drop_duplicates("sku").set_index("sku").reindex(item_ids)[["category", "brand", "unit_price"]])
+        .rename_axis("sku")
+        .reset_index()
+    )
     user_ids = pd.Index(pd.unique(interactions["user_id"]))
     users = user_ids.get_indexer(interactions["user_id"]).astype(np.int64)
     positives = item_ids.get_indexer(interactions["sku"]).astype(np.int64)
@@ -141,7 +143,10 @@ def train_retrieval_model(
     categories, brands = _vocabulary(catalogue["category"]), _vocabulary(catalogue["brand"])
     edges = _price_edges(catalogue["unit_price"], config.price_bands)
     model = MatrixFactorisation(
-        len(user_ids), len(item_ids), (len(categories), len(brands), len(edges) + 1), config.embedding_dim,
+        len(user_ids),
+        len(item_ids),
+        (len(categories), len(brands), len(edges) + 1),
+        config.embedding_dim,
         config.use_item_content,
     ).to(device)
     trained = TrainedRetrieval(model, user_ids, item_ids, categories, brands, edges, config.model_dump())
@@ -153,7 +158,12 @@ def train_retrieval_model(
     n, n_items = len(users), len(item_ids)
     log.info(
         "training retrieval (%s loss) on %d interactions, %d users × %d items, dim %d, on %s",
-        config.loss, n, len(user_ids), n_items, config.embedding_dim, device,
+        config.loss,
+        n,
+        len(user_ids),
+        n_items,
+        config.embedding_dim,
+        device,
     )
     model.train()
     for epoch in range(1, config.epochs + 1):

@@ -179,7 +179,9 @@ def build_item_features(events: pd.DataFrame, catalogue: pd.DataFrame, feature_d
     frame = catalogue.drop(columns=["trending"]).copy()
     for days in (1, 7, 28):
         since = feature_date - timedelta(days=days)
-        frame[f"views_{days}d"] = frame["sku"].map(_window_counts(seen, ["sku"], "view", since)).fillna(0).astype("int32")
+        frame[f"views_{days}d"] = (
+            frame["sku"].map(_window_counts(seen, ["sku"], "view", since)).fillna(0).astype("int32")
+        )
         units = _window_counts(seen, ["sku"], "purchase", since)
         frame[f"units_sold_{days}d"] = frame["sku"].map(units).fillna(0).astype(float)
     rate_28 = frame["units_sold_28d"] / 28
@@ -326,7 +328,11 @@ def write_synthetic_lake(lake: Lake, shop: SyntheticShop, feature_dates: list[da
         items = build_item_features(shop.events, shop.catalogue, day)
         users = build_user_features(shop.events, shop.catalogue, day)
         cooc = build_cooccurrence(interactions, day)
-        lake.write_arrow(pa.Table.from_pandas(interactions, preserve_index=False), "gold.user_item_interactions", replace_where=where)
+        lake.write_arrow(
+            pa.Table.from_pandas(interactions, preserve_index=False), "gold.user_item_interactions", replace_where=where
+        )
         lake.write_arrow(pa.Table.from_pandas(items, preserve_index=False), "gold.item_features", replace_where=where)
         lake.write_arrow(_user_features_arrow(users), "gold.user_features", replace_where=where)
-        lake.write_arrow(pa.Table.from_pandas(cooc, preserve_index=False), "gold.item_cooccurrence", replace_where=where)
+        lake.write_arrow(
+            pa.Table.from_pandas(cooc, preserve_index=False), "gold.item_cooccurrence", replace_where=where
+        )

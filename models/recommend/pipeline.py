@@ -1,0 +1,474 @@
+"""Nightly recommender tasks: train_retrieval → train_ranker → evaluate_and_gate → score_recommendations.
+
+Time-based split for run date T (``eval_days`` = 7): retrieval is fitted three times
+with one configuration, on features as of T-14 (its candidates, labelled by purchases
+in (T-14, T-7], teach the ranker), as of T-7 (evaluated with that ranker on purchases
+in (T-7, T] against four baselines) and as of T (the fit that serves). So the ranker
+that is evaluated is the ranker that serves, and the served retrieval is the evaluated
+configuration retrained on everything up to T. Each task finds its run's candidate in
+the registry by run id; scoring always uses the promoted version.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, date, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from models.device import resolve_device
+from models.recommend.baselines import (
+    fit_als,
+    recommend_als,
+    recommend_category_popularity,
+    recommend_cooccurrence,
+    recommend_fallback,
+    recommend_global_popularity,
+)
+from models.recommend.config import RecommendConfig
+from models.recommend.data import (
+    FEATURES,
+    FeatureSet,
+    build_feature_set,
+    build_similar_items,
+    purchases_between,
+    split_dates,
+)
+from models.recommend.filters import available_items, code_pairs, recently_bought, stockout_risk
+from models.recommend.gate import GATE_METRIC, OutputGateError, check_output, decide_promotion
+from models.recommend.metrics import catalogue_coverage, evaluate_lists, fallback_share, intra_list_diversity
+from models.recommend.ranker import (
+    ServingContext,
+    load_ranker,
+    recommend_users,
+    save_ranker,
+    train_ranker_model,
+    training_examples,
+)
+from models.recommend.retrieval import TrainedRetrieval, load_retrieval, save_retrieval, train_retrieval_model
+from models.registry import ModelRegistry, ModelVersion
+from shopml.lake import Lake
+from shopml.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME = "recommender"
+DEFAULT_USER = "__default__"
+FEATURE_TABLES = {
+    "interactions": "gold.user_item_interactions",
+    "items": "gold.item_features",
+    "users": "gold.user_features",
+    "cooccurrence": "gold.item_cooccurrence",
+}
+ORDER_LINES = "silver.order_lines"
+INVENTORY_PLAN = "gold.inventory_plan"
+RETRIEVAL_FITS = ("ranker_train", "evaluate", "serve")
+
+RECOMMENDATIONS_SCHEMA = pa.schema(
+    [
+        ("user_id", pa.string()),
+        ("rank", pa.int32()),
+        ("sku", pa.string()),
+        ("score", pa.float64()),
+        ("reason", pa.string()),
+        ("is_fallback", pa.bool_()),
+        ("model_version", pa.string()),
+        ("run_id", pa.string()),
+        ("generated_at", pa.timestamp("us", tz="UTC")),
+        ("scored_date", pa.date32()),
+    ]
+)
+SIMILAR_ITEMS_SCHEMA = pa.schema(
+    [
+        ("sku", pa.string()),
+        ("rank", pa.int32()),
+        ("similar_sku", pa.string()),
+        ("score", pa.float64()),
+        ("reason", pa.string()),
+        ("model_version", pa.string()),
+        ("run_id", pa.string()),
+        ("generated_at", pa.timestamp("us", tz="UTC")),
+        ("scored_date", pa.date32()),
+    ]
+)
+MODEL_METRICS_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("model_name", pa.string()),
+        ("model_version", pa.string()),
+        ("candidate", pa.string()),
+        ("metric", pa.string()),
+        ("k", pa.int32()),
+        ("segment", pa.string()),
+        ("value", pa.float64()),
+        ("promoted", pa.bool_()),
+        ("evaluated_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+
+# ---- reading -------------------------------------------------------------------------------
+
+
+def _on_day(column: str, day: date) -> pc.Expression:
+    return pc.field(column) == pa.scalar(day, pa.date32())
+
+
+def load_feature_set(lake: Lake, day: date) -> FeatureSet:
+    """The gold features of one as-of day, coded; fails clearly when the feature job has not run for it."""
+    frames = {}
+    for key, table in FEATURE_TABLES.items():
+        if key == "cooccurrence" and not lake.exists(table):
+            frames[key] = pd.DataFrame(columns=["sku", "other_sku", "similarity", "co_purchase_count", "rank"])
+            continue
+        frames[key] = lake.read_pandas(table, filter=_on_day("feature_date", day))
+        if key in ("interactions", "items") and frames[key].empty:
+            raise ValueError(f"{table} has no rows for feature_date {day}: run the feature job for that day first")
+    return build_feature_set(day, frames["interactions"], frames["items"], frames["users"], frames["cooccurrence"])
+
+
+def load_purchases(lake: Lake, start: date, end: date) -> pd.DataFrame:
+    """Purchase lines with event_date in (start, end]: user_id, sku, event_date."""
+    where = (pc.field("event_date") > pa.scalar(start, pa.date32())) & (
+        pc.field("event_date") <= pa.scalar(end, pa.date32())
+    )
+    lines = lake.read_pandas(ORDER_LINES, columns=["user_id", "sku", "line_type", "event_date"], filter=where)
+    return lines[(lines["line_type"] == "purchase") & lines["user_id"].notna()].reset_index(drop=True)
+
+
+def load_inventory_plan(lake: Lake, day: date) -> pd.DataFrame | None:
+    """The latest inventory plan scored on or before ``day``, or None before the forecaster has run."""
+    if not lake.exists(INVENTORY_PLAN):
+        return None
+    dates = lake.read_pandas(INVENTORY_PLAN, columns=["scored_date"], filter=pc.field("scored_date") <= pa.scalar(day))
+    if dates.empty:
+        return None
+    latest = dates["scored_date"].max()
+    return lake.read_pandas(
+        INVENTORY_PLAN, columns=["sku", "stockout_probability", "status"], filter=_on_day("scored_date", latest)
+    )
+
+
+def _table_versions(lake: Lake, tables) -> dict[str, int | None]:
+    return {table: lake.version(table) if lake.exists(table) else None for table in tables}
+
+
+def _serving_context(lake: Lake, features: FeatureSet, config: RecommendConfig, plan=None) -> ServingContext:
+    since = features.as_of - timedelta(days=config.filters.recent_purchase_days)
+    purchases = load_purchases(lake, since, features.as_of)
+    bought = recently_bought(purchases, features.items, features.as_of, config.filters)
+    return ServingContext(
+        blocked=code_pairs(bought, features.user_index, features.item_index),
+        available=available_items(features.items, config.filters),
+        risk=stockout_risk(features.items, plan, config.filters),
+    )
+
+
+# ---- registry helpers ----------------------------------------------------------------------
+
+
+def _setup(
+    settings: Settings | None, config: RecommendConfig | None
+) -> tuple[Settings, RecommendConfig, Lake, ModelRegistry]:
+    settings = settings or get_settings()
+    return settings, config or RecommendConfig(), Lake(settings), ModelRegistry(settings.models)
+
+
+def find_candidate(registry: ModelRegistry, run_id: str) -> ModelVersion:
+    """The newest version trained by ``run_id`` (a retried train_retrieval leaves older ones behind)."""
+    for version in reversed(registry.versions(MODEL_NAME)):
+        model = registry.get(MODEL_NAME, version)
+        if model.metadata.get("run_id") == run_id:
+            return model
+    raise LookupError(f"no {MODEL_NAME} version was trained by run {run_id!r}: run train_retrieval first")
+
+
+def _dates(model: ModelVersion):
+    return split_dates(date.fromisoformat(model.metadata["run_date"]), model.metadata["params"]["eval_days"])
+
+
+# ---- scoring helpers -----------------------------------------------------------------------
+
+
+def recommend_all(
+    user_ids: np.ndarray,
+    retrieval: TrainedRetrieval,
+    booster,
+    features: FeatureSet,
+    context: ServingContext,
+    config: RecommendConfig,
+) -> pd.DataFrame:
+    """Personal lists for users the model knows, fallback lists (flagged) for everyone else."""
+    user_ids = np.asarray(user_ids, dtype=object)
+    known = (retrieval.user_ids.get_indexer(user_ids) >= 0) & (features.user_codes(user_ids) >= 0)
+    personal = recommend_users(user_ids[known], retrieval, booster, features, context, config)
+    served = set(personal["user_id"])
+    cold = np.array([user for user in user_ids if user not in served], dtype=object)
+    fallback = recommend_fallback(cold, features, context, config.top_k)
+    return pd.concat([personal, fallback], ignore_index=True)
+
+
+def _metric_rows(run_id: str, version: str, metrics: dict[str, dict[str, float]], promoted: bool) -> pa.Table:
+    now = datetime.now(UTC)
+    rows = []
+    for candidate, values in metrics.items():
+        for key, value in values.items():
+            metric, _, k = key.partition("@")
+            rows.append(
+                {
+                    "run_id": run_id,
+                    "model_name": MODEL_NAME,
+                    "model_version": version,
+                    "candidate": candidate,
+                    "metric": metric,
+                    "k": int(k) if k else None,
+                    "segment": "overall",
+                    "value": float(value),
+                    "promoted": promoted and candidate == "model",
+                    "evaluated_at": now,
+                }
+            )
+    return pa.Table.from_pylist(rows, schema=MODEL_METRICS_SCHEMA)
+
+
+def _stamped(frame: pd.DataFrame, schema: pa.Schema, version: str, run_id: str, day: date) -> pa.Table:
+    frame = frame.assign(model_version=version, run_id=run_id, generated_at=datetime.now(UTC), scored_date=day)
+    return pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
+
+
+# ---- DAG tasks -----------------------------------------------------------------------------
+
+
+def train_retrieval(
+    run_date: date, run_id: str, settings: Settings | None = None, config: RecommendConfig | None = None
+) -> dict:
+    """Fit the retrieval model on features as of T-14, T-7 and T and register them as this run's candidate."""
+    settings, config, lake, registry = _setup(settings, config)
+    device = resolve_device(settings.device.value)
+    dates = split_dates(run_date, config.eval_days)
+    versions = _table_versions(lake, FEATURE_TABLES.values())
+    model = registry.create_version(MODEL_NAME, run_id)
+    fits, started = {}, time.perf_counter()
+    for role, day in zip(RETRIEVAL_FITS, (dates.ranker_train, dates.evaluate, dates.serve), strict=True):
+        features = load_feature_set(lake, day)
+        trained = train_retrieval_model(features.interactions, features.items, config.retrieval, settings.seed, device)
+        save_retrieval(trained, model.path, f"retrieval_{role}")
+        fits[role] = {
+            "as_of": day.isoformat(),
+            "users": len(trained.user_ids),
+            "items": len(trained.item_ids),
+            "interactions": len(features.interactions),
+            "history": trained.history,
+        }
+    seconds = time.perf_counter() - started
+    registry.save_metadata(
+        model,
+        {
+            "run_id": run_id,
+            "run_date": run_date.isoformat(),
+            "stage": "retrieval",
+            "device": device,
+            "seed": settings.seed,
+            "params": config.model_dump(mode="json"),
+            "retrieval": fits,
+            "training_seconds": {"retrieval": seconds},
+            "table_versions": {"retrieval": versions},
+        },
+    )
+    log.info("trained retrieval for run %s in %.1fs: version %s", run_id, seconds, model.version)
+    return {
+        "version": model.version,
+        "device": device,
+        "seconds": round(seconds, 2),
+        "final_loss": {role: fit["history"][-1]["loss"] if fit["history"] else None for role, fit in fits.items()},
+    }
+
+
+def train_ranker(
+    run_date: date, run_id: str, settings: Settings | None = None, config: RecommendConfig | None = None
+) -> dict:
+    """Fit the XGBoost ranker on the T-14 retrieval's candidates, labelled by purchases in (T-14, T-7]."""
+    settings, config, lake, registry = _setup(settings, config)
+    device = resolve_device(settings.device.value)
+    model = find_candidate(registry, run_id)
+    dates = _dates(model)
+    started = time.perf_counter()
+    features = load_feature_set(lake, dates.ranker_train)
+    retrieval = load_retrieval(model.path, "retrieval_ranker_train", device)
+    start, end = dates.windows()["ranker"]
+    truth = purchases_between(load_purchases(lake, start, end), start, end)
+    users = truth["user_id"].unique()
+    users = users[(retrieval.user_ids.get_indexer(users) >= 0) & (features.user_codes(users) >= 0)]
+    rng = np.random.default_rng(settings.seed)
+    if len(users) > config.ranker.max_train_users:
+        users = rng.choice(users, config.ranker.max_train_users, replace=False)
+    context = _serving_context(lake, features, config)
+    matrix, labels, groups = training_examples(
+        np.sort(users.astype(str)).astype(object), retrieval, features, truth, context, config, settings.seed
+    )
+    if labels.sum() == 0:
+        raise ValueError(f"no purchases in ({start}, {end}] among retrieved candidates: cannot train the ranker")
+    booster, info = train_ranker_model(matrix, labels, groups, config.ranker, config.top_k, settings.seed, device)
+    save_ranker(booster, model.path)
+    seconds = time.perf_counter() - started
+    meta = model.metadata
+    registry.update_metadata(
+        model,
+        stage="ranker",
+        features=list(FEATURES),
+        ranker=info,
+        training_seconds={**meta["training_seconds"], "ranker": seconds},
+        table_versions={
+            **meta["table_versions"],
+            "ranker": _table_versions(lake, [*FEATURE_TABLES.values(), ORDER_LINES]),
+        },
+    )
+    log.info("trained ranker for run %s in %.1fs", run_id, seconds)
+    return {"version": model.version, "seconds": round(seconds, 2), **{k: v for k, v in info.items() if k != "params"}}
+
+
+def evaluate_and_gate(
+    run_date: date, run_id: str, settings: Settings | None = None, config: RecommendConfig | None = None
+) -> dict:
+    """Score the candidate and four baselines on purchases in (T-7, T]; promote the candidate if it passes the gate."""
+    settings, config, lake, registry = _setup(settings, config)
+    device = resolve_device(settings.device.value)
+    model = find_candidate(registry, run_id)
+    dates = _dates(model)
+    features = load_feature_set(lake, dates.evaluate)
+    start, end = dates.windows()["evaluate"]
+    truth = purchases_between(load_purchases(lake, start, end), start, end)
+    # Users active in both periods: history as of T-7 and a purchase in the window.
+    truth = truth[features.user_codes(truth["user_id"]) >= 0].reset_index(drop=True)
+    users = np.sort(truth["user_id"].unique().astype(str)).astype(object)
+    if not len(users):
+        raise ValueError(f"no purchases in ({start}, {end}] by users known on {start}: nothing to evaluate on")
+    context = _serving_context(lake, features, config)
+    retrieval = load_retrieval(model.path, "retrieval_evaluate", device)
+    booster = load_ranker(model.path, device)
+    k = max(config.metric_ks)
+    timings: dict[str, float] = {}
+
+    def timed(name: str, make) -> pd.DataFrame:
+        started = time.perf_counter()
+        lists = make()
+        timings[name] = round(time.perf_counter() - started, 3)
+        return lists
+
+    lists = {
+        "model": timed("model", lambda: recommend_all(users, retrieval, booster, features, context, config)),
+        "global_popularity": timed(
+            "global_popularity", lambda: recommend_global_popularity(users, features, context, k)
+        ),
+        "category_popularity": timed(
+            "category_popularity", lambda: recommend_category_popularity(users, features, context, k)
+        ),
+        "cooccurrence": timed("cooccurrence", lambda: recommend_cooccurrence(users, features, context, k)),
+    }
+    if config.als.enabled:
+        from shopml.spark import get_spark
+
+        def als() -> pd.DataFrame:
+            user_f, item_f, _ = fit_als(features, config.als, settings.seed, get_spark(settings))
+            return recommend_als(users, features, context, k, (user_f, item_f))
+
+        lists["als"] = timed("als", als)
+    item_category = features.items.set_index("sku")["category"]
+    metrics = {
+        name: evaluate_lists(frame, truth, item_category, int(context.available.sum()), config.metric_ks)
+        for name, frame in lists.items()
+    }
+    current = registry.current(MODEL_NAME)
+    current_value = None if current is None else current.metadata.get("metrics", {}).get("model", {}).get(GATE_METRIC)
+    decision = decide_promotion(
+        metrics["model"], {n: m for n, m in metrics.items() if n != "model"}, current_value, config.gate, k
+    )
+    lake.write_arrow(
+        _metric_rows(run_id, model.version, metrics, decision.promoted), "ops.model_metrics", mode="append"
+    )
+    registry.update_metadata(
+        model,
+        stage="evaluated",
+        metrics=metrics,
+        gate={**decision.as_dict(), "thresholds": config.gate.model_dump()},
+        evaluation={"users": len(users), "purchases": len(truth), "seconds": timings},
+        table_versions={
+            **model.metadata["table_versions"],
+            "evaluate": _table_versions(lake, [*FEATURE_TABLES.values(), ORDER_LINES]),
+        },
+    )
+    if decision.promoted:
+        registry.promote(MODEL_NAME, model.version)
+    log.info("run %s: %s", run_id, decision.reason)
+    return {
+        "version": model.version,
+        "promoted": decision.promoted,
+        "reason": decision.reason,
+        "users": len(users),
+        GATE_METRIC: metrics["model"][GATE_METRIC],
+        "baselines": {name: m[GATE_METRIC] for name, m in metrics.items() if name != "model"},
+        "current": current_value,
+        "thresholds": config.gate.model_dump(),
+    }
+
+
+def score_recommendations(
+    run_date: date, run_id: str, settings: Settings | None = None, config: RecommendConfig | None = None
+) -> dict:
+    """Score every known user and SKU with the promoted version and write both output tables for ``run_date``.
+
+    Lists that breach the output floors raise ``OutputGateError`` before anything is written.
+    """
+    settings, config, lake, registry = _setup(settings, config)
+    device = resolve_device(settings.device.value)
+    model = registry.require_current(MODEL_NAME)
+    started = time.perf_counter()
+    features = load_feature_set(lake, run_date)
+    plan = load_inventory_plan(lake, run_date)
+    context = _serving_context(lake, features, config, plan)
+    retrieval = load_retrieval(model.path, "retrieval_serve", device)
+    booster = load_ranker(model.path, device)
+    users = features.user_index.to_numpy(dtype=object)
+    lists = recommend_all(np.append(users, DEFAULT_USER), retrieval, booster, features, context, config)
+    real = lists[lists["user_id"] != DEFAULT_USER]
+    k = config.top_k
+    quality = {
+        f"coverage@{k}": catalogue_coverage(real, int(context.available.sum()), k),
+        f"diversity@{k}": intra_list_diversity(real, features.items.set_index("sku")["category"], k),
+        "fallback_share": fallback_share(real, users),
+    }
+    breaches = check_output(quality, config.gate, config.top_k)
+    if breaches:
+        raise OutputGateError(
+            f"recommendations for {run_date} not written (version {model.version}): " + "; ".join(breaches)
+        )
+    similar = build_similar_items(retrieval.item_vectors(features.items), features, context.available, config)
+    seconds = time.perf_counter() - started
+    where = f"scored_date = '{run_date.isoformat()}'"
+    lake.write_arrow(
+        _stamped(lists, RECOMMENDATIONS_SCHEMA, model.version, run_id, run_date),
+        "gold.recommendations",
+        replace_where=where,
+    )
+    lake.write_arrow(
+        _stamped(similar, SIMILAR_ITEMS_SCHEMA, model.version, run_id, run_date),
+        "gold.similar_items",
+        replace_where=where,
+    )
+    log.info("scored %d users with %s in %.1fs", len(users), model.version, seconds)
+    return {
+        "version": model.version,
+        "users": len(users),
+        "fallback_users": int(lists.loc[lists["is_fallback"], "user_id"].nunique()),
+        "rows": len(lists),
+        "similar_rows": len(similar),
+        "inventory_plan": plan is not None,
+        "users_per_second": round(len(users) / seconds, 1) if seconds else None,
+        "coverage": quality[f"coverage@{k}"],
+        "diversity": quality[f"diversity@{k}"],
+        "fallback_share": quality["fallback_share"],
+    }

@@ -1,0 +1,55 @@
+"""Knobs of the serving store, the publisher and the read API.
+
+The store URL itself comes from ``Settings.serving``; everything here has a
+default that suits one nightly publish per dataset. The lead nests
+``ServingConfig`` into ``Settings``; until then callers pass it explicitly.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ServingConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key_prefix: str = Field(
+        "shopml", pattern=r"^[A-Za-z0-9_.-]+$", description="First part of every Redis key (one store, many tenants)."
+    )
+    versions_to_keep: int = Field(
+        3, ge=2, description="Complete versions kept per dataset (the current one included), so rollback has a target."
+    )
+    retired_ttl_s: int = Field(
+        7 * 24 * 3600,
+        ge=60,
+        description="Redis TTL given to a version when it stops being current: kept versions expire even if gc never runs.",
+    )
+    orphan_ttl_s: int = Field(
+        3600,
+        ge=10,
+        description="Redis TTL of a version's keys while it is written, refreshed per batch: a killed publish cannot leave keys forever.",
+    )
+    lock_ttl_s: float = Field(
+        120.0,
+        gt=0,
+        description="Lease of the per-dataset publish lock, renewed while publishing; a killed publisher's lock lapses after it.",
+    )
+    batch_size: int = Field(
+        5_000, ge=1, description="Keys per pipelined store write (one round trip, one transaction)."
+    )
+    read_batch_rows: int = Field(65_536, ge=1, description="Rows per Arrow batch read from Delta.")
+    rows_per_pass: int = Field(
+        4_000_000,
+        ge=1,
+        description="Most Delta rows grouped in memory at once; bigger partitions are published in key-range passes.",
+    )
+    float_digits: int = Field(6, ge=0, le=15, description="Decimals kept for scores and quantiles in served JSON.")
+    max_dataset_age_s: float = Field(
+        36 * 3600.0, gt=0, description="/healthz reports degraded when a dataset's generated_at is older than this."
+    )
+    default_k: int = Field(10, ge=1, description="Recommendations returned when the request does not say k.")
+    max_k: int = Field(100, ge=1, description="Largest k a request may ask for (422 above).")
+    socket_timeout_s: float = Field(2.0, gt=0, description="Redis read/write timeout.")
+    connect_timeout_s: float = Field(2.0, gt=0, description="Redis connect timeout.")
+    max_connections: int = Field(64, ge=1, description="Redis connection pool size per process.")
+    sqlite_busy_timeout_s: float = Field(5.0, ge=0, description="How long SQLite waits for another writer's lock.")

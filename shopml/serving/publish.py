@@ -1,0 +1,494 @@
+"""Publish scored Delta outputs to the serving store: atomic, versioned, idempotent per run id.
+
+One publish of one dataset, identical on Redis and SQLite:
+
+1. Take the dataset's publish lock, a lease renewed while writing (a killed publisher's lease lapses).
+2. Remove orphans: under the lock, any version still ``writing`` was left by a publisher that died.
+3. The version id is ``<scored_date>-<hash of run_id>``: rerunning a run id lands on the same version.
+   If that version is already complete it is reused (made current again if needed), never rewritten.
+4. Stream the ``scored_date`` partition from Delta in key-range passes (at most ``rows_per_pass`` rows
+   in memory), encode one JSON value per entity and write them in pipelined batches.
+5. Verify the store holds exactly the keys written, then store the metadata and flip the pointer in
+   one atomic step. Until then readers keep getting the previous version, whatever fails.
+6. Garbage-collect: keep the newest ``versions_to_keep`` complete versions (and the current one).
+7. Append one row to ``ops.publish_audit``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
+from itertools import pairwise
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from shopml.lake import Lake
+from shopml.serving.config import ServingConfig
+from shopml.serving.encoding import DATASETS, DatasetSpec, dataset_spec, encode_entities, encode_payload
+from shopml.serving.store import ServingStore, ServingStoreError, VersionInfo, open_store, utc_now
+from shopml.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+AUDIT_TABLE = "ops.publish_audit"
+_AUDIT_SCHEMA = pa.schema(
+    [
+        ("dataset", pa.string()),
+        ("version", pa.string()),
+        ("key_count", pa.int64()),
+        ("checksum", pa.string()),
+        ("duration_s", pa.float64()),
+        ("triggered_by", pa.string()),
+        ("run_id", pa.string()),
+        ("published_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+_SAMPLES_PER_PASS = 1_000
+
+
+class PublishError(ServingStoreError):
+    """A publish or rollback that must not go ahead (no input, failed verification, nothing to roll back to)."""
+
+
+class PublishConflictError(PublishError):
+    """Another publish of the same dataset holds the lock."""
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    dataset: str
+    version: str
+    key_count: int
+    checksum: str
+    duration_s: float
+    reused: bool
+    previous_version: str | None
+    removed_versions: tuple[str, ...]
+
+
+# ---- pure helpers ---------------------------------------------------------------------------------
+
+
+def version_id(run_date: date, run_id: str) -> str:
+    """Deterministic version id of a run: reruns of a run id publish the same version."""
+    return f"{run_date:%Y%m%d}-{hashlib.blake2b(run_id.encode(), digest_size=4).hexdigest()}"
+
+
+def plan_key_ranges(sample: Sequence[str], passes: int) -> list[tuple[str | None, str | None]]:
+    """Split the key space into about ``passes`` half-open ranges ``[lo, hi)`` of similar row counts.
+
+    Boundaries are quantiles of a sample of the entity column, so each pass
+    holds about ``rows / passes`` rows and never splits an entity.
+    """
+    ordered = sorted(sample)
+    bounds: list[str] = []
+    for i in range(1, passes):
+        value = ordered[i * len(ordered) // passes] if ordered else None
+        if value is not None and (not bounds or value > bounds[-1]):
+            bounds.append(value)
+    edges: list[str | None] = [None, *bounds, None]
+    return list(pairwise(edges))
+
+
+def keep_versions(versions: Sequence[VersionInfo], current: str | None, keep: int) -> list[VersionInfo]:
+    """Versions gc may delete: all but the ``keep`` newest complete ones and the current one."""
+    complete = sorted(
+        (v for v in versions if v.status == "complete"),
+        key=lambda v: v.published_at or datetime.min.replace(tzinfo=UTC),
+        reverse=True,
+    )
+    kept = {v.version for v in complete[:keep]} | ({current} if current else set())
+    return [v for v in versions if v.version not in kept and v.status != "writing"]
+
+
+def previous_version(versions: Sequence[VersionInfo], current: str) -> VersionInfo | None:
+    """The newest complete version published before the current one (the rollback target)."""
+    by_name = {v.version: v for v in versions}
+    now = by_name.get(current)
+    if now is None or now.published_at is None:
+        return None
+    older = [
+        v
+        for v in versions
+        if v.status == "complete" and v.version != current and v.published_at and v.published_at < now.published_at
+    ]
+    return max(older, key=lambda v: v.published_at, default=None)
+
+
+def _update_digest(digest: Any, encoded: pa.Table) -> None:
+    """Feed ``entity NUL payload NUL`` of every key to the checksum, straight from Arrow buffers."""
+    empty, nul = pa.scalar(b"", pa.large_binary()), pa.scalar(b"\0", pa.large_binary())
+    framed = pc.binary_join_element_wise(encoded["entity"].cast(pa.large_binary()), encoded["payload"], empty, nul)
+    for chunk in framed.chunks:
+        offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int64)[chunk.offset : chunk.offset + len(chunk) + 1]
+        digest.update(memoryview(chunk.buffers()[2])[offsets[0] : offsets[-1]])
+
+
+# ---- store session and lock ---------------------------------------------------------------------
+
+
+@contextmanager
+def _open(
+    settings: Settings | None, config: ServingConfig | None
+) -> Iterator[tuple[Settings, ServingConfig, ServingStore]]:
+    settings = settings or get_settings()
+    config = config or ServingConfig()
+    store = open_store(settings.serving, config)
+    try:
+        yield settings, config, store
+    finally:
+        store.close()
+
+
+class _Lease:
+    """The per-dataset publish lock, renewed while a publish runs."""
+
+    def __init__(self, store: ServingStore, dataset: str, ttl_s: float) -> None:
+        self.store, self.dataset, self.ttl_s = store, dataset, ttl_s
+        self.token = uuid.uuid4().hex
+        self._renewed = time.monotonic()
+
+    def renew_if_due(self) -> None:
+        if time.monotonic() - self._renewed < self.ttl_s / 3:
+            return
+        if not self.store.renew_lock(self.dataset, self.token, self.ttl_s):
+            raise PublishError(
+                f"lost the publish lock of {self.dataset}: the lease ({self.ttl_s}s) lapsed while writing"
+            )
+        self._renewed = time.monotonic()
+
+
+@contextmanager
+def _publish_lock(store: ServingStore, dataset: str, config: ServingConfig) -> Iterator[_Lease]:
+    lease = _Lease(store, dataset, config.lock_ttl_s)
+    if not store.acquire_lock(dataset, lease.token, config.lock_ttl_s):
+        raise PublishConflictError(
+            f"another publish of {dataset} holds the lock on {store.url}; retry later "
+            f"(a dead publisher's lock lapses within {config.lock_ttl_s}s)"
+        )
+    try:
+        yield lease
+    finally:
+        try:
+            store.release_lock(dataset, lease.token)
+        except ServingStoreError as exc:
+            log.warning("could not release the publish lock of %s (it lapses by itself): %s", dataset, exc)
+
+
+def _remove_orphans(store: ServingStore, dataset: str) -> list[str]:
+    """Under the publish lock every ``writing`` version is an orphan of a killed publish."""
+    removed = []
+    for info in store.list_versions(dataset):
+        if info.status in ("writing", "expired"):
+            if info.status == "writing":
+                log.warning("removing orphaned partial version %s of %s (run %s)", info.version, dataset, info.run_id)
+            store.delete_version(dataset, info.version)
+            removed.append(info.version)
+    return removed
+
+
+def _collect_garbage(store: ServingStore, dataset: str, config: ServingConfig) -> list[str]:
+    doomed = keep_versions(store.list_versions(dataset), store.current_version(dataset), config.versions_to_keep)
+    for info in doomed:
+        store.delete_version(dataset, info.version)
+    if doomed:
+        log.info("gc removed %s version(s) of %s: %s", len(doomed), dataset, [v.version for v in doomed])
+    return [v.version for v in doomed]
+
+
+# ---- streaming Delta -> store --------------------------------------------------------------------
+
+
+def _partition_filter(run_date: date) -> pc.Expression:
+    return pc.field("scored_date") == pa.scalar(run_date, pa.date32())
+
+
+def _range_filter(spec: DatasetSpec, run_date: date, lo: str | None, hi: str | None) -> pc.Expression:
+    expression = _partition_filter(run_date) & pc.field(spec.entity).is_valid()
+    if lo is not None:
+        expression &= pc.field(spec.entity) >= lo
+    if hi is not None:
+        expression &= pc.field(spec.entity) < hi
+    return expression
+
+
+def _sample_entities(lake: Lake, spec: DatasetSpec, run_date: date, rows: int, passes: int, batch: int) -> list[str]:
+    stride = max(1, rows // (passes * _SAMPLES_PER_PASS))
+    sample: list[str] = []
+    for chunk in lake.iter_batches(
+        spec.table, columns=[spec.entity], filter=_range_filter(spec, run_date, None, None), batch_size=batch
+    ):
+        sample += chunk.column(0).take(np.arange(0, chunk.num_rows, stride)).to_pylist()
+    return sample
+
+
+@dataclass
+class _Written:
+    key_count: int = 0
+    model_versions: frozenset[str] = frozenset()
+    generated_at: datetime | None = None
+    has_fallback: bool = False
+
+
+def _write_entries(
+    store: ServingStore,
+    lake: Lake,
+    spec: DatasetSpec,
+    version: str,
+    run_date: date,
+    config: ServingConfig,
+    lease: _Lease,
+    digest: Any,
+) -> _Written:
+    rows = lake.read_arrow(spec.table, columns=[], filter=_partition_filter(run_date)).num_rows
+    if rows == 0:
+        raise PublishError(f"{spec.table} has no rows for scored_date {run_date}: nothing to publish")
+    passes = math.ceil(rows / config.rows_per_pass)
+    ranges = (
+        plan_key_ranges(_sample_entities(lake, spec, run_date, rows, passes, config.read_batch_rows), passes)
+        if passes > 1
+        else [(None, None)]
+    )
+    log.info("publishing %s rows of %s for %s in %s pass(es)", rows, spec.table, run_date, len(ranges))
+    written = _Written()
+    for lo, hi in ranges:
+        batches = list(
+            lake.iter_batches(
+                spec.table,
+                columns=spec.source_columns,
+                filter=_range_filter(spec, run_date, lo, hi),
+                batch_size=config.read_batch_rows,
+            )
+        )
+        if not batches:
+            continue
+        rows_in_pass = pa.Table.from_batches(batches)
+        del batches
+        latest = pc.max(rows_in_pass["generated_at"]).as_py()
+        if latest is not None:
+            latest = latest if latest.tzinfo else latest.replace(tzinfo=UTC)
+            written.generated_at = max(filter(None, [written.generated_at, latest]))
+        written.model_versions |= {v for v in pc.unique(rows_in_pass["model_version"]).to_pylist() if v}
+        encoded = encode_entities(rows_in_pass, spec, config.float_digits)
+        del rows_in_pass
+        for start in range(0, encoded.num_rows, config.batch_size):
+            chunk = encoded.slice(start, config.batch_size)
+            store.write_entries(spec.name, version, chunk["entity"].to_pylist(), chunk["payload"].to_pylist())
+            lease.renew_if_due()
+        _update_digest(digest, encoded)
+        written.key_count += encoded.num_rows
+        if spec.fallback_entity:
+            written.has_fallback |= pc.any(pc.equal(encoded["entity"], spec.fallback_entity)).as_py() or False
+    return written
+
+
+def _write_version(
+    store: ServingStore,
+    lake: Lake,
+    spec: DatasetSpec,
+    draft: VersionInfo,
+    run_date: date,
+    config: ServingConfig,
+    lease: _Lease,
+) -> VersionInfo:
+    store.begin_version(draft)
+    try:
+        digest = hashlib.sha256()
+        written = _write_entries(store, lake, spec, draft.version, run_date, config, lease, digest)
+        stored = store.count_entries(spec.name, draft.version)
+        if written.key_count == 0 or stored != written.key_count:
+            raise PublishError(
+                f"verification of {spec.name} version {draft.version} failed: {written.key_count} keys written, "
+                f"{stored} in the store; the pointer was not flipped"
+            )
+        if spec.fallback_entity and not written.has_fallback:
+            log.warning("%s has no %r entry: unknown ids will get 404", spec.name, spec.fallback_entity)
+    except BaseException:
+        _discard(store, spec.name, draft.version)
+        raise
+    return replace(
+        draft,
+        status="complete",
+        published_at=utc_now(),
+        key_count=written.key_count,
+        checksum=digest.hexdigest(),
+        model_version=",".join(sorted(written.model_versions)),
+        generated_at=written.generated_at,
+    )
+
+
+def _discard(store: ServingStore, dataset: str, version: str) -> None:
+    try:
+        store.delete_version(dataset, version)
+    except ServingStoreError as exc:
+        log.warning("left partial version %s of %s for the next publish to remove: %s", version, dataset, exc)
+
+
+def _append_audit(
+    lake: Lake, info: VersionInfo, duration_s: float, triggered_by: str, run_id: str, at: datetime
+) -> None:
+    row = {
+        "dataset": [info.dataset],
+        "version": [info.version],
+        "key_count": [info.key_count],
+        "checksum": [info.checksum],
+        "duration_s": [duration_s],
+        "triggered_by": [triggered_by],
+        "run_id": [run_id],
+        "published_at": [at],
+    }
+    lake.write_arrow(pa.table(row, schema=_AUDIT_SCHEMA), AUDIT_TABLE, mode="append")
+
+
+# ---- public entry points (CLI and Airflow tasks) -------------------------------------------------
+
+
+def publish_dataset(
+    dataset: str,
+    run_date: date,
+    run_id: str,
+    settings: Settings | None = None,
+    triggered_by: str = "manual",
+    config: ServingConfig | None = None,
+) -> PublishResult:
+    """Publish one scored partition as a new current version (or re-point to it if this run already did).
+
+    Raises ``StoreUnavailableError`` when the store is down (retry), ``PublishConflictError`` when another
+    publish of the dataset runs, ``PublishError`` when there is nothing valid to publish. On any error the
+    previously current version keeps serving.
+    """
+    spec = dataset_spec(dataset)
+    started = time.monotonic()
+    version = version_id(run_date, run_id)
+    with _open(settings, config) as (settings, config, store), _publish_lock(store, dataset, config) as lease:
+        lake = Lake(settings)
+        orphans = _remove_orphans(store, dataset)
+        previous = store.current_version(dataset)
+        existing = store.get_version(dataset, version)
+        reused = existing is not None and existing.status == "complete"
+        if reused and store.count_entries(dataset, version) != existing.key_count:
+            log.warning("version %s of %s lost keys since it was published; rewriting it", version, dataset)
+            store.delete_version(dataset, version)
+            reused = False
+        if reused:
+            info = existing
+            if previous != version:
+                log.info("run %s already published %s version %s; making it current again", run_id, dataset, version)
+                store.activate_version(info, previous)
+        else:
+            draft = VersionInfo(
+                dataset=dataset,
+                version=version,
+                status="writing",
+                run_id=run_id,
+                scored_date=run_date.isoformat(),
+                triggered_by=triggered_by,
+                created_at=utc_now(),
+            )
+            info = _write_version(store, lake, spec, draft, run_date, config, lease)
+            store.activate_version(info, previous)
+        removed = _collect_garbage(store, dataset, config)
+        duration = time.monotonic() - started
+        _append_audit(lake, info, duration, triggered_by, run_id, utc_now())
+    log.info(
+        "%s %s version %s: %s keys in %.1fs (previous %s)",
+        "re-published" if reused else "published",
+        dataset,
+        version,
+        info.key_count,
+        duration,
+        previous,
+    )
+    return PublishResult(
+        dataset=dataset,
+        version=version,
+        key_count=info.key_count,
+        checksum=info.checksum,
+        duration_s=duration,
+        reused=reused,
+        previous_version=previous,
+        removed_versions=tuple(orphans + removed),
+    )
+
+
+def rollback_dataset(
+    dataset: str, settings: Settings | None = None, triggered_by: str = "manual", config: ServingConfig | None = None
+) -> str:
+    """Make the version published before the current one current again; returns it. Audited like a publish."""
+    dataset_spec(dataset)
+    started = time.monotonic()
+    with _open(settings, config) as (settings, config, store), _publish_lock(store, dataset, config):
+        current = store.current_version(dataset)
+        if current is None:
+            raise PublishError(f"nothing is published for {dataset}: no version to roll back from")
+        target = previous_version(store.list_versions(dataset), current)
+        if target is None or store.count_entries(dataset, target.version) != target.key_count:
+            raise PublishError(f"{dataset} has no intact version older than {current} to roll back to")
+        store.activate_version(target, current)
+        _append_audit(
+            Lake(settings),
+            target,
+            time.monotonic() - started,
+            f"rollback:{triggered_by}",
+            target.run_id,
+            utc_now(),
+        )
+    log.warning("rolled %s back from %s to %s", dataset, current, target.version)
+    return target.version
+
+
+def gc_datasets(settings: Settings | None = None, config: ServingConfig | None = None) -> dict[str, list[str]]:
+    """Remove orphaned and surplus versions of every dataset; returns what was removed per dataset."""
+    removed: dict[str, list[str]] = {}
+    with _open(settings, config) as (_, config, store):
+        for dataset in DATASETS:
+            with _publish_lock(store, dataset, config):
+                removed[dataset] = _remove_orphans(store, dataset) + _collect_garbage(store, dataset, config)
+    return removed
+
+
+def dataset_versions(
+    dataset: str, settings: Settings | None = None, config: ServingConfig | None = None
+) -> tuple[str | None, list[VersionInfo]]:
+    """The current version of a dataset and every version the store holds, oldest first."""
+    dataset_spec(dataset)
+    with _open(settings, config) as (_, _, store):
+        return store.current_version(dataset), store.list_versions(dataset)
+
+
+def overlay_keys(
+    dataset: str,
+    entries: Mapping[str, Any],
+    based_on_version: str,
+    settings: Settings | None = None,
+    config: ServingConfig | None = None,
+) -> bool:
+    """Write changed values into the current version, batch by batch, while it is still ``based_on_version``.
+
+    Each batch is atomic and is refused (``False``, nothing written) once a newer publish or a rollback
+    has replaced ``based_on_version``: the incremental refresh then has nothing left to do.
+    """
+    dataset_spec(dataset)
+    encoded = [(entity, encode_payload(dataset, payload)) for entity, payload in entries.items()]
+    with _open(settings, config) as (_, config, store):
+        if store.current_version(dataset) != based_on_version:
+            log.info("overlay on %s refused: %s is no longer current", dataset, based_on_version)
+            return False
+        for start in range(0, len(encoded), config.batch_size):
+            chunk = encoded[start : start + config.batch_size]
+            entities, payloads = [e for e, _ in chunk], [p for _, p in chunk]
+            if not store.overlay(dataset, based_on_version, entities, payloads, utc_now()):
+                log.info("overlay on %s stopped: %s was superseded mid-way", dataset, based_on_version)
+                return False
+    log.info("overlaid %s values on %s version %s", len(encoded), dataset, based_on_version)
+    return True
