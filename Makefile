@@ -6,6 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 LANDING ?=
 DATE ?=
+QUICK ?=
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
@@ -42,8 +43,8 @@ format: $(STAMP) ## Apply ruff fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: $(STAMP) ## Run the benchmarks in bench/ and print their figures
-	$(PY) -m bench
+bench: $(STAMP) ## Run every benchmark in bench/ (QUICK=1 for smoke sizes); figures in bench/results/
+	$(PY) -m bench $(if $(QUICK),--quick)
 
 airflow: $(STAMP) ## Start the Airflow UI (airflow standalone) with this project's DAGs
 	$(PY) -m shopml.airflow_env standalone

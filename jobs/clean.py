@@ -12,7 +12,6 @@ step wrote for the dates.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from datetime import date, timedelta
 from typing import Any
 
@@ -47,11 +46,9 @@ def _loaded_event_ids(lake: Lake, window: DateWindow) -> DataFrame:
 
 
 def _per_date(**counts_by_name: dict[date, int]) -> dict[date, dict[str, int]]:
-    rows: dict[date, dict[str, int]] = defaultdict(dict)
-    for name, counts in counts_by_name.items():
-        for day, count in counts.items():
-            rows[day][name] = count
-    return rows
+    """Pivot counts by name into counts by date; a date missing from one count had none of it."""
+    days = {day for counts in counts_by_name.values() for day in counts}
+    return {day: {name: counts.get(day, 0) for name, counts in counts_by_name.items()} for day in days}
 
 
 def clean_events(lake: Lake, window: DateWindow, run_id: str) -> dict[date, dict[str, int]]:

@@ -1,12 +1,14 @@
 """Features: build the gold feature tables for one logical date and re-derive past days that late events changed.
 
-``spark-submit jobs/features.py --date 2026-01-31 [--run-id X]`` (or ``python jobs/features.py …``).
+``spark-submit jobs/features.py --date 2026-01-31 [--from 2026-01-01] [--run-id X]``
+(or ``python jobs/features.py …``). ``--from`` builds every feature date of a
+backfill window in one application; the nightly run builds its own date R.
 
-For run date R the job:
+For the window F..R the job:
 
-1. counts events that landed on R with an event date in the ``late_lookback_days``
-   before R, and plans the past feature dates they change (every date from the
-   earliest such event date to R-1; see ``plan_corrections``);
+1. counts events that landed in F..R with an event date in the
+   ``late_lookback_days`` before F, and plans the past feature dates they change
+   (every date from the earliest such event date to F-1; see ``plan_corrections``);
 2. reads only silver partitions ``event_date >= first date to build - 89`` (the
    longest window), so a night costs the same after 90 days or 3 years of
    history, and summarises them per day once for all dates;
@@ -42,6 +44,7 @@ from jobs.transforms.features import (
     plan_corrections,
     summarise_activity,
 )
+from shopml.dates import DateWindow
 from shopml.lake import Lake
 
 log = logging.getLogger(__name__)
@@ -77,11 +80,11 @@ def _or_empty(lake: Lake, table: str, schema: str, column: str, first: date, las
     return lake.spark.createDataFrame([], schema)
 
 
-def late_event_counts(lake: Lake, run_date: date, config: FeaturesConfig) -> dict[date, int]:
-    """Per past event date, the events that arrived with landing date ``run_date``."""
-    first = run_date - timedelta(days=config.late_lookback_days)
-    events = _read_between(lake, "silver.events", "event_date", first, run_date)
-    rows = count_late_events(events, run_date, config.late_lookback_days).collect()
+def late_event_counts(lake: Lake, window: DateWindow, config: FeaturesConfig) -> dict[date, int]:
+    """Per event date before the window, the events that landed inside it."""
+    first = window.first - timedelta(days=config.late_lookback_days)
+    events = _read_between(lake, "silver.events", "event_date", first, window.first - timedelta(days=1))
+    rows = count_late_events(events, window.first, window.last, config.late_lookback_days).collect()
     return {row["event_date"]: row["late_event_count"] for row in rows}
 
 
@@ -108,12 +111,17 @@ def _record_corrections(lake: Lake, run_date: date, run_id: str, corrections: li
 
 
 def run(
-    run_date: date, run_id: str = "manual", lake: Lake | None = None, config: FeaturesConfig | None = None
+    run_date: date,
+    run_id: str = "manual",
+    from_date: date | None = None,
+    lake: Lake | None = None,
+    config: FeaturesConfig | None = None,
 ) -> dict[str, Any]:
-    """Build run_date's features and re-derive the past dates late events changed; returns a summary."""
+    """Build the window's feature dates and re-derive the past dates late events changed; returns a summary."""
     started = time.monotonic()
     lake = lake or Lake()
     config = config or FeaturesConfig()
+    window = DateWindow.ending(run_date, from_date)
     if not lake.exists("silver.events"):
         raise RuntimeError(f"silver.events does not exist yet: run clean and validate for {run_date} first")
     if config.late_lookback_days < lake.settings.late_event_max_days:
@@ -122,9 +130,9 @@ def run(
             config.late_lookback_days,
             lake.settings.late_event_max_days,
         )
-    late = late_event_counts(lake, run_date, config)
-    corrections = plan_corrections(late, run_date)
-    dates = [day for day, _ in corrections] + [run_date]
+    late = late_event_counts(lake, window, config)
+    corrections = plan_corrections(late, window.first)
+    dates = [day for day, _ in corrections] + window.dates()
     first = dates[0]
     history_start = first - timedelta(days=HISTORY_DAYS - 1)
     snapshots_start = first - timedelta(days=max(PROMO_REFERENCE_DAYS - 1, 7 + config.snapshot_lookback_days))
@@ -160,7 +168,7 @@ def run(
         activity.unpersist()
     _record_corrections(lake, run_date, run_id, corrections)
     return {
-        "date": run_date,
+        "dates": str(window),
         "run_id": run_id,
         "feature_dates": [day.isoformat() for day in dates],
         "corrected_dates": [day.isoformat() for day, _ in corrections],

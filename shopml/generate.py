@@ -46,6 +46,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import IntEnum
+from functools import cache
 from pathlib import Path
 from typing import IO, Literal
 
@@ -327,7 +328,6 @@ class _World:
     sku_category: np.ndarray
     published_category: np.ndarray  # -1: null in the catalogue
     sku_brand: np.ndarray  # -1: null
-    sku_titles: tuple[str, ...]
     popularity: np.ndarray
     sku_trend: np.ndarray
     base_cents: np.ndarray
@@ -370,12 +370,22 @@ class _Texts:
     title_json: pa.Array
     category_json: pa.Array  # last entry: null
     brand_json: pa.Array  # last entry: null
-    hms: pa.Array = field(
-        default_factory=lambda: pa.array([f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}" for s in range(86_400)])
-    )
-    millis: pa.Array = field(default_factory=lambda: pa.array([f".{m:03d}" for m in range(1000)]))
-    digits4: pa.Array = field(default_factory=lambda: pa.array([f"{m:04d}" for m in range(10_000)]))
-    cents2: pa.Array = field(default_factory=lambda: pa.array([f"{m:02d}" for m in range(100)]))
+    hms: pa.Array = field(default_factory=lambda: _number_texts("hms"))  # 00:00:00 .. 23:59:59
+    millis: pa.Array = field(default_factory=lambda: _number_texts("millis"))  # .000 .. .999
+    digits4: pa.Array = field(default_factory=lambda: _number_texts("digits4"))  # 0000 .. 9999
+    cents2: pa.Array = field(default_factory=lambda: _number_texts("cents2"))  # 00 .. 99
+
+
+@cache
+def _number_texts(name: str) -> pa.Array:
+    """Zero-padded number texts: taking from these is far cheaper than formatting per row."""
+    formats = {
+        "hms": [f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}" for s in range(86_400)],
+        "millis": [f".{m:03d}" for m in range(1000)],
+        "digits4": [f"{m:04d}" for m in range(10_000)],
+        "cents2": [f"{m:02d}" for m in range(100)],
+    }
+    return pa.array(formats[name])
 
 
 def _build_texts(config: GeneratorConfig, titles: Sequence[str], categories: Sequence[str]) -> _Texts:
@@ -487,7 +497,6 @@ def _build_world(config: GeneratorConfig) -> _World:
         sku_category=sku_category,
         published_category=published,
         sku_brand=brand,
-        sku_titles=titles,
         popularity=popularity,
         sku_trend=sku_trend,
         base_cents=base_cents,
@@ -584,20 +593,20 @@ _ROW_COLUMNS: dict[str, type] = {
     "etype": np.int8,
     "user": np.int32,  # -1: anonymous
     "sess_day": np.int32,
-    "sess_seq": np.int64,
+    "sess_seq": np.int32,
     "sku": np.int32,  # index into the SKU text table
     "qty": np.int32,
-    "cents": np.int64,
+    "cents": np.int32,
     "ts": np.int64,  # epoch milliseconds, UTC
     "offset": np.int8,
     "order_day": np.int32,
-    "order_seq": np.int64,  # -1: no order
+    "order_seq": np.int32,  # -1: no order
     "channel": np.int8,
     "agent": np.int16,
     "ev_day": np.int32,
-    "ev_seq": np.int64,
+    "ev_seq": np.int32,
     "late": np.int16,  # days between event date and landing date
-    "arrival": np.int64,  # position in the landing file (ms into the landing day)
+    "arrival": np.int64,  # when the line reached the landing file (epoch ms): its order there
     "defect": np.int16,  # malformed detail: field code, or cut percentage for truncated lines
 }
 Rows = dict[str, np.ndarray]
@@ -619,7 +628,9 @@ def _concat(parts: Sequence[Rows]) -> Rows:
     parts = [p for p in parts if len(p["kind"])]
     if not parts:
         return _rows(0)
-    return {name: np.concatenate([p[name] for p in parts]) for name in _ROW_COLUMNS}
+    return {
+        name: np.concatenate([p[name] for p in parts]).astype(dtype, copy=False) for name, dtype in _ROW_COLUMNS.items()
+    }
 
 
 def _size(rows: Rows) -> int:
@@ -780,13 +791,33 @@ class _DayResult:
     bot_sessions: int
 
 
-def _simulate_day(world: _World, catalog: _CatalogDay, state: _ShopState, day: int) -> _DayResult:
-    """One day of the shop: behaviour, stock, returns, then the noise that lands with it."""
-    cfg, seed = world.config, world.config.seed
-    last_day = cfg.days - 1
-    t0 = _day_start_ms(cfg.start_date + timedelta(days=day))
-    t1 = t0 + DAY_MS
+@dataclass(frozen=True)
+class _Trade:
+    """The shop's real business of one day, before anything about delivery is decided."""
 
+    events: Rows  # every event that happened, ids assigned in time order
+    purchases: Rows  # fulfilled purchase lines
+    next_session: int  # first session number free for bots
+    lost_lines: int  # purchase lines stock could not serve
+
+
+def _simulate_day(world: _World, catalog: _CatalogDay, state: _ShopState, day: int) -> _DayResult:
+    """One day: trade (behaviour, stock, returns), then what lands in the day's files."""
+    t0 = _day_start_ms(world.config.start_date + timedelta(days=day))
+    trade = _trade_day(world, catalog, state, day, t0)
+    lines, bot_sessions = _land_day(world, catalog, state, day, t0, trade)
+    return _DayResult(
+        lines=lines,
+        catalog=catalog,
+        on_hand=state.on_hand.copy(),
+        on_order=state.on_order.copy(),
+        stockout_lines=trade.lost_lines,
+        bot_sessions=bot_sessions,
+    )
+
+
+def _trade_day(world: _World, catalog: _CatalogDay, state: _ShopState, day: int, t0: int) -> _Trade:
+    cfg, seed = world.config, world.config.seed
     arriving = state.arrivals.pop(day, np.zeros(world.n_skus, dtype=np.int64))
     state.on_hand += arriving
     state.on_order -= arriving
@@ -797,15 +828,14 @@ def _simulate_day(world: _World, catalog: _CatalogDay, state: _ShopState, day: i
     factor = _WEEKDAY_FACTORS[weekday] / np.mean(_WEEKDAY_FACTORS) * (1 + _GLOBAL_TREND * day)
     factor *= volume.lognormal(0, _DAY_NOISE_SD)
     n_sessions = int(volume.poisson(cfg.events_per_day * factor / _mean_events_per_session()))
-    sim = _simulate_sessions(
-        world, catalog, _rng(seed, _Stream.SESSIONS, day), n_sessions, (t0, t1), sellable, diurnal=True
-    )
+    window = (t0, t0 + DAY_MS)
+    sim = _simulate_sessions(world, catalog, _rng(seed, _Stream.SESSIONS, day), n_sessions, window, sellable, True)
     n_purchases = int((sim["etype"] == _PURCHASE).sum())
     sim = _take(sim, _limit_to_stock(sim, state.on_hand))
     sim["sess_day"][:] = day
     sim["order_day"][:] = np.where(sim["order_seq"] >= 0, day, -1)
-    buys = sim["etype"] == _PURCHASE
-    sold = np.bincount(sim["sku"][buys], sim["qty"][buys], minlength=world.n_skus).astype(np.int64)
+    purchases = _take(sim, np.flatnonzero(sim["etype"] == _PURCHASE))
+    sold = np.bincount(purchases["sku"], purchases["qty"], minlength=world.n_skus).astype(np.int64)
 
     returns = _concat(state.returns.pop(day, []))
     returns["sess_day"][:] = day
@@ -818,18 +848,7 @@ def _simulate_day(world: _World, catalog: _CatalogDay, state: _ShopState, day: i
         skus = np.flatnonzero(reorder & (world.lead_time == lead))
         due = state.arrivals.setdefault(day + int(lead), np.zeros(world.n_skus, dtype=np.int64))
         due[skus] += world.order_qty[skus]
-
-    rng = _rng(seed, _Stream.RETURNS, day)
-    buy_rows = _take(sim, np.flatnonzero(buys))
-    back = np.flatnonzero(rng.random(_size(buy_rows)) < cfg.return_rate)
-    back_day = day + rng.integers(_RETURN_DAYS[0], _RETURN_DAYS[1] + 1, len(back))
-    back_qty = rng.integers(1, buy_rows["qty"][back] + 1) if len(back) else np.zeros(0, np.int64)
-    back_ts = (back_day - day) * DAY_MS + t0 + rng.integers(8 * 3_600_000, 21 * 3_600_000, len(back))
-    due_back = back_day <= last_day
-    back_rows = _take(buy_rows, back[due_back])
-    back_rows.update(etype=np.full(int(due_back.sum()), _RETURN, np.int8), qty=back_qty[due_back].astype(np.int32))
-    back_rows["ts"] = back_ts[due_back]
-    _schedule(state.returns, back_rows, back_day[due_back])
+    _schedule_returns(world, purchases, state, day, t0)
 
     # Event ids follow event time, as a real event log's do.
     events = _concat([sim, returns])
@@ -838,58 +857,86 @@ def _simulate_day(world: _World, catalog: _CatalogDay, state: _ShopState, day: i
     if n_events >= _SEQ_LIMIT:
         raise ValueError(f"{n_events} events in one day exceed the id space ({_SEQ_LIMIT})")
     events.update(ev_day=np.full(n_events, day, np.int32), ev_seq=np.arange(n_events), arrival=events["ts"].copy())
+    return _Trade(
+        events=events,
+        purchases=purchases,
+        next_session=n_sessions + _size(returns),
+        lost_lines=n_purchases - _size(purchases),
+    )
+
+
+def _schedule_returns(world: _World, purchases: Rows, state: _ShopState, day: int, t0: int) -> None:
+    """A few % of purchased lines come back 1-14 days later, during opening hours."""
+    cfg = world.config
+    rng = _rng(cfg.seed, _Stream.RETURNS, day)
+    back = np.flatnonzero(rng.random(_size(purchases)) < cfg.return_rate)
+    back_day = day + rng.integers(_RETURN_DAYS[0], _RETURN_DAYS[1] + 1, len(back))
+    back_qty = rng.integers(1, purchases["qty"][back] + 1) if len(back) else np.zeros(0, np.int64)
+    back_ts = (back_day - day) * DAY_MS + t0 + rng.integers(8 * 3_600_000, 21 * 3_600_000, len(back))
+    due = back_day <= cfg.days - 1
+    rows = _take(purchases, back[due])
+    rows.update(etype=np.full(int(due.sum()), _RETURN, np.int8), qty=back_qty[due].astype(np.int32), ts=back_ts[due])
+    _schedule(state.returns, rows, back_day[due])
+
+
+def _land_day(
+    world: _World, catalog: _CatalogDay, state: _ShopState, day: int, t0: int, trade: _Trade
+) -> tuple[Rows, int]:
+    """The day's file content in arrival order: on-time events, earlier days' late events and replays,
+    bots, order noise, malformed lines and duplicates. Works on row indices, so a big day is copied
+    only once more."""
+    cfg, seed = world.config, world.config.seed
+    last_day = cfg.days - 1
+    events = trade.events
+    n_events = _size(events)
 
     rng = _rng(seed, _Stream.LATE, day)
     u = rng.random(n_events)
     late = np.where(u < cfg.late_rate, _draw(np.array([0.6, 0.9, 1.0]), rng.random(n_events)) + 1, 0)
     very_late = (u >= cfg.late_rate) & (u < cfg.late_rate + cfg.very_late_rate)
     late = np.where(very_late, rng.integers(_VERY_LATE_DAYS[0], _VERY_LATE_DAYS[1] + 1, n_events), late)
+    # Nothing is held back past the last landing day: every event that happened is delivered.
     events["late"] = np.where(day + late <= last_day, late, 0).astype(np.int16)
-    if cfg.orders_only:
-        events = _take(events, np.flatnonzero(np.isin(events["etype"], (_PURCHASE, _RETURN))))
-    deferred = events["late"] > 0
-    _schedule(state.deliveries, _take(events, np.flatnonzero(deferred)), day + events["late"][deferred])
-    on_time = _take(events, np.flatnonzero(~deferred))
+    shown = np.flatnonzero(np.isin(events["etype"], (_PURCHASE, _RETURN))) if cfg.orders_only else np.arange(n_events)
+    deferred = shown[events["late"][shown] > 0]
+    _schedule(state.deliveries, _take(events, deferred), day + events["late"][deferred])
+    on_time = shown[events["late"][shown] == 0]
 
     rng = _rng(seed, _Stream.REPLAY, day)
-    replay = np.flatnonzero(rng.random(_size(on_time)) < cfg.replay_rate)
+    replay = on_time[rng.random(len(on_time)) < cfg.replay_rate]
     replay_day = day + rng.integers(1, _MAX_LATE_DAYS + 1, len(replay))
-    replays = _take(on_time, replay[replay_day <= last_day])
+    replays = _take(events, replay[replay_day <= last_day])
     replays["kind"][:] = _Kind.REPLAY
     _schedule(state.deliveries, replays, replay_day[replay_day <= last_day])
 
-    sess_next = n_sessions + _size(returns)
     noise: list[Rows] = []
     bot_sessions = 0
     if not cfg.orders_only and cfg.bot_sessions_per_day:
-        bots = _bot_rows(world, catalog, _rng(seed, _Stream.BOTS, day), (t0, t1), sess_next)
+        window = (t0, t0 + DAY_MS)
+        noise.append(_bot_rows(world, catalog, _rng(seed, _Stream.BOTS, day), window, trade.next_session))
         bot_sessions = cfg.bot_sessions_per_day
-        noise.append(bots)
-    noise += _order_noise(world, _take(sim, np.flatnonzero(sim["etype"] == _PURCHASE)), catalog, day, t1)
-    noise.append(_malformed_rows(world, on_time, _rng(seed, _Stream.MALFORMED, day)))
+    noise += _order_noise(world, trade.purchases, catalog, day, t0 + DAY_MS)
+    noise.append(_malformed_rows(world, events, on_time, _rng(seed, _Stream.MALFORMED, day)))
     extras = _concat(noise)
     extras.update(
         ev_day=np.full(_size(extras), day, np.int32),
         ev_seq=n_events + np.arange(_size(extras)),
         arrival=extras["ts"].copy(),
     )
-
     arrivals = _concat(state.deliveries.pop(day, []))
     arrivals["arrival"] = t0 + _rng(seed, _Stream.ARRIVAL, day).integers(0, DAY_MS, _size(arrivals))
-    valid = _concat([on_time, _take(arrivals, np.flatnonzero(arrivals["kind"] == _Kind.VALID))])
-    dup_rng = _rng(seed, _Stream.DUPLICATE, day)
-    dups = _take(valid, np.flatnonzero(dup_rng.random(_size(valid)) < cfg.duplicate_rate))
-    dups["kind"][:] = _Kind.DUPLICATE
-    lines = _concat([valid, _take(arrivals, np.flatnonzero(arrivals["kind"] == _Kind.REPLAY)), extras, dups])
-    lines = _take(lines, np.argsort(lines["arrival"], kind="stable"))
-    return _DayResult(
-        lines=lines,
-        catalog=catalog,
-        on_hand=state.on_hand.copy(),
-        on_order=state.on_order.copy(),
-        stockout_lines=n_purchases - int(buys.sum()),
-        bot_sessions=bot_sessions,
-    )
+
+    pool = _concat([events, arrivals, extras])
+    late_arrivals = n_events + np.flatnonzero(arrivals["kind"] == _Kind.VALID)
+    replayed = n_events + np.flatnonzero(arrivals["kind"] == _Kind.REPLAY)
+    valid = np.concatenate([on_time, late_arrivals])
+    dups = valid[_rng(seed, _Stream.DUPLICATE, day).random(len(valid)) < cfg.duplicate_rate]
+    landed = np.concatenate([valid, replayed, n_events + _size(arrivals) + np.arange(_size(extras))])
+    select = np.concatenate([landed, dups])
+    order = np.argsort(pool["arrival"][select], kind="stable")
+    lines = _take(pool, select[order])
+    lines["kind"][order >= len(landed)] = _Kind.DUPLICATE
+    return lines, bot_sessions
 
 
 def _bot_rows(
@@ -957,10 +1004,11 @@ def _order_noise(world: _World, purchases: Rows, catalog: _CatalogDay, day: int,
     return [extra, free]
 
 
-def _malformed_rows(world: _World, templates: Rows, rng: np.random.Generator) -> Rows:
+def _malformed_rows(world: _World, events: Rows, candidates: np.ndarray, rng: np.random.Generator) -> Rows:
     """Copies of real events, each broken in exactly one way; the defect column says how."""
-    n = int(rng.binomial(_size(templates), world.config.malformed_rate)) if _size(templates) else 0
-    bad = _take(templates, rng.integers(0, max(1, _size(templates)), n))
+    n = int(rng.binomial(len(candidates), world.config.malformed_rate)) if len(candidates) else 0
+    # Distinct templates: two copies of one event, both missing event_id, would be an unplanted duplicate.
+    bad = _take(events, candidates[np.sort(rng.choice(len(candidates), n, replace=False))])
     kinds = _MALFORMED_START + rng.integers(0, len(MALFORMED_KINDS), n)
     bad["kind"] = kinds.astype(np.int8)
     defect = np.zeros(n, np.int16)
@@ -1067,76 +1115,61 @@ def _render_events(world: _World, rows: Rows, ids: _IdSpace, fmt: str) -> pa.Arr
         "channel": (t.channel_json if is_json else t.channel_csv).take(pa.array(rows["channel"])),
         "user_agent": (t.agent_json if is_json else t.agent_csv).take(pa.array(rows["agent"])),
     }
-    kind = rows["kind"]
-    if not is_json:
-        _break_csv_values(values, kind, rows["defect"])
-        parts: list[pa.Array | str] = []
-        for name in EVENT_FIELDS:
-            parts += [values[name], ","]
-        parts[-1] = "\n"
-        lines = _join(*parts)
-    else:
-        parts = []
+    parts: list[pa.Array | str] = []
+    if is_json:
         for i, name in enumerate(EVENT_FIELDS):
-            if name == "order_id":
+            if name == "order_id":  # absent, not null, on events without an order
                 parts.append(values[name])
             else:
                 parts += [("{" if i == 0 else ",") + f'"{name}":', values[name]]
         lines = _join(*parts, "}\n", skip_nulls=True)
-        lines = _break_json_lines(lines, kind, rows["defect"])
-    return _truncate(lines, kind, rows["defect"], is_json)
+    else:
+        for name in EVENT_FIELDS:
+            parts += [values[name], ","]
+        lines = _join(*parts[:-1], "\n")
+    return _break_lines(lines, rows["kind"], rows["defect"], is_json)
 
 
-_JSON_MISSING = {name: (re.escape(f'"{name}":') + r'"[^"]*",', "") for name in REQUIRED_EVENT_FIELDS}
-_JSON_WRONG = {
-    "quantity": (r'"quantity":-?\d+', '"quantity":"two"'),
-    "unit_price": (r'"unit_price":-?[0-9.]+', '"unit_price":"abc"'),
-    "event_ts": (r'"event_ts":"[^"]*"', '"event_ts":"yesterday"'),
+# A required field and its value, with the comma that follows it (none of them is last on a line).
+_JSON_MISSING = {name: re.compile(re.escape(f'"{name}":') + r'"[^"]*",') for name in REQUIRED_EVENT_FIELDS}
+_JSON_VALUE = {
+    "quantity": re.compile(r'"quantity":-?\d+'),
+    "unit_price": re.compile(r'"unit_price":-?[0-9.]+'),
+    "event_ts": re.compile(r'"event_ts":"[^"]*"'),
 }
 
 
-def _replace_where(values: pa.Array, mask: np.ndarray, replacement: pa.Array | str) -> pa.Array:
-    if not mask.any():
-        return values
-    if isinstance(replacement, str):
-        replacement = pa.array([replacement] * int(mask.sum()))
-    return pc.replace_with_mask(values, pa.array(mask), replacement)
+def _break_line(line: str, kind: int, defect: int, is_json: bool) -> str:
+    """Apply one planted defect to a rendered line (only malformed rows come here: a tiny share)."""
+    if kind == _Kind.TRUNCATED:
+        if is_json:  # cut before the closing brace: never valid JSON
+            return line[: max(2, len(line) * defect // 100)] + "\n"
+        return ",".join(line.split(",", len(EVENT_FIELDS) - 1)[: 3 + defect % 6]) + "\n"
+    if kind == _Kind.MISSING_FIELD:
+        name, value = REQUIRED_EVENT_FIELDS[defect], ""
+    else:
+        name, value = list(WRONG_TYPE_VALUES.items())[defect]
+    if is_json:
+        if kind == _Kind.MISSING_FIELD:
+            return _JSON_MISSING[name].sub("", line, count=1)
+        return _JSON_VALUE[name].sub(f'"{name}":"{value}"', line, count=1)
+    fields = line.rstrip("\n").split(",", len(EVENT_FIELDS) - 1)
+    fields[EVENT_FIELDS.index(name)] = value
+    return ",".join(fields) + "\n"
 
 
-def _break_json_lines(lines: pa.Array, kind: np.ndarray, defect: np.ndarray) -> pa.Array:
-    rules = [(_Kind.MISSING_FIELD, i, _JSON_MISSING[f]) for i, f in enumerate(REQUIRED_EVENT_FIELDS)]
-    rules += [(_Kind.WRONG_TYPE, i, _JSON_WRONG[f]) for i, f in enumerate(WRONG_TYPE_VALUES)]
-    for which, code, (pattern, replacement) in rules:
-        mask = (kind == which) & (defect == code)
-        if mask.any():
-            broken = pc.replace_substring_regex(lines.filter(pa.array(mask)), pattern, replacement, max_replacements=1)
-            lines = _replace_where(lines, mask, broken)
-    return lines
-
-
-def _break_csv_values(values: dict[str, pa.Array], kind: np.ndarray, defect: np.ndarray) -> None:
-    for code, name in enumerate(REQUIRED_EVENT_FIELDS):
-        values[name] = _replace_where(values[name], (kind == _Kind.MISSING_FIELD) & (defect == code), "")
-    for code, (name, wrong) in enumerate(WRONG_TYPE_VALUES.items()):
-        values[name] = _replace_where(values[name], (kind == _Kind.WRONG_TYPE) & (defect == code), wrong)
-
-
-def _truncate(lines: pa.Array, kind: np.ndarray, defect: np.ndarray, is_json: bool) -> pa.Array:
-    """Cut lines short, as a writer killed mid-line leaves them (CSV: at a field boundary)."""
-    mask = kind == _Kind.TRUNCATED
+def _break_lines(lines: pa.Array, kind: np.ndarray, defect: np.ndarray, is_json: bool) -> pa.Array:
+    mask = np.isin(kind, (_Kind.TRUNCATED, _Kind.MISSING_FIELD, _Kind.WRONG_TYPE))
     if not mask.any():
         return lines
-    cut = []
-    for line, percent in zip(lines.filter(pa.array(mask)).to_pylist(), defect[mask], strict=True):
-        if is_json:
-            cut.append(line[: max(2, len(line) * int(percent) // 100)] + "\n")
-        else:
-            fields = line.split(",", len(EVENT_FIELDS) - 1)
-            cut.append(",".join(fields[: 3 + int(percent) % 6]) + "\n")
-    return _replace_where(lines, mask, pa.array(cut))
+    broken = [
+        _break_line(line, int(k), int(d), is_json)
+        for line, k, d in zip(lines.filter(pa.array(mask)).to_pylist(), kind[mask], defect[mask], strict=True)
+    ]
+    return pc.replace_with_mask(lines, pa.array(mask), pa.array(broken))
 
 
-def _json_lines(fields: Sequence[tuple[str, pa.Array]]) -> pa.Array:
+def _json_lines(fields: Sequence[tuple[str, pa.Array | str]]) -> pa.Array:
     parts: list[pa.Array | str] = []
     for i, (name, value) in enumerate(fields):
         parts += [("{" if i == 0 else ",") + f'"{name}":', value]
@@ -1190,19 +1223,20 @@ def _write_event_day(world: _World, result: _DayResult, day: int, out: Path, ids
     # Parts split the day by arrival time, so a duplicate always shares its original's file.
     t0 = _day_start_ms(landing)
     part = np.clip((rows["arrival"] - t0) * n_parts // DAY_MS, 0, n_parts - 1)
+    bounds = np.searchsorted(part, np.arange(n_parts + 1))  # rows are in arrival order
     files: dict[str, int] = {}
     for p in range(n_parts):
-        in_part = _take(rows, np.flatnonzero(part == p))
+        in_part = {name: col[bounds[p] : bounds[p + 1]] for name, col in rows.items()}
         gz = cfg.events_format == "jsonl" and cfg.gzip_every > 0 and (day + p) % cfg.gzip_every == cfg.gzip_every - 1
-        name = f"part-{p:05d}." + ("csv" if cfg.events_format == "csv" else "jsonl.gz" if gz else "jsonl")
-        sink = _Sink(folder / name, compress=gz)
+        file_name = f"part-{p:05d}." + ("csv" if cfg.events_format == "csv" else "jsonl.gz" if gz else "jsonl")
+        sink = _Sink(folder / file_name, compress=gz)
         if cfg.events_format == "csv":
             sink.write((",".join(EVENT_FIELDS) + "\n").encode())
         for start in range(0, _size(in_part), _CHUNK_ROWS):
             chunk = {name: col[start : start + _CHUNK_ROWS] for name, col in in_part.items()}
             sink.write(_text_bytes(_render_events(world, chunk, ids, cfg.events_format)))
         sink.close()
-        files[(folder / name).relative_to(out).as_posix()] = _size(in_part)
+        files[(folder / file_name).relative_to(out).as_posix()] = _size(in_part)
     return _event_manifest(rows, result, files)
 
 
@@ -1273,7 +1307,7 @@ def _write_inventory(world: _World, result: _DayResult, landing: date, out: Path
             ("on_hand", pc.cast(pa.array(result.on_hand), pa.string())),
             ("on_order", pc.cast(pa.array(result.on_order), pa.string())),
             ("lead_time_days", pc.cast(pa.array(world.lead_time), pa.string())),
-            ("snapshot_ts", pa.array([snapshot]).take(pa.array(np.zeros(n, np.int8)))),
+            ("snapshot_ts", snapshot),
         ]
     )
     path = out / "inventory" / f"date={landing.isoformat()}" / "part-00000.jsonl"
@@ -1305,7 +1339,6 @@ def _planted(world: _World) -> dict:
         "user_group": world.user_group.tolist(),
         "weekday_factors": list(_WEEKDAY_FACTORS),
         "promotion_discount": list(_PROMO_DISCOUNT),
-        "promotion_demand_uplift": round(_PROMO_VIEW_BOOST * _PROMO_CART_BOOST, 2),
         "return_days": list(_RETURN_DAYS),
         "non_product_skus": list(NON_PRODUCT_SKUS),
         "unknown_event_types": list(UNKNOWN_EVENT_TYPES),
@@ -1356,7 +1389,8 @@ def generate(config: GeneratorConfig | None = None, out: Path = Path("var/landin
     out = Path(out)
     wanted = config.model_dump(mode="json")
     existing = _read_manifest(out)
-    if existing is not None and existing.get("config") == wanted and not force:
+    same = existing is not None and existing.get("config") == wanted
+    if same and existing.get("generator_version") == GENERATOR_VERSION and not force:
         log.info("landing data for this config already in %s (%d days); skipping", out, config.days)
         return existing
     _remove_previous(out)

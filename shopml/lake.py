@@ -12,7 +12,9 @@ column mapping here, so each reads what the other wrote.
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -162,15 +164,36 @@ class Lake:
 
             last = SparkDeltaTable.forPath(self.spark, self.path(table)).history(1).first()
             return int(last["operationMetrics"].get("numOutputRows", 0))
-        return self.write_arrow(df.toArrow(), table, mode=mode, replace_where=replace_where)
+        with self._arrow_stream(df) as (stream, rows):
+            self.write_arrow(stream, table, mode=mode, replace_where=replace_where)
+        return rows
+
+    @contextmanager
+    def _arrow_stream(self, df: DataFrame) -> Iterator[tuple[pa.RecordBatchReader, int]]:
+        """Hand a Spark DataFrame to delta-rs as a stream of Arrow batches.
+
+        Spark writes Parquet in parallel to a scratch folder and delta-rs reads it
+        back batch by batch, so neither the driver JVM nor Python ever holds the
+        whole frame (``toArrow()`` would collect it all on the driver).
+        """
+        import pyarrow.dataset as ds
+        from pyspark.sql.pandas.types import to_arrow_schema
+
+        scratch_root = self.settings.var_root / "tmp"
+        scratch_root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=scratch_root, prefix="lake-write-") as scratch:
+            df.write.mode("overwrite").parquet(scratch)
+            schema = to_arrow_schema(df.schema, timezone="UTC", prefers_large_types=False)
+            dataset = ds.dataset(scratch, format="parquet", schema=schema)
+            yield dataset.scanner(batch_size=65_536).to_reader(), dataset.count_rows()
 
     def write_arrow(
         self,
-        data: pa.Table,
+        data: pa.Table | pa.RecordBatchReader,
         table: str,
         mode: WriteMode = "overwrite",
         replace_where: str | None = None,
-    ) -> int:
+    ) -> int | None:
         """Write Arrow data through delta-rs (also used by model and publish steps that run without Spark)."""
         from deltalake import write_deltalake
 
@@ -184,10 +207,9 @@ class Lake:
             description=table_spec.description if not self.exists(table) else None,
             schema_mode="merge" if mode == "append" else None,
         )
-        log.info(
-            "wrote %s rows to %s (%s%s)", data.num_rows, table, mode, f" where {replace_where}" if replace_where else ""
-        )
-        return data.num_rows
+        rows = getattr(data, "num_rows", None)
+        log.info("wrote %s rows to %s (%s%s)", rows, table, mode, f" where {replace_where}" if replace_where else "")
+        return rows
 
     def merge(self, df: DataFrame, table: str, keys: Sequence[str], update: bool = True) -> None:
         """Upsert on ``keys``: matched rows are updated (or left alone when ``update`` is False), new rows inserted."""
@@ -203,10 +225,11 @@ class Lake:
                 merger = merger.whenMatchedUpdateAll()
             merger.whenNotMatchedInsertAll().execute()
             return
-        merger = self._delta(table).merge(df.toArrow(), condition, source_alias="s", target_alias="t")
-        if update:
-            merger = merger.when_matched_update_all()
-        merger.when_not_matched_insert_all().execute()
+        with self._arrow_stream(df) as (stream, _):
+            merger = self._delta(table).merge(stream, condition, source_alias="s", target_alias="t")
+            if update:
+                merger = merger.when_matched_update_all()
+            merger.when_not_matched_insert_all().execute()
 
     def delete(self, table: str, predicate: str) -> None:
         if not self.exists(table):

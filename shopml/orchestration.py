@@ -20,6 +20,7 @@ from shopml.settings import get_settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 JOBS_DIR = REPO_ROOT / "jobs"
+SPARK_CONF_DIR = REPO_ROOT / "conf" / "spark"
 
 # Backfills and first runs pass {"backfill_from": "YYYY-MM-DD"}; the nightly schedule processes its own date.
 WINDOW_ARGS = ["--date", "{{ ds }}", "--from", "{{ params.backfill_from or ds }}", "--run-id", "{{ run_id }}"]
@@ -51,7 +52,9 @@ def spark_job(task_id: str, script: str, reads: list[str], writes: list[str], **
         application=str(JOBS_DIR / script),
         name=f"shopml-{task_id}",
         application_args=WINDOW_ARGS,
+        driver_memory=get_settings().spark_driver_memory,
         conf={"spark.pyspark.python": sys.executable, "spark.pyspark.driver.python": sys.executable},
+        env_vars={"SPARK_CONF_DIR": str(SPARK_CONF_DIR)},
         inlets=[asset(table) for table in reads],
         outlets=[asset(table) for table in writes],
         **kwargs,

@@ -68,6 +68,7 @@ def get_spark(settings: Settings | None = None, app_name: str = "shopml") -> Spa
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
         .config("spark.sql.adaptive.enabled", "true")
         .config("spark.driver.memory", settings.spark_driver_memory)
         .config("spark.sql.warehouse.dir", str((settings.var_root / "spark-warehouse").resolve()))

@@ -11,8 +11,11 @@ Point-in-time rule
 Late-data rule
     A late event (``landing_date`` R, ``event_date`` E < R) changes every
     feature date F in [E, R): the windows of F contain E. The nightly build
-    for R re-derives those dates, as far back as the configured lookback, and
+    for R re-derives those dates, as far back as the configured lookback
+    (events older than ``late_event_max_days`` are quarantined by clean), and
     records each in ``gold.feature_corrections`` (see ``plan_corrections``).
+    Nothing relies on processing time: a rebuilt day sees every event whose
+    event time falls in its windows, whenever it landed.
 
 Bounded cost
     The longest window is 90 days (``HISTORY_DAYS``). A build of D reads
@@ -218,15 +221,24 @@ def gold_schema(table: str) -> T.StructType:
 
 
 def conform(df: DataFrame, table: str) -> DataFrame:
-    """Select and cast ``df`` to the table's declared columns, all nullable.
+    """Select and cast ``df`` to the table's declared columns, all nullable, doubles rounded to 9 decimals.
 
     Delta (delta-rs) keeps the nullability of a table's first write, and Spark
     marks expressions like ``count`` or literals non-nullable: unioning with an
     empty frame of the nullable schema makes the written schema the declared one.
     """
     schema = gold_schema(table)
-    typed = df.select([F.col(field.name).cast(field.dataType).alias(field.name) for field in schema])
+    typed = df.select([_typed(field) for field in schema])
     return typed.unionByName(df.sparkSession.createDataFrame([], schema))
+
+
+def _typed(field: T.StructField) -> Column:
+    """A column cast to its declared type; doubles rounded to 9 decimals because floating-point sums depend on
+    how Spark partitioned the input, and a rerun must give the same rows."""
+    column = F.col(field.name).cast(field.dataType)
+    if isinstance(field.dataType, T.DoubleType):
+        column = F.round(column, 9)
+    return column.alias(field.name)
 
 
 def end_of_day(day: date) -> datetime:
@@ -723,26 +735,34 @@ def build_sku_daily_demand(
 # ---- late data ---------------------------------------------------------------------------------
 
 
-def count_late_events(events: DataFrame, run_date: date, lookback_days: int) -> DataFrame:
-    """event_date, late_event_count: events that landed on ``run_date`` for the ``lookback_days`` days before it."""
-    first = run_date - timedelta(days=lookback_days)
+def count_late_events(events: DataFrame, first_day: date, last_day: date, lookback_days: int) -> DataFrame:
+    """event_date, late_event_count: events landed ``first_day``..``last_day`` for the ``lookback_days`` before it.
+
+    Events landing inside the window for days inside it are not "late" for
+    this build: those days are built from scratch with everything known.
+    """
     return (
-        events.where(F.col("event_date").between(F.lit(first), F.lit(run_date - timedelta(days=1))))
-        .where(F.col("landing_date") == F.lit(run_date))
+        events.where(
+            F.col("event_date").between(
+                F.lit(first_day - timedelta(days=lookback_days)), F.lit(first_day - timedelta(days=1))
+            )
+        )
+        .where(F.col("landing_date").between(F.lit(first_day), F.lit(last_day)))
         .groupBy("event_date")
         .agg(F.count("*").alias("late_event_count"))
     )
 
 
-def plan_corrections(late_counts: dict[date, int], run_date: date) -> list[tuple[date, int]]:
-    """Past feature dates to re-derive tonight, each with the number of late events inside its windows.
+def plan_corrections(late_counts: dict[date, int], first_day: date) -> list[tuple[date, int]]:
+    """Past feature dates to re-derive before ``first_day``, each with the late events inside its windows.
 
-    A late event dated E is inside the windows of every feature date in [E, R),
-    so all of them are rebuilt (not only E); day R is the regular nightly build.
+    A late event dated E is inside the windows of every feature date from E
+    on, so all days E..first_day-1 are rebuilt, not only E; ``first_day`` and
+    later are built anyway.
     """
-    late = {day: count for day, count in late_counts.items() if day < run_date and count > 0}
+    late = {day: count for day, count in late_counts.items() if day < first_day and count > 0}
     if not late:
         return []
     first = min(late)
-    days = [first + timedelta(days=i) for i in range((run_date - first).days)]
+    days = [first + timedelta(days=i) for i in range((first_day - first).days)]
     return [(day, sum(count for late_day, count in late.items() if late_day <= day)) for day in days]

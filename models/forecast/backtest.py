@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from models.forecast.baselines import BASELINES, forecast_baselines
-from models.forecast.config import ForecastConfig
+from models.forecast.config import DEFAULT_CONFIG, ForecastConfig
 from models.forecast.features import DemandPanel, build_scoring_frame, build_training_frame
 from models.forecast.metrics import QUANTILE_COLUMNS, compute_metrics, metric_value, velocity_band
 from models.forecast.model import fit_quantile_model
@@ -23,7 +23,7 @@ from models.forecast.model import fit_quantile_model
 log = logging.getLogger(__name__)
 
 
-def fold_origins(run_date: date, config: ForecastConfig = ForecastConfig()) -> list[date]:
+def fold_origins(run_date: date, config: ForecastConfig = DEFAULT_CONFIG) -> list[date]:
     """Origins of the folds, oldest first; the newest fold's last scored day is ``run_date``."""
     return [run_date - timedelta(days=config.fold_days * k) for k in range(config.backtest_folds, 0, -1)]
 
@@ -74,7 +74,7 @@ def evaluate_fold(
 
 
 def run_backtest(
-    panel: DemandPanel, run_date: date, config: ForecastConfig = ForecastConfig(), device: str = "cpu", seed: int = 0
+    panel: DemandPanel, run_date: date, config: ForecastConfig = DEFAULT_CONFIG, device: str = "cpu", seed: int = 0
 ) -> tuple[pd.DataFrame, pd.DataFrame, list[dict[str, float]]]:
     """All folds: (evaluation rows, metrics frame, per-fold timings)."""
     parts, timings = [], []
@@ -88,7 +88,7 @@ def run_backtest(
     return evaluation, compute_metrics(evaluation, config.quantiles, BASELINES), timings
 
 
-def decide_promotion(metrics: pd.DataFrame, config: ForecastConfig = ForecastConfig()) -> tuple[bool, str]:
+def decide_promotion(metrics: pd.DataFrame, config: ForecastConfig = DEFAULT_CONFIG) -> tuple[bool, str]:
     """Promote only when the model beats the best baseline's WAPE and its P10-P90 coverage is in the band."""
     model_wape = metric_value(metrics, "forecaster", "wape")
     best = min(BASELINES, key=lambda name: metric_value(metrics, name, "wape"))

@@ -18,6 +18,7 @@ class BoosterConfig(BaseModel):
     colsample_bytree: float = Field(0.8, gt=0, le=1, description="Feature subsample per tree.")
     reg_lambda: float = Field(1.0, ge=0, description="L2 penalty on leaf values.")
     max_bin: int = Field(128, ge=16, description="Histogram bins per feature.")
+    n_jobs: int = Field(0, ge=0, description="CPU threads; 0 uses every core.")
 
 
 class ForecastConfig(BaseModel):
@@ -36,6 +37,12 @@ class ForecastConfig(BaseModel):
         7, ge=1, description="Days between training origins; a multiple of 7 keeps the origins' weekday = scoring's."
     )
     max_train_rows: int = Field(1_500_000, ge=1_000, description="Training rows are sampled down to this many.")
+    calibration_days: int = Field(
+        28,
+        ge=0,
+        description="Origins in the last this many days before the cutoff are held out to calibrate P10/P90 (0: off).",
+    )
+    min_calibration_rows: int = Field(200, ge=1, description="Fewer held-out rows than this: no calibration.")
     min_history_days: int = Field(
         14, ge=1, description="SKUs with fewer days of history get category-level features instead of their own."
     )
@@ -58,7 +65,8 @@ class ForecastConfig(BaseModel):
     fold_days: int = Field(14, ge=1, description="Days evaluated per fold (= days between fold origins).")
     moving_average_days: int = Field(28, ge=1, description="Window of the moving-average baseline.")
     ses_alphas: tuple[float, ...] = Field(
-        (0.05, 0.1, 0.2, 0.3, 0.5), description="Smoothing constants tried per SKU by the exponential-smoothing baseline."
+        (0.05, 0.1, 0.2, 0.3, 0.5),
+        description="Smoothing constants tried per SKU by the exponential-smoothing baseline.",
     )
     velocity_bands: tuple[float, float] = Field(
         (0.5, 5.0), description="Mean units/day splitting SKUs into slow / medium / fast for the metrics."
@@ -91,3 +99,7 @@ class ForecastConfig(BaseModel):
         if not self.ses_alphas or not all(0 < a <= 1 for a in self.ses_alphas):
             raise ValueError(f"ses_alphas must be inside (0, 1], got {self.ses_alphas}")
         return self
+
+
+# Frozen, so one shared instance is a safe default argument.
+DEFAULT_CONFIG = ForecastConfig()

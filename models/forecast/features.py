@@ -30,7 +30,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from models.forecast.config import ForecastConfig
+from models.forecast.config import DEFAULT_CONFIG, ForecastConfig
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ class DemandPanel:
         return names, codes
 
     @cached_property
-    def _prefix(self) -> dict[str, np.ndarray]:
+    def prefix_sums(self) -> dict[str, np.ndarray]:
         """Prefix sums over days (one leading zero column) so any window sum is two lookups."""
         observed = ~np.isnan(self.in_stock)
         values = np.nan_to_num(self.in_stock)
@@ -140,7 +140,7 @@ class DemandPanel:
 
     def window_sum(self, name: str, end: int, days: int | np.ndarray) -> np.ndarray:
         """Sum of a prefix-summed matrix over the ``days`` days ending at column ``end`` (inclusive)."""
-        table = self._prefix[name]
+        table = self.prefix_sums[name]
         first = np.maximum(end + 1 - np.asarray(days), 0)
         if np.ndim(first) == 0:
             return table[:, end + 1] - table[:, int(first)]
@@ -155,17 +155,20 @@ def build_panel(demand: pd.DataFrame, end: date, history_days: int | None = None
         end: last day of the panel (the run date); days after it are ignored.
         history_days: keep only this many days up to ``end``.
     """
-    frame = demand.loc[:, list(DEMAND_COLUMNS)].copy()
-    frame["feature_date"] = pd.to_datetime(frame["feature_date"]).dt.date
-    frame = frame[frame["feature_date"] <= end]
+    frame = demand.loc[:, list(DEMAND_COLUMNS)]
+    days_since_epoch = pd.to_datetime(frame["feature_date"]).to_numpy().astype("datetime64[D]").astype(np.int64)
+    last = np.datetime64(end, "D").astype(np.int64)
+    keep = days_since_epoch <= last
     if history_days is not None:
-        frame = frame[frame["feature_date"] > end - timedelta(days=history_days)]
+        keep &= days_since_epoch > last - history_days
+    frame, days_since_epoch = frame[keep], days_since_epoch[keep]
     if frame.empty:
         raise ValueError(f"no demand rows on or before {end}")
-    start = frame["feature_date"].min()
-    n_days = (end - start).days + 1
+    first = int(days_since_epoch.min())
+    start = date(1970, 1, 1) + timedelta(days=first)
+    n_days = int(last) - first + 1
     sku_codes, skus = pd.factorize(frame["sku"], sort=True)
-    day = np.array([(d - start).days for d in frame["feature_date"]], dtype=np.int64)
+    day = days_since_epoch - first
     shape = (len(skus), n_days)
 
     def dense(values: np.ndarray, fill: float | bool) -> np.ndarray:
@@ -175,9 +178,9 @@ def build_panel(demand: pd.DataFrame, end: date, history_days: int | None = None
 
     units = frame["units"].to_numpy(dtype=float, na_value=np.nan)
     units = np.where(units < 0, np.nan, units)
-    last_category = (
-        frame.dropna(subset=["category"]).sort_values("feature_date").groupby("sku")["category"].last().astype(str)
-    )
+    # The category of a SKU's latest row: a re-categorised product follows its new category.
+    named = frame.assign(day=day).dropna(subset=["category"])
+    last_category = named.sort_values("day", kind="stable").groupby("sku")["category"].last().astype(str)
     categories = last_category.reindex(skus).fillna(UNKNOWN_CATEGORY).to_numpy(dtype=object)
     first_day = np.full(len(skus), n_days, dtype=np.int64)
     np.minimum.at(first_day, sku_codes, day)
@@ -208,7 +211,9 @@ def _category_level(panel: DemandPanel, end: int, days: int) -> np.ndarray:
     return np.where(np.isnan(level), np.nan_to_num(overall), level)
 
 
-def _demand_scale(panel: DemandPanel, end: int, history: np.ndarray, category_level: np.ndarray, config) -> np.ndarray:
+def _demand_scale(
+    panel: DemandPanel, end: int, history: np.ndarray, category_level: np.ndarray, config: ForecastConfig
+) -> np.ndarray:
     """Recent in-stock mean over at most ``history`` days, shrunk towards the category level by ``prior_days``."""
     days = np.minimum(28, history)
     total, count = panel.window_sum("sum", end, days), panel.window_sum("count", end, days)
@@ -236,7 +241,7 @@ def _origin_block(panel: DemandPanel, end: int, history: np.ndarray, config: For
     mean_7, mean_28, mean_91 = mean(7), mean(28), mean(91)
     count_28 = panel.window_sum("count", end, 28)
     var_28 = _ratio(panel.window_sum("sq", end, 28), count_28) - mean_28**2
-    sale_prefix = panel._prefix["sale"]
+    sale_prefix = panel.prefix_sums["sale"]
     # Index of the last day with a sale: the last column where the prefix count of sale days increased.
     sold_by = sale_prefix[:, 1 : end + 2]
     last_sale = np.where(sold_by[:, -1] > 0, np.argmax(sold_by == sold_by[:, -1:], axis=1), -1)
@@ -281,7 +286,7 @@ def _origin_block(panel: DemandPanel, end: int, history: np.ndarray, config: For
         weeks = np.array([same - 7 * k for k in range(8) if same - 7 * k >= 0], dtype=np.int64)
         values = panel.in_stock[:, weeks[:4]]
         same_mean = _ratio(np.nansum(values, axis=1), (~np.isnan(values)).sum(axis=1))
-        prefix = panel._prefix
+        prefix = panel.prefix_sums
         cat_same = _ratio(
             (prefix["cat_sum"][:, weeks + 1] - prefix["cat_sum"][:, weeks]).sum(axis=1),
             (prefix["cat_count"][:, weeks + 1] - prefix["cat_count"][:, weeks]).sum(axis=1),
@@ -297,8 +302,8 @@ def _origin_block(panel: DemandPanel, end: int, history: np.ndarray, config: For
         block["category_level"][:, col] = _ratio(sku_cat_level, scale)
         block["category_weekday_ratio"][:, col] = _ratio(cat_same, cat_long)[codes]
         block["category_trend_7_28"][:, col] = cat_trend
-        for name, values_ in sku.items():
-            block[name][:, col] = values_
+        for name, feature in sku.items():
+            block[name][:, col] = feature
         block["sku_same_weekday_last"][:, col] = _ratio(panel.in_stock[:, same], scale) if same >= 0 else np.nan
         block["sku_same_weekday_mean_4"][:, col] = _ratio(same_mean, scale)
         block["sku_weekday_ratio"][:, col] = _ratio(same_mean, mean_28)
@@ -321,7 +326,7 @@ def _block_frame(
 
 
 def build_training_frame(
-    panel: DemandPanel, cutoff: date, config: ForecastConfig = ForecastConfig(), seed: int = 0
+    panel: DemandPanel, cutoff: date, config: ForecastConfig = DEFAULT_CONFIG, seed: int = 0
 ) -> pd.DataFrame:
     """Rows (SKU, origin, horizon day) whose target day is on or before ``cutoff``, with ``units`` as target.
 
@@ -370,7 +375,7 @@ def build_training_frame(
 
 
 def build_scoring_frame(
-    panel: DemandPanel, origin: date, config: ForecastConfig = ForecastConfig(), skus: np.ndarray | None = None
+    panel: DemandPanel, origin: date, config: ForecastConfig = DEFAULT_CONFIG, skus: np.ndarray | None = None
 ) -> pd.DataFrame:
     """One row per (SKU, horizon day) for forecasts made at ``origin`` (the run date), features as of it.
 

@@ -121,6 +121,12 @@ class RecommendConfig(BaseModel):
         0.5, ge=0, le=1, description="Weight of co-occurrence similarity against embedding cosine for similar items."
     )
     eval_days: int = Field(7, ge=1, description="Evaluation window: purchases in (T - eval_days, T].")
+    cpu_threads: int = Field(
+        0,
+        ge=0,
+        description="CPU threads for torch and XGBoost; 0 keeps their default (every core). "
+        "Set it where tasks share a machine: oversubscribed threads make small steps many times slower.",
+    )
     metric_ks: tuple[int, ...] = Field((10, 20), description="Cut-offs at which list metrics are reported.")
     retrieval: RetrievalConfig = RetrievalConfig()
     ranker: RankerConfig = RankerConfig()

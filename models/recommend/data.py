@@ -154,6 +154,13 @@ class FeatureSet:
         return self.users[list(USER_FEATURES)].to_numpy(dtype=np.float32, na_value=np.nan)
 
     @cached_property
+    def interaction_age_days(self) -> np.ndarray:
+        """Days from each interaction's last touch to the end of the as-of day."""
+        end = pd.Timestamp(self.as_of + timedelta(days=1), tz="UTC")
+        last = pd.to_datetime(self.interactions["last_interaction_ts"], utc=True)
+        return ((end - last).dt.total_seconds() / 86_400).to_numpy(np.float32)
+
+    @cached_property
     def pair_keys(self) -> tuple[np.ndarray, np.ndarray]:
         """(sorted user*n_items+item keys, interaction row of each) for O(log n) pair lookup."""
         keys = self.interactions["user"].to_numpy(np.int64) * len(self.items) + self.interactions["item"].to_numpy()
@@ -250,7 +257,7 @@ def build_candidates(
     """
     block_rows, block_at = rows_of(blocked["user"].to_numpy(), user_codes)
     block_items = blocked["item"].to_numpy()[block_at]
-    _, columns = top_n(
+    scores, columns = top_n(
         lambda a, b: user_vectors[a:b] @ item_vectors.T,
         len(user_codes),
         config.retrieval.n_candidates,
@@ -264,6 +271,7 @@ def build_candidates(
             "row": np.nonzero(filled)[0],
             "item": columns[filled],
             "retrieval_rank": (np.nonzero(filled)[1] + 1).astype(np.float32),
+            "retrieval_score": scores[filled],
         }
     )
 
@@ -289,10 +297,13 @@ def build_candidates(
     candidates["cooc_seed"] = candidates["cooc_seed"].fillna(-1).astype(np.int64)
     for column in ("cooc_score", "cooc_max", "cooc_seeds"):
         candidates[column] = candidates[column].fillna(0).astype(np.float32)
-    rows_t = torch.from_numpy(candidates["row"].to_numpy(np.int64)).to(user_vectors.device)
-    items_t = torch.from_numpy(candidates["item"].to_numpy(np.int64)).to(item_vectors.device)
+    # Co-purchase-only candidates were not in the top-N: score them with the same dot product.
+    missing = candidates["retrieval_score"].isna().to_numpy()
+    rows_t = torch.from_numpy(candidates["row"].to_numpy(np.int64)[missing]).to(user_vectors.device)
+    items_t = torch.from_numpy(candidates["item"].to_numpy(np.int64)[missing]).to(item_vectors.device)
     with torch.no_grad():
-        candidates["retrieval_score"] = (user_vectors[rows_t] * item_vectors[items_t]).sum(1).cpu().numpy()
+        dots = (user_vectors[rows_t] * item_vectors[items_t]).sum(1).cpu().numpy()
+    candidates.loc[missing, "retrieval_score"] = dots
     candidates["user"] = user_codes[candidates["row"].to_numpy()]
     return candidates.sort_values(["row", "item"], ignore_index=True)
 
@@ -309,11 +320,8 @@ def candidate_matrix(candidates: pd.DataFrame, features: FeatureSet) -> np.ndarr
         values[found] = inter[column].to_numpy()[hit[found]]
         return values
 
-    as_of_ts = pd.Timestamp(features.as_of + timedelta(days=1), tz="UTC")
-    last = pd.to_datetime(inter["last_interaction_ts"], utc=True)
-    days_since = ((as_of_ts - last).dt.total_seconds() / 86_400).to_numpy(np.float32)
     since = np.full(len(hit), np.nan, dtype=np.float32)
-    since[found] = days_since[hit[found]]
+    since[found] = features.interaction_age_days[hit[found]]
     item_cat = features.item_category[items]
     affinity = np.where(item_cat >= 0, features.affinity[users, np.maximum(item_cat, 0)], 0.0)
     item_block = features.item_matrix[items]

@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import torch
+import xgboost as xgb
 
 from models.device import resolve_device
 from models.recommend.baselines import (
@@ -171,11 +175,46 @@ def _serving_context(lake: Lake, features: FeatureSet, config: RecommendConfig, 
 # ---- registry helpers ----------------------------------------------------------------------
 
 
-def _setup(
-    settings: Settings | None, config: RecommendConfig | None
-) -> tuple[Settings, RecommendConfig, Lake, ModelRegistry]:
-    settings = settings or get_settings()
-    return settings, config or RecommendConfig(), Lake(settings), ModelRegistry(settings.models)
+@contextmanager
+def _cpu_threads(threads: int) -> Iterator[None]:
+    """Run torch and XGBoost on ``threads`` CPU threads (0: their defaults), restoring torch's afterwards."""
+    if not threads:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with xgb.config_context(nthread=threads):
+            yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+Task = Callable[[date, str, Settings, RecommendConfig], dict]
+
+
+def _task(body: Task) -> Callable[..., dict]:
+    """Make ``body`` a DAG task taking (run_date, run_id, settings=None, config=None), within the thread limit."""
+
+    def run(
+        run_date: date, run_id: str, settings: Settings | None = None, config: RecommendConfig | None = None
+    ) -> dict:
+        settings, config = settings or get_settings(), config or RecommendConfig()
+        with _cpu_threads(config.cpu_threads):
+            return body(run_date, run_id, settings, config)
+
+    # Not functools.wraps: the task's signature must stay the optional one above.
+    run.__name__, run.__qualname__, run.__doc__, run.__module__ = (
+        body.__name__,
+        body.__qualname__,
+        body.__doc__,
+        body.__module__,
+    )
+    return run
+
+
+def _io(settings: Settings) -> tuple[Lake, ModelRegistry]:
+    return Lake(settings), ModelRegistry(settings.models)
 
 
 def find_candidate(registry: ModelRegistry, run_id: str) -> ModelVersion:
@@ -243,11 +282,10 @@ def _stamped(frame: pd.DataFrame, schema: pa.Schema, version: str, run_id: str, 
 # ---- DAG tasks -----------------------------------------------------------------------------
 
 
-def train_retrieval(
-    run_date: date, run_id: str, settings: Settings | None = None, config: RecommendConfig | None = None
-) -> dict:
+@_task
+def train_retrieval(run_date: date, run_id: str, settings: Settings, config: RecommendConfig) -> dict:
     """Fit the retrieval model on features as of T-14, T-7 and T and register them as this run's candidate."""
-    settings, config, lake, registry = _setup(settings, config)
+    lake, registry = _io(settings)
     device = resolve_device(settings.device.value)
     dates = split_dates(run_date, config.eval_days)
     versions = _table_versions(lake, FEATURE_TABLES.values())
@@ -288,11 +326,10 @@ def train_retrieval(
     }
 
 
-def train_ranker(
-    run_date: date, run_id: str, settings: Settings | None = None, config: RecommendConfig | None = None
-) -> dict:
+@_task
+def train_ranker(run_date: date, run_id: str, settings: Settings, config: RecommendConfig) -> dict:
     """Fit the XGBoost ranker on the T-14 retrieval's candidates, labelled by purchases in (T-14, T-7]."""
-    settings, config, lake, registry = _setup(settings, config)
+    lake, registry = _io(settings)
     device = resolve_device(settings.device.value)
     model = find_candidate(registry, run_id)
     dates = _dates(model)
@@ -331,11 +368,10 @@ def train_ranker(
     return {"version": model.version, "seconds": round(seconds, 2), **{k: v for k, v in info.items() if k != "params"}}
 
 
-def evaluate_and_gate(
-    run_date: date, run_id: str, settings: Settings | None = None, config: RecommendConfig | None = None
-) -> dict:
+@_task
+def evaluate_and_gate(run_date: date, run_id: str, settings: Settings, config: RecommendConfig) -> dict:
     """Score the candidate and four baselines on purchases in (T-7, T]; promote the candidate if it passes the gate."""
-    settings, config, lake, registry = _setup(settings, config)
+    lake, registry = _io(settings)
     device = resolve_device(settings.device.value)
     model = find_candidate(registry, run_id)
     dates = _dates(model)
@@ -416,14 +452,13 @@ def evaluate_and_gate(
     }
 
 
-def score_recommendations(
-    run_date: date, run_id: str, settings: Settings | None = None, config: RecommendConfig | None = None
-) -> dict:
+@_task
+def score_recommendations(run_date: date, run_id: str, settings: Settings, config: RecommendConfig) -> dict:
     """Score every known user and SKU with the promoted version and write both output tables for ``run_date``.
 
     Lists that breach the output floors raise ``OutputGateError`` before anything is written.
     """
-    settings, config, lake, registry = _setup(settings, config)
+    lake, registry = _io(settings)
     device = resolve_device(settings.device.value)
     model = registry.require_current(MODEL_NAME)
     started = time.perf_counter()

@@ -229,7 +229,7 @@ def recommend_users(
     for _, _, candidates in _candidate_batches(user_ids, retrieval, item_vectors, features, seeds, context, config):
         if candidates.empty:
             continue
-        raw = booster.predict(xgb.DMatrix(candidate_matrix(candidates, features), feature_names=list(FEATURES)))
+        raw = booster.inplace_predict(candidate_matrix(candidates, features))
         items, rows = candidates["item"].to_numpy(), candidates["row"].to_numpy()
         score = downrank_stockout_risk(
             raw.astype(np.float64), rows, context.risk[items], config.filters.stockout_downrank_strength

@@ -34,8 +34,11 @@ class ServingConfig(BaseModel):
         gt=0,
         description="Lease of the per-dataset publish lock, renewed while publishing; a killed publisher's lock lapses after it.",
     )
-    batch_size: int = Field(
-        5_000, ge=1, description="Keys per pipelined store write (one round trip, one transaction)."
+    batch_size: int = Field(5_000, ge=1, description="Most keys per store write (one round trip, one transaction).")
+    batch_bytes: int = Field(
+        1_000_000,
+        ge=1,
+        description="Target value bytes per store write: multi-megabyte writes stall on socket buffers and are slower.",
     )
     read_batch_rows: int = Field(65_536, ge=1, description="Rows per Arrow batch read from Delta.")
     rows_per_pass: int = Field(

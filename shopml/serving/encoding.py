@@ -28,7 +28,8 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict
 
 DEFAULT_USER = "__default__"
-METADATA_COLUMNS = ("model_version", "run_id", "generated_at")
+# Provenance read from the rows (the run id of a version is the publishing run's, not a column).
+METADATA_COLUMNS = ("model_version", "generated_at")
 
 
 @dataclass(frozen=True)
@@ -190,84 +191,166 @@ def decode_payload(value: bytes) -> dict[str, Any]:
 
 # ---- column-wise JSON ------------------------------------------------------------------------------
 
-_CONTROL_CHARS = r"[\x00-\x1f]"
-
 
 def _text(value: str) -> pa.Scalar:
     return pa.scalar(value, pa.large_string())
 
 
-def _json_string(values: pa.Array) -> pa.Array:
-    """JSON string literals; control characters (never seen in ids) take the exact but slow path."""
+def _escaped(values: pa.Array) -> pa.Array:
+    """String contents escaped for JSON, without the quotes.
+
+    The raw UTF-8 bytes are scanned first: ids, SKUs and reasons almost never need escaping, and
+    a byte scan is far cheaper than replacing. Bytes of sliced-off neighbours can only cause a
+    needless (still correct) escape.
+    """
     values = values.cast(pa.large_string())
-    if pc.any(pc.match_substring_regex(values, _CONTROL_CHARS)).as_py():
+    data = values.buffers()[2]
+    raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.empty(0, np.uint8)
+    if (raw < 0x20).any():
+        # Control characters: exact but slow, and never expected in served data.
         return pa.array(
-            [None if v is None else json.dumps(v, ensure_ascii=False) for v in values.to_pylist()], pa.large_string()
+            [None if v is None else json.dumps(v, ensure_ascii=False)[1:-1] for v in values.to_pylist()],
+            pa.large_string(),
         )
-    escaped = pc.replace_substring(pc.replace_substring(values, "\\", "\\\\"), '"', '\\"')
-    return pc.binary_join_element_wise(_text('"'), escaped, _text('"'), _text(""))
+    if ((raw == ord('"')) | (raw == ord("\\"))).any():
+        return pc.replace_substring(pc.replace_substring(values, "\\", "\\\\"), '"', '\\"')
+    return values
 
 
-def _json_number(values: pa.Array, float_digits: int) -> pa.Array:
-    if pa.types.is_floating(values.type):
-        values = values.cast(pa.float64())
-        finite = pc.is_finite(values)
-        values = pc.if_else(finite, pc.round(values, float_digits), pa.scalar(None, pa.float64()))
-    return values.cast(pa.large_string())
+def _json_parts(values: pa.Array | pa.ChunkedArray, float_digits: int) -> list[str | pa.Array]:
+    """A column as literal text and arrays that, joined element-wise, are its JSON values.
 
-
-def json_values(values: pa.Array, float_digits: int) -> pa.Array:
-    """Render an Arrow column as JSON literals (nulls, NaN and infinities become ``null``)."""
-    kind = values.type
-    if pa.types.is_dictionary(kind):
+    Quotes of null-free string columns stay literal so they merge into the surrounding text
+    (one join less per column); nulls, NaN and infinities become ``null``.
+    """
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if pa.types.is_dictionary(values.type):
         values = values.dictionary_decode()
-        kind = values.type
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
-        rendered = _json_string(values)
-    elif pa.types.is_boolean(kind):
-        rendered = values.cast(pa.large_string())
-    elif pa.types.is_integer(kind) or pa.types.is_floating(kind):
-        rendered = _json_number(values, float_digits)
-    elif pa.types.is_date(kind):
-        rendered = _json_string(values.cast(pa.large_string()))
-    else:
-        raise TypeError(f"cannot serve a column of type {kind}")
-    return pc.fill_null(rendered, "null")
+    kind = values.type
+    if (
+        pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_string_view(kind)
+        or pa.types.is_date(kind)
+    ):
+        text = _escaped(values)
+        if text.null_count == 0:
+            return ['"', text, '"']
+        return [pc.fill_null(pc.binary_join_element_wise(_text('"'), text, _text('"'), _text("")), "null")]
+    if pa.types.is_boolean(kind):
+        return [pc.fill_null(values.cast(pa.large_string()), "null")]
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind):
+        if pa.types.is_floating(kind):
+            values = values.cast(pa.float64())
+            values = pc.if_else(pc.is_finite(values), pc.round(values, float_digits), pa.scalar(None, pa.float64()))
+        return [pc.fill_null(values.cast(pa.large_string()), "null")]
+    raise TypeError(f"cannot serve a column of type {kind}")
+
+
+def _concat(parts: list[str | pa.Array]) -> pa.Array:
+    """Join literal text and arrays element-wise, neighbouring literals merged first."""
+    merged: list[str | pa.Array] = []
+    for part in parts:
+        if isinstance(part, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += part
+        else:
+            merged.append(part)
+    return pc.binary_join_element_wise(*(_text(p) if isinstance(p, str) else p for p in merged), _text(""))
+
+
+def json_values(values: pa.Array | pa.ChunkedArray, float_digits: int) -> pa.Array:
+    """Render an Arrow column as JSON literals."""
+    return _concat(_json_parts(values, float_digits))
 
 
 def _json_object(columns: list[tuple[str, pa.Array]], float_digits: int) -> pa.Array:
-    parts: list[Any] = []
+    parts: list[str | pa.Array] = []
     for i, (name, values) in enumerate(columns):
-        parts += [_text(("{" if i == 0 else ",") + json.dumps(name) + ":"), json_values(values, float_digits)]
-    return pc.binary_join_element_wise(*parts, _text("}"), _text(""))
+        parts += [("{" if i == 0 else ",") + json.dumps(name) + ":", *_json_parts(values, float_digits)]
+    return _concat([*parts, "}"])
+
+
+def _run_starts(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end offsets of the runs of equal neighbouring values."""
+    ends = pc.run_end_encode(values).run_ends.to_numpy().astype(np.int64)
+    return np.concatenate([[0], ends[:-1]]), ends
+
+
+def _in_order_within_runs(rows: pa.Table, spec: DatasetSpec) -> bool:
+    if not spec.order_by or rows.num_rows < 2:
+        return True
+    entity, order = rows[spec.entity], rows[spec.order_by]
+    same = pc.equal(entity[1:], entity[:-1])
+    return not pc.any(pc.and_(same, pc.less_equal(order[1:], order[:-1]))).as_py()
 
 
 def encode_entities(rows: pa.Table, spec: DatasetSpec, float_digits: int = 6) -> pa.Table:
     """Group scored rows by entity into one JSON value each, sorted by entity.
 
-    ``rows`` must hold every row of the entities it contains (the publisher
-    splits a partition by key range, never inside an entity). Returns a table
-    of ``entity`` (large_string) and ``payload`` (large_binary).
+    ``rows`` must hold every row of the entities it contains (the publisher splits a partition by
+    key range, never inside an entity). Scorers write an entity's rows together, so the rows are
+    not reordered: each run of neighbouring rows of one entity becomes a JSON fragment, and only
+    the fragments (about one per entity, a twentieth of the rows) are sorted and, where an entity
+    was split across files, joined. Returns ``entity`` (large_string) and ``payload`` (large_binary).
     """
+    columns = [spec.entity, *(c for _, c in spec.fields), *(c for c in (spec.order_by, spec.flag) if c)]
+    rows = rows.select(list(dict.fromkeys(columns)))
     rows = rows.filter(pc.is_valid(rows[spec.entity]))
-    sort_keys = [(spec.entity, "ascending")] + ([(spec.order_by, "ascending")] if spec.order_by else [])
-    rows = rows.sort_by(sort_keys).combine_chunks()
-    entities = rows[spec.entity].cast(pa.large_string()).combine_chunks()
-    if len(entities) == 0:
+    if rows.num_rows == 0:
         return pa.table({"entity": pa.array([], pa.large_string()), "payload": pa.array([], pa.large_binary())})
-    run_ends = pc.run_end_encode(entities).run_ends.to_numpy().astype(np.int64)
-    starts = np.concatenate([[0], run_ends[:-1]])
-    fields = [(name, rows[column].combine_chunks()) for name, column in spec.fields]
+    if not _in_order_within_runs(rows, spec):
+        rows = rows.take(pc.sort_indices(rows, sort_keys=[(spec.entity, "ascending"), (spec.order_by, "ascending")]))
+    entity = rows[spec.entity].combine_chunks().cast(pa.large_string())
+    starts, ends = _run_starts(entity)
+    runs = {"entity": entity.take(starts)}
+    if spec.order_by:
+        runs["first"] = rows[spec.order_by].take(starts)
+    if spec.flag:
+        runs["flag"] = np.logical_or.reduceat(rows[spec.flag].fill_null(False).to_numpy(), starts)
     if spec.shape == "object":
-        # One row per entity is the contract; should a duplicate slip through, the first (sorted) row wins.
-        payloads = _json_object([(name, values.take(starts)) for name, values in fields], float_digits)
+        runs["fragment"] = _json_object(
+            [(name, rows[column].take(starts)) for name, column in spec.fields], float_digits
+        )
     else:
-        items = _json_object(fields, float_digits)
-        lists = pa.LargeListArray.from_arrays(pa.array(np.concatenate([starts, run_ends[-1:]])), items)
-        parts: list[Any] = [_text("{")]
-        if spec.flag:
-            flags = np.logical_or.reduceat(rows[spec.flag].fill_null(False).to_numpy(zero_copy_only=False), starts)
-            parts += [_text(f"{json.dumps(spec.flag)}:"), pa.array(flags).cast(pa.large_string()), _text(",")]
-        parts += [_text(f"{json.dumps(spec.list_key)}:["), pc.binary_join(lists, _text(",")), _text("]}")]
-        payloads = pc.binary_join_element_wise(*parts, _text(""))
-    return pa.table({"entity": entities.take(starts), "payload": payloads.cast(pa.large_binary())})
+        items = _json_object([(name, rows[column]) for name, column in spec.fields], float_digits)
+        lists = pa.LargeListArray.from_arrays(pa.array(np.append(starts, ends[-1])), _combined(items))
+        runs["fragment"] = pc.binary_join(lists, _text(","))
+    return _merge_runs(pa.table(runs), spec)
+
+
+def _combined(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """One contiguous array (no copy when there is a single chunk)."""
+    if not isinstance(values, pa.ChunkedArray):
+        return values
+    return values.chunk(0) if values.num_chunks == 1 else values.combine_chunks()
+
+
+def _merge_runs(runs: pa.Table, spec: DatasetSpec) -> pa.Table:
+    """Sort the runs by entity and join the runs of one entity (in ``order_by`` order) into its value."""
+    entity = runs["entity"]
+    if runs.num_rows > 1 and not pc.all(pc.greater(entity[1:], entity[:-1])).as_py():
+        keys = [("entity", "ascending")] + ([("first", "ascending")] if spec.order_by else [])
+        runs = runs.take(pc.sort_indices(runs, sort_keys=keys))
+    entity = runs["entity"].combine_chunks()
+    starts, ends = _run_starts(entity)
+    fragments = _combined(runs["fragment"])
+    flags = runs["flag"].to_numpy() if spec.flag else None
+    if len(starts) < runs.num_rows:
+        if spec.shape == "object":
+            # One row per entity is the contract; should a duplicate slip through, the first one wins.
+            fragments = fragments.take(starts)
+        else:
+            lists = pa.LargeListArray.from_arrays(pa.array(np.append(starts, ends[-1])), fragments)
+            fragments = pc.binary_join(lists, _text(","))
+        flags = np.logical_or.reduceat(flags, starts) if flags is not None else None
+        entity = entity.take(starts)
+    if spec.shape == "object":
+        payloads = fragments
+    else:
+        parts: list[str | pa.Array] = ["{"]
+        if flags is not None:
+            parts += [f"{json.dumps(spec.flag)}:", pa.array(flags).cast(pa.large_string()), ","]
+        parts += [f"{json.dumps(spec.list_key)}:[", fragments, "]}"]
+        payloads = _concat(parts)
+    return pa.table({"entity": entity, "payload": _combined(payloads).cast(pa.large_binary())})

@@ -125,6 +125,12 @@ def previous_version(versions: Sequence[VersionInfo], current: str) -> VersionIn
     return max(older, key=lambda v: v.published_at, default=None)
 
 
+def _keys_per_batch(encoded: pa.Table, config: ServingConfig) -> int:
+    """Keys per store write: ``batch_bytes`` of values on average, at most ``batch_size`` keys."""
+    mean_bytes = max(1, encoded["payload"].nbytes // max(1, encoded.num_rows))
+    return max(1, min(config.batch_size, config.batch_bytes // mean_bytes))
+
+
 def _update_digest(digest: Any, encoded: pa.Table) -> None:
     """Feed ``entity NUL payload NUL`` of every key to the checksum, straight from Arrow buffers."""
     empty, nul = pa.scalar(b"", pa.large_binary()), pa.scalar(b"\0", pa.large_binary())
@@ -262,6 +268,7 @@ def _write_entries(
     log.info("publishing %s rows of %s for %s in %s pass(es)", rows, spec.table, run_date, len(ranges))
     written = _Written()
     for lo, hi in ranges:
+        lease.renew_if_due()
         batches = list(
             lake.iter_batches(
                 spec.table,
@@ -272,6 +279,10 @@ def _write_entries(
         )
         if not batches:
             continue
+        # Files written in key order come back in any order: putting their batches back in key order
+        # lets the encoder skip sorting (any order is still correct, only slower).
+        batches.sort(key=lambda batch: batch.column(spec.entity)[0].as_py() if batch.num_rows else "")
+        started = time.monotonic()
         rows_in_pass = pa.Table.from_batches(batches)
         del batches
         latest = pc.max(rows_in_pass["generated_at"]).as_py()
@@ -280,11 +291,21 @@ def _write_entries(
             written.generated_at = max(filter(None, [written.generated_at, latest]))
         written.model_versions |= {v for v in pc.unique(rows_in_pass["model_version"]).to_pylist() if v}
         encoded = encode_entities(rows_in_pass, spec, config.float_digits)
-        del rows_in_pass
-        for start in range(0, encoded.num_rows, config.batch_size):
-            chunk = encoded.slice(start, config.batch_size)
-            store.write_entries(spec.name, version, chunk["entity"].to_pylist(), chunk["payload"].to_pylist())
+        encoded_at = time.monotonic()
+        per_batch = _keys_per_batch(encoded, config)
+        for start in range(0, encoded.num_rows, per_batch):
+            store.write_batch(spec.name, version, encoded.slice(start, per_batch))
             lease.renew_if_due()
+        log.info(
+            "pass %s..%s: %s rows -> %s keys, encoded in %.1fs, written in %.1fs",
+            lo or "",
+            hi or "",
+            rows_in_pass.num_rows,
+            encoded.num_rows,
+            encoded_at - started,
+            time.monotonic() - encoded_at,
+        )
+        del rows_in_pass
         _update_digest(digest, encoded)
         written.key_count += encoded.num_rows
         if spec.fallback_entity:
@@ -448,7 +469,10 @@ def rollback_dataset(
 
 
 def gc_datasets(settings: Settings | None = None, config: ServingConfig | None = None) -> dict[str, list[str]]:
-    """Remove orphaned and surplus versions of every dataset; returns what was removed per dataset."""
+    """Remove orphaned and surplus versions of every dataset; returns what was removed per dataset.
+
+    Takes each dataset's publish lock, so it fails with ``PublishConflictError`` while a publish runs.
+    """
     removed: dict[str, list[str]] = {}
     with _open(settings, config) as (_, config, store):
         for dataset in DATASETS:

@@ -24,6 +24,10 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from shopml.serving.config import ServingConfig
 
 log = logging.getLogger(__name__)
@@ -128,8 +132,8 @@ class ServingStore(ABC):
         """Register a version in ``writing`` state with no values (an orphan if its writer dies)."""
 
     @abstractmethod
-    def write_entries(self, dataset: str, version: str, entities: Sequence[str], payloads: Sequence[bytes]) -> None:
-        """Write one batch of values into a version, atomically."""
+    def write_batch(self, dataset: str, version: str, batch: pa.Table) -> None:
+        """Write one batch of values (columns ``entity``, ``payload``) into a version, atomically."""
 
     @abstractmethod
     def count_entries(self, dataset: str, version: str) -> int: ...
@@ -193,6 +197,15 @@ local meta = redis.call('HMGET', ARGV[1] .. 'meta:' .. version, 'model_version',
 return {version, value, fallback, meta[1], meta[2], meta[3]}
 """
 
+# Check-and-write in one script: the values land in the version only while it is current.
+_OVERLAY_LUA = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local data = ARGV[2] .. 'data:' .. ARGV[1]
+for i = 4, #ARGV, 2 do redis.call('HSET', data, ARGV[i], ARGV[i + 1]) end
+redis.call('HSET', ARGV[2] .. 'meta:' .. ARGV[1], 'refreshed_at', ARGV[3], 'key_count', redis.call('HLEN', data))
+return 1
+"""
+
 _RENEW_LUA = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
@@ -226,6 +239,7 @@ class RedisStore(ServingStore):
             health_check_interval=30,
         )
         self._lookup = self._redis.register_script(_LOOKUP_LUA)
+        self._overlay = self._redis.register_script(_OVERLAY_LUA)
         self._renew = self._redis.register_script(_RENEW_LUA)
         self._release = self._redis.register_script(_RELEASE_LUA)
 
@@ -279,17 +293,26 @@ class RedisStore(ServingStore):
             pipe.zadd(self.key(info.dataset, "versions"), {info.version: (info.created_at or utc_now()).timestamp()})
             pipe.execute()
 
-    def write_entries(self, dataset: str, version: str, entities: Sequence[str], payloads: Sequence[bytes]) -> None:
-        data = self.key(dataset, "data", version)
-        flat: list[Any] = [None] * (2 * len(entities))
-        flat[0::2], flat[1::2] = entities, payloads
-        with self._errors(f"writing {len(entities)} values of {dataset} version {version}"):
-            pipe = self._redis.pipeline(transaction=True)
-            pipe.execute_command("HSET", data, *flat)
-            # The TTL is renewed with every batch: a version whose writer died expires by itself.
-            pipe.expire(data, self.config.orphan_ttl_s)
-            pipe.expire(self.key(dataset, "meta", version), self.config.orphan_ttl_s)
-            pipe.execute()
+    def write_batch(self, dataset: str, version: str, batch: pa.Table) -> None:
+        data, meta = self.key(dataset, "data", version), self.key(dataset, "meta", version)
+        ttl = self.config.orphan_ttl_s
+        with self._errors(f"writing {batch.num_rows} values of {dataset} version {version}"):
+            connection = self._redis.connection_pool.get_connection()
+            try:
+                # One transaction per batch; the TTLs are renewed with every batch, so a version whose
+                # writer died expires by itself.
+                connection.send_packed_command(
+                    [
+                        *connection.pack_command("MULTI"),
+                        *_resp_hset(data, batch),
+                        *connection.pack_command("EXPIRE", data, ttl),
+                        *connection.pack_command("EXPIRE", meta, ttl),
+                        *connection.pack_command("EXEC"),
+                    ]
+                )
+                _read_transaction(connection, queued=3)
+            finally:
+                self._redis.connection_pool.release(connection)
 
     def count_entries(self, dataset: str, version: str) -> int:
         with self._errors(f"counting values of {dataset} version {version}"):
@@ -336,24 +359,11 @@ class RedisStore(ServingStore):
     def overlay(
         self, dataset: str, based_on: str, entities: Sequence[str], payloads: Sequence[bytes], refreshed_at: datetime
     ) -> bool:
-        import redis
-
-        current = self.key(dataset, "current")
-        with (
-            self._errors(f"overlaying {len(entities)} values on {dataset} version {based_on}"),
-            self._redis.pipeline(transaction=True) as pipe,
-        ):
-            try:
-                pipe.watch(current)
-                if (pipe.get(current) or b"").decode() != based_on:
-                    return False
-                pipe.multi()
-                pipe.hset(self.key(dataset, "data", based_on), mapping=dict(zip(entities, payloads, strict=True)))
-                pipe.hset(self.key(dataset, "meta", based_on), "refreshed_at", refreshed_at.isoformat())
-                pipe.execute()
-            except redis.WatchError:
-                return False
-        return True
+        args: list[Any] = [based_on, self.key(dataset, ""), refreshed_at.isoformat()]
+        for entity, payload in zip(entities, payloads, strict=True):
+            args += [entity, payload]
+        with self._errors(f"overlaying {len(entities)} values on {dataset} version {based_on}"):
+            return bool(self._overlay(keys=[self.key(dataset, "current")], args=args))
 
     def acquire_lock(self, dataset: str, token: str, ttl_s: float) -> bool:
         with self._errors(f"locking {dataset} for publishing"):
@@ -373,6 +383,60 @@ class RedisStore(ServingStore):
 
 def _decode(values: Mapping[bytes, bytes]) -> dict[str, str]:
     return {key.decode(): value.decode() for key, value in values.items()}
+
+
+def _resp_hset(key: str, batch: pa.Table) -> list[bytes | memoryview]:
+    """``HSET key entity payload ...`` in the Redis protocol, built column-wise.
+
+    This is the bulk-loading route the Redis docs recommend (generate the protocol, as
+    ``redis-cli --pipe`` does): packing 10k arguments per batch in Python would cost more than
+    Redis takes to apply them.
+    """
+    binary = pa.large_binary()
+
+    def text(value: str) -> pa.Scalar:
+        return pa.scalar(value.encode(), binary)
+
+    entities, payloads = batch["entity"].cast(binary), batch["payload"].cast(binary)
+    framed = pc.binary_join_element_wise(
+        text("$"),
+        pc.binary_length(entities).cast(pa.large_string()).cast(binary),
+        text("\r\n"),
+        entities,
+        text("\r\n$"),
+        pc.binary_length(payloads).cast(pa.large_string()).cast(binary),
+        text("\r\n"),
+        payloads,
+        text("\r\n"),
+        text(""),
+    )
+    encoded_key = key.encode()
+    parts: list[bytes | memoryview] = [
+        f"*{2 + 2 * batch.num_rows}\r\n$4\r\nHSET\r\n${len(encoded_key)}\r\n".encode() + encoded_key + b"\r\n"
+    ]
+    for chunk in framed.chunks:
+        offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int64)[chunk.offset : chunk.offset + len(chunk) + 1]
+        parts.append(memoryview(chunk.buffers()[2])[offsets[0] : offsets[-1]])
+    return parts
+
+
+def _read_transaction(connection: Any, queued: int) -> list[Any]:
+    """Read the replies of MULTI, ``queued`` commands and EXEC, all of them, then raise the first error."""
+    import redis
+
+    replies: list[Any] = []
+    for _ in range(queued + 2):
+        try:
+            replies.append(connection.read_response())
+        except redis.ResponseError as exc:
+            replies.append(exc)
+    errors = [r for r in replies[:-1] if isinstance(r, Exception)]
+    errors += [r for r in replies[-1] if isinstance(r, Exception)] if isinstance(replies[-1], list) else []
+    if isinstance(replies[-1], Exception):
+        errors.append(replies[-1])
+    if errors:
+        raise errors[0]
+    return replies[-1]
 
 
 # ---- SQLite -----------------------------------------------------------------------------------------
@@ -507,9 +571,9 @@ class SqliteStore(ServingStore):
                 (info.dataset, info.version, (info.created_at or utc_now()).timestamp(), json.dumps(info.to_fields())),
             )
 
-    def write_entries(self, dataset: str, version: str, entities: Sequence[str], payloads: Sequence[bytes]) -> None:
-        with self._transaction(f"writing {len(entities)} values of {dataset} version {version}") as conn:
-            _insert_entries(conn, dataset, version, entities, payloads)
+    def write_batch(self, dataset: str, version: str, batch: pa.Table) -> None:
+        with self._transaction(f"writing {batch.num_rows} values of {dataset} version {version}") as conn:
+            _insert_entries(conn, dataset, version, batch["entity"].to_pylist(), batch["payload"].to_pylist())
 
     def count_entries(self, dataset: str, version: str) -> int:
         with self._errors(f"counting values of {dataset} version {version}"):
@@ -563,7 +627,10 @@ class SqliteStore(ServingStore):
             meta = conn.execute(
                 "SELECT meta FROM serving_version WHERE dataset = ? AND version = ?", (dataset, based_on)
             ).fetchone()[0]
-            info = replace(VersionInfo.from_fields(json.loads(meta)), refreshed_at=refreshed_at)
+            count = conn.execute(
+                "SELECT count(*) FROM serving_entry WHERE dataset = ? AND version = ?", (dataset, based_on)
+            ).fetchone()[0]
+            info = replace(VersionInfo.from_fields(json.loads(meta)), refreshed_at=refreshed_at, key_count=count)
             conn.execute(
                 "UPDATE serving_version SET meta = ? WHERE dataset = ? AND version = ?",
                 (json.dumps(info.to_fields()), dataset, based_on),

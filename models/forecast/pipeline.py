@@ -1,0 +1,347 @@
+"""Nightly forecaster tasks: train a candidate, backtest and gate it, score with the promoted version.
+
+Each task function is what one Airflow task calls: it takes the run date and run id, does its I/O
+through the lake and the model registry, and returns a small JSON-serialisable summary for XCom.
+Point in time: a run for day D reads demand rows with ``feature_date <= D`` only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, date, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from models.device import resolve_device
+from models.forecast.backtest import decide_promotion, fold_origins, run_backtest
+from models.forecast.baselines import BASELINES
+from models.forecast.config import ForecastConfig
+from models.forecast.features import DEMAND_COLUMNS, FEATURES, build_panel, build_scoring_frame, build_training_frame
+from models.forecast.inventory import PLAN_COLUMNS, plan_inventory
+from models.forecast.metrics import QUANTILE_COLUMNS, metric_value
+from models.forecast.model import QuantileForecaster, fit_quantile_model
+from models.registry import ModelRegistry, ModelVersion, RegistryError
+from shopml.lake import Lake
+from shopml.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME = "forecaster"
+DEMAND_TABLE = "gold.sku_daily_demand"
+INVENTORY_TABLE = "silver.inventory_snapshots"
+FORECAST_TABLE = "gold.demand_forecasts"
+PLAN_TABLE = "gold.inventory_plan"
+METRICS_TABLE = "ops.model_metrics"
+
+STAMP_FIELDS = [
+    pa.field("model_version", pa.string()),
+    pa.field("run_id", pa.string()),
+    pa.field("generated_at", pa.timestamp("us", tz="UTC")),
+    pa.field("scored_date", pa.date32()),
+]
+FORECAST_SCHEMA = pa.schema(
+    [
+        pa.field("sku", pa.string()),
+        pa.field("forecast_date", pa.date32()),
+        pa.field("horizon_day", pa.int32()),
+        *(pa.field(column, pa.float64()) for column in QUANTILE_COLUMNS),
+        *STAMP_FIELDS,
+    ]
+)
+PLAN_SCHEMA = pa.schema(
+    [
+        pa.field("sku", pa.string()),
+        *(pa.field(column, pa.int32()) for column in ("on_hand", "on_order", "lead_time_days")),
+        *(pa.field(column, pa.float64()) for column in PLAN_COLUMNS[4:-1]),
+        pa.field("status", pa.string()),
+        *STAMP_FIELDS,
+    ]
+)
+METRICS_SCHEMA = pa.schema(
+    [
+        pa.field("run_id", pa.string()),
+        pa.field("model_name", pa.string()),
+        pa.field("model_version", pa.string()),
+        pa.field("candidate", pa.string()),
+        pa.field("metric", pa.string()),
+        pa.field("k", pa.int32()),
+        pa.field("segment", pa.string()),
+        pa.field("value", pa.float64()),
+        pa.field("promoted", pa.bool_()),
+        pa.field("evaluated_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+
+class ForecastOutputError(ValueError):
+    """Forecasts failed the output gate and were not published."""
+
+
+# ---- pure checks ------------------------------------------------------------------------------
+
+
+def check_forecasts(forecasts: pd.DataFrame, active_skus: np.ndarray, horizon: int) -> None:
+    """Output gate: finite, non-negative, non-crossing quantiles and all H days for every active SKU.
+
+    Raises:
+        ForecastOutputError: naming every problem found, with examples.
+    """
+    values = forecasts.loc[:, list(QUANTILE_COLUMNS)].to_numpy(dtype=float)
+    problems = []
+    bad = ~np.isfinite(values).all(axis=1)
+    if bad.any():
+        problems.append(f"{bad.sum()} row(s) with non-finite quantiles, e.g. {_examples(forecasts, bad)}")
+    negative = (values < 0).any(axis=1)
+    if negative.any():
+        problems.append(f"{negative.sum()} row(s) with negative quantiles, e.g. {_examples(forecasts, negative)}")
+    crossed = (np.diff(values, axis=1) < 0).any(axis=1)
+    if crossed.any():
+        problems.append(f"{crossed.sum()} row(s) with crossed quantiles, e.g. {_examples(forecasts, crossed)}")
+    days = forecasts.groupby("sku")["horizon_day"].nunique()
+    missing = sorted(set(active_skus) - set(days[days == horizon].index))
+    if missing:
+        problems.append(f"{len(missing)} active SKU(s) without all {horizon} forecast days, e.g. {missing[:5]}")
+    if problems:
+        raise ForecastOutputError("forecast output gate failed: " + "; ".join(problems))
+
+
+def _examples(frame: pd.DataFrame, mask: np.ndarray) -> list[str]:
+    return sorted(frame.loc[mask, "sku"].astype(str).unique())[:5]
+
+
+def active_skus(demand: pd.DataFrame, run_date: date, lookback_days: int) -> np.ndarray:
+    """SKUs with a demand row in the ``lookback_days`` days up to ``run_date``: the ones that must be forecast."""
+    dates = pd.to_datetime(demand["feature_date"]).dt.date
+    recent = (dates <= run_date) & (dates > run_date - timedelta(days=lookback_days))
+    return np.sort(demand.loc[recent, "sku"].astype(str).unique())
+
+
+def latest_snapshots(snapshots: pd.DataFrame) -> pd.DataFrame:
+    """The newest snapshot row per SKU (by snapshot_date, then snapshot_ts)."""
+    ordered = snapshots.sort_values(["sku", "snapshot_date", "snapshot_ts"])
+    return ordered.groupby("sku", as_index=False).tail(1).reset_index(drop=True)
+
+
+# ---- I/O helpers ------------------------------------------------------------------------------
+
+
+def _date_filter(column: str, last: date, first: date | None = None) -> pc.Expression:
+    expression = pc.field(column) <= pa.scalar(last, pa.date32())
+    if first is not None:
+        expression &= pc.field(column) >= pa.scalar(first, pa.date32())
+    return expression
+
+
+def read_demand(lake: Lake, run_date: date, config: ForecastConfig, version: int | None = None) -> pd.DataFrame:
+    """Demand rows of the history window up to ``run_date`` (never later days), optionally at a table version."""
+    first = run_date - timedelta(days=config.history_days - 1)
+    return lake.read_pandas(
+        DEMAND_TABLE,
+        columns=list(DEMAND_COLUMNS),
+        filter=_date_filter("feature_date", run_date, first),
+        version=version,
+    )
+
+
+def read_inventory(lake: Lake, run_date: date) -> pd.DataFrame | None:
+    """Latest snapshot per SKU on or before ``run_date``; None when the shop has no inventory feed."""
+    if not lake.exists(INVENTORY_TABLE):
+        return None
+    snapshots = lake.read_pandas(
+        INVENTORY_TABLE,
+        columns=["snapshot_date", "sku", "on_hand", "on_order", "lead_time_days", "snapshot_ts"],
+        filter=_date_filter("snapshot_date", run_date),
+    )
+    return None if snapshots.empty else latest_snapshots(snapshots)
+
+
+def _stamp(frame: pd.DataFrame, schema: pa.Schema, model_version: str, run_id: str, run_date: date) -> pa.Table:
+    stamped = frame.assign(
+        model_version=model_version,
+        run_id=run_id,
+        generated_at=pd.Timestamp(datetime.now(UTC)),
+        scored_date=run_date,
+    )
+    return pa.Table.from_pandas(stamped, schema=schema, preserve_index=False)
+
+
+def _find_candidate(registry: ModelRegistry, run_id: str) -> ModelVersion:
+    for version in reversed(registry.versions(MODEL_NAME)):
+        model = registry.get(MODEL_NAME, version)
+        if model.metadata.get("run_id") == run_id:
+            return model
+    raise RegistryError(f"no {MODEL_NAME} candidate trained by run {run_id}: run train_forecaster first")
+
+
+def _metric_rows(metrics: pd.DataFrame, run_id: str, version: str, promoted: bool) -> pa.Table:
+    frame = metrics.assign(
+        run_id=run_id,
+        model_name=MODEL_NAME,
+        model_version=version,
+        k=pd.array([None] * len(metrics), dtype="Int32"),
+        promoted=promoted,
+        evaluated_at=pd.Timestamp(datetime.now(UTC)),
+    )
+    return pa.Table.from_pandas(frame, schema=METRICS_SCHEMA, preserve_index=False)
+
+
+# ---- DAG tasks --------------------------------------------------------------------------------
+
+
+def train_forecaster(
+    run_date: date, run_id: str, settings: Settings | None = None, config: ForecastConfig | None = None
+) -> dict:
+    """Fit a candidate on demand up to ``run_date`` and register it (not promoted) with its lineage."""
+    settings = settings or get_settings()
+    config = config or ForecastConfig()
+    lake = Lake(settings)
+    device = resolve_device(settings.device.value)
+    versions = {DEMAND_TABLE: lake.version(DEMAND_TABLE)}
+    demand = read_demand(lake, run_date, config, version=versions[DEMAND_TABLE])
+    panel = build_panel(demand, run_date, config.history_days)
+    started = time.perf_counter()
+    frame = build_training_frame(panel, run_date, config, settings.seed)
+    model = fit_quantile_model(frame, config, device, settings.seed)
+    seconds = round(time.perf_counter() - started, 3)
+    registry = ModelRegistry(settings.models)
+    candidate = registry.create_version(MODEL_NAME, run_id)
+    model.save(candidate.path)
+    registry.save_metadata(
+        candidate,
+        {
+            "run_id": run_id,
+            "run_date": run_date.isoformat(),
+            "status": "candidate",
+            "config": config.model_dump(mode="json"),
+            "features": list(FEATURES),
+            "calibration_offsets": list(model.offsets),
+            "table_versions": versions,
+            "device": device,
+            "train_rows": len(frame),
+            "train_seconds": seconds,
+            "skus": len(panel.skus),
+        },
+    )
+    log.info(
+        "trained %s %s on %d rows of %d SKUs in %.1fs",
+        MODEL_NAME,
+        candidate.version,
+        len(frame),
+        len(panel.skus),
+        seconds,
+    )
+    return {
+        "model_version": candidate.version,
+        "train_rows": len(frame),
+        "skus": len(panel.skus),
+        "train_seconds": seconds,
+        "device": device,
+    }
+
+
+def backtest_and_gate(run_date: date, run_id: str, settings: Settings | None = None) -> dict:
+    """Backtest this run's candidate against the baselines; promote it only if it passes the gate.
+
+    The backtest reads the demand table at the version the candidate was trained on and uses the
+    candidate's own configuration. Metrics go to ``ops.model_metrics`` and the registry metadata.
+    """
+    settings = settings or get_settings()
+    lake = Lake(settings)
+    registry = ModelRegistry(settings.models)
+    candidate = _find_candidate(registry, run_id)
+    meta = candidate.metadata
+    config = ForecastConfig.model_validate(meta["config"])
+    demand = read_demand(lake, run_date, config, version=meta["table_versions"][DEMAND_TABLE])
+    panel = build_panel(demand, run_date, config.history_days)
+    device = resolve_device(settings.device.value)
+    _, metrics, timings = run_backtest(panel, run_date, config, device, settings.seed)
+    passed, verdict = decide_promotion(metrics, config)
+    previous = registry.current(MODEL_NAME)
+    if passed:
+        registry.promote(MODEL_NAME, candidate.version)
+        reason = f"promoted {candidate.version}: {verdict}"
+    elif previous is not None:
+        reason = f"kept current {previous.version}: candidate {verdict}"
+    else:
+        reason = f"nothing promoted (no current version): candidate {verdict}"
+    log.info("%s gate: %s", MODEL_NAME, reason)
+    overall = metrics[metrics["segment"] == "overall"]
+    registry.update_metadata(
+        candidate,
+        status="promoted" if passed else "rejected",
+        gate_reason=reason,
+        metrics={f"{row.candidate}.{row.metric}": row.value for row in overall.itertuples()},
+        metrics_by_segment=metrics.to_dict(orient="records"),
+        backtest={
+            "origins": [origin.isoformat() for origin in fold_origins(run_date, config)],
+            "fold_days": config.fold_days,
+            "timings": timings,
+        },
+    )
+    lake.write_arrow(_metric_rows(metrics, run_id, candidate.version, passed), METRICS_TABLE, mode="append")
+    current = registry.current(MODEL_NAME)
+    return {
+        "promoted": passed,
+        "reason": reason,
+        "model_version": candidate.version,
+        "current_version": current.version if current else None,
+        "wape": metric_value(metrics, "forecaster", "wape"),
+        "best_baseline_wape": min(metric_value(metrics, name, "wape") for name in BASELINES),
+        "coverage_p10_p90": metric_value(metrics, "forecaster", "coverage_p10_p90"),
+    }
+
+
+def score_forecasts(run_date: date, run_id: str, settings: Settings | None = None) -> dict:
+    """Forecast every active SKU with the promoted version, gate the output, write forecasts and the plan.
+
+    Without an inventory feed (no ``silver.inventory_snapshots`` or no snapshot up to the run date)
+    only forecasts are published, and the result says so.
+    """
+    settings = settings or get_settings()
+    lake = Lake(settings)
+    current = ModelRegistry(settings.models).require_current(MODEL_NAME)
+    config = ForecastConfig.model_validate(current.metadata["config"])
+    model = QuantileForecaster.load(current.path, resolve_device(settings.device.value))
+    demand = read_demand(lake, run_date, config)
+    skus = active_skus(demand, run_date, config.active_lookback_days)
+    if len(skus) == 0:
+        raise ForecastOutputError(
+            f"no active SKUs: no demand rows in the {config.active_lookback_days} days to {run_date}"
+        )
+    panel = build_panel(demand, run_date, config.history_days)
+    frame = build_scoring_frame(panel, run_date, config, skus=skus)
+    quantiles = model.predict(frame)
+    forecasts = pd.DataFrame(
+        {
+            "sku": frame["sku"].to_numpy(),
+            "forecast_date": frame["forecast_date"].to_numpy(),
+            "horizon_day": frame["horizon_day"].to_numpy(dtype=np.int32),
+            **{column: quantiles[:, i] for i, column in enumerate(QUANTILE_COLUMNS)},
+        }
+    )
+    check_forecasts(forecasts, skus, config.horizon)
+    replace = f"scored_date = '{run_date.isoformat()}'"
+    lake.write_arrow(
+        _stamp(forecasts, FORECAST_SCHEMA, current.version, run_id, run_date), FORECAST_TABLE, replace_where=replace
+    )
+    result = {"model_version": current.version, "skus": len(skus), "forecast_rows": len(forecasts)}
+    snapshots = read_inventory(lake, run_date)
+    if snapshots is None:
+        note = f"no inventory feed ({INVENTORY_TABLE} has no snapshot up to {run_date}): published forecasts only"
+        log.warning(note)
+        return {**result, "inventory": note, "plan_rows": 0}
+    plan = plan_inventory(forecasts, snapshots, config)
+    lake.write_arrow(_stamp(plan, PLAN_SCHEMA, current.version, run_id, run_date), PLAN_TABLE, replace_where=replace)
+    without = len(skus) - len(plan)
+    if without:
+        log.warning("%d forecast SKU(s) have no inventory snapshot and no plan row", without)
+    return {
+        **result,
+        "inventory": f"planned {len(plan)} SKU(s); {without} without a snapshot",
+        "plan_rows": len(plan),
+        "status_counts": {str(k): int(v) for k, v in plan["status"].value_counts().sort_index().items()},
+    }

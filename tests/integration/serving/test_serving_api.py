@@ -1,0 +1,239 @@
+"""The storefront API through its HTTP client, on both stores: bodies, errors, fallback, health, OpenAPI."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+
+from shopml.serving.api import create_app
+from shopml.serving.publish import publish_dataset, version_id
+from shopml.serving.store import utc_now
+from shopml.settings import load_settings
+from tests.integration.serving.serving_tables import (
+    forecasts_table,
+    inventory_table,
+    recommendations_table,
+    similar_table,
+)
+
+D1 = date(2026, 1, 2)
+V1 = version_id(D1, "run-1")
+PROVENANCE = {"version": V1, "run_id": "run-1", "generated_at": "2026-01-02T03:00:00Z"}
+
+
+@pytest.fixture
+def published(serving_settings, serving_lake, serving_config):
+    """All four datasets published once from tiny tables."""
+    lists = {"u1": ["a", "b", "c"], "cold": ["p"], "__default__": ["x", "y"]}
+    tables = {
+        "recommendations": (
+            "gold.recommendations",
+            recommendations_table(lists, D1, fallback_users=frozenset({"__default__", "cold"})),
+        ),
+        "similar": ("gold.similar_items", similar_table({"s1": ["s2", "s3"]}, D1)),
+        "forecasts": ("gold.demand_forecasts", forecasts_table(["s1"], D1)),
+        "inventory": ("gold.inventory_plan", inventory_table(["s0", "s1"], D1)),
+    }
+    for dataset, (table, rows) in tables.items():
+        serving_lake.write_arrow(rows, table)
+        publish_dataset(dataset, D1, "run-1", settings=serving_settings, config=serving_config)
+    return serving_settings
+
+
+@pytest.fixture
+def client(published, serving_config):
+    with TestClient(create_app(published, serving_config)) as test_client:
+        yield test_client
+
+
+def test_recommendations_for_a_known_user(client):
+    response = client.get("/v1/recommendations/u1", params={"k": 2})
+
+    assert response.status_code == 200
+    assert response.json() == {
+        **PROVENANCE,
+        "model_version": "rec-v1",
+        "user_id": "u1",
+        "fallback": False,
+        "items": [
+            {"sku": "a", "score": 1.0, "reason": "trending"},
+            {"sku": "b", "score": 0.5, "reason": "trending"},
+        ],
+    }
+
+
+def test_unknown_user_gets_the_fallback_list_marked_as_fallback(client):
+    body = client.get("/v1/recommendations/stranger").json()
+
+    assert (body["user_id"], body["fallback"]) == ("stranger", True)
+    assert [item["sku"] for item in body["items"]] == ["x", "y"]
+
+
+def test_a_cold_start_list_is_marked_as_fallback(client):
+    body = client.get("/v1/recommendations/cold").json()
+
+    assert body["fallback"] is True and [item["sku"] for item in body["items"]] == ["p"]
+
+
+def test_default_k_is_applied(client, serving_config):
+    assert serving_config.default_k == 10
+    assert len(client.get("/v1/recommendations/u1").json()["items"]) == 3
+
+
+@pytest.mark.parametrize("k", [0, 101, "many"])
+def test_k_out_of_range_is_422(client, k):
+    response = client.get("/v1/recommendations/u1", params={"k": k})
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["query", "k"]
+
+
+@pytest.mark.parametrize("path", ["/v1/recommendations/bad%20id", "/v1/similar/a$b", "/v1/inventory/" + "x" * 129])
+def test_invalid_ids_are_422(client, path):
+    response = client.get(path)
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["type"] == "string_pattern_mismatch"
+
+
+def test_similar_items(client):
+    assert client.get("/v1/similar/s1").json() == {
+        **PROVENANCE,
+        "model_version": "sim-v1",
+        "sku": "s1",
+        "items": [
+            {"sku": "s2", "score": 0.9, "reason": "co_purchase"},
+            {"sku": "s3", "score": 0.8, "reason": "co_purchase"},
+        ],
+    }
+
+
+def test_forecast(client):
+    assert client.get("/v1/forecasts/s1").json() == {
+        **PROVENANCE,
+        "model_version": "fc-v1",
+        "sku": "s1",
+        "days": [
+            {"date": "2026-01-03", "horizon_day": 1, "p10": 1.0, "p50": 1.5, "p90": 2.0},
+            {"date": "2026-01-04", "horizon_day": 2, "p10": 2.0, "p50": 2.5, "p90": 3.0},
+        ],
+    }
+
+
+def test_inventory_plan(client):
+    body = client.get("/v1/inventory/s1").json()
+
+    assert body["sku"] == "s1" and body["model_version"] == "inv-v1"
+    assert body["plan"] == {
+        "on_hand": 1,
+        "on_order": 5,
+        "lead_time_days": 7,
+        "expected_lead_time_demand": 14.0,
+        "safety_stock": 3.25,
+        "reorder_point": 17.25,
+        "recommended_order_qty": 12.0,
+        "days_of_cover": 2.5,
+        "stockout_probability": 0.125,
+        "status": "reorder",
+    }
+
+
+@pytest.mark.parametrize("dataset", ["similar", "forecasts", "inventory"])
+def test_unknown_sku_is_404_with_a_clear_body(client, dataset):
+    response = client.get(f"/v1/{dataset}/nope")
+
+    assert response.status_code == 404
+    assert response.json() == {
+        "error": "not_found",
+        "detail": f"unknown SKU 'nope' in {dataset} version {V1}",
+        "dataset": dataset,
+        "version": V1,
+    }
+
+
+def test_healthz_is_degraded_when_data_is_older_than_the_configured_age(client):
+    body = client.get("/healthz").json()
+
+    assert body["status"] == "degraded" and body["reachable"] is True
+    assert {name: d["status"] for name, d in body["datasets"].items()} == dict.fromkeys(
+        ["recommendations", "similar", "forecasts", "inventory"], "stale"
+    )
+    assert body["datasets"]["inventory"]["version"] == V1 and body["datasets"]["inventory"]["key_count"] == 2
+    assert body["datasets"]["inventory"]["age_s"] > body["max_age_s"]
+
+
+def test_healthz_is_ok_only_when_every_dataset_is_fresh(serving_settings, serving_lake, serving_config):
+    fresh = utc_now() - timedelta(hours=1)
+    serving_lake.write_arrow(
+        recommendations_table({"__default__": ["x"]}, D1, generated_at=fresh), "gold.recommendations"
+    )
+    serving_lake.write_arrow(similar_table({"s1": ["s2"]}, D1, generated_at=fresh), "gold.similar_items")
+    serving_lake.write_arrow(inventory_table(["s1"], D1, generated_at=fresh), "gold.inventory_plan")
+    serving_lake.write_arrow(forecasts_table(["s1"], D1), "gold.demand_forecasts")
+    for dataset in ("recommendations", "similar", "forecasts", "inventory"):
+        publish_dataset(dataset, D1, "run-1", settings=serving_settings, config=serving_config)
+    config = serving_config.model_copy(update={"max_dataset_age_s": 3 * 3600})
+
+    with TestClient(create_app(serving_settings, config)) as client:
+        one_stale = client.get("/healthz")
+        serving_lake.write_arrow(forecasts_table(["s1"], D1, generated_at=fresh), "gold.demand_forecasts")
+        publish_dataset("forecasts", D1, "run-2", settings=serving_settings, config=serving_config)
+        all_fresh = client.get("/healthz")
+
+    assert one_stale.status_code == 200 and one_stale.json()["status"] == "degraded"
+    assert {name: d["status"] for name, d in one_stale.json()["datasets"].items()} == {
+        "recommendations": "ok",
+        "similar": "ok",
+        "forecasts": "stale",
+        "inventory": "ok",
+    }
+    assert all_fresh.status_code == 200 and all_fresh.json()["status"] == "ok"
+    assert 3500 < all_fresh.json()["datasets"]["inventory"]["age_s"] < 3 * 3600
+
+
+def test_a_dataset_never_published_is_503_and_missing_in_healthz(serving_settings, serving_config):
+    with TestClient(create_app(serving_settings, serving_config)) as client:
+        response = client.get("/v1/similar/s1")
+        health = client.get("/healthz").json()
+
+    assert response.status_code == 503
+    assert response.json()["error"] == "not_published"
+    assert health["status"] == "degraded" and health["datasets"]["similar"] == {
+        "status": "missing",
+        "version": None,
+        "model_version": None,
+        "generated_at": None,
+        "published_at": None,
+        "age_s": None,
+        "key_count": None,
+    }
+
+
+def test_an_unreachable_store_degrades_healthz_and_reads(tmp_path, serving_config, unused_port):
+    settings = load_settings(var_root=tmp_path / "var", serving_url=f"redis://127.0.0.1:{unused_port}/0")
+    config = serving_config.model_copy(update={"connect_timeout_s": 0.5, "socket_timeout_s": 0.5})
+    with TestClient(create_app(settings, config)) as client:
+        health = client.get("/healthz")
+        read = client.get("/v1/recommendations/u1")
+
+    assert health.status_code == 503
+    assert (health.json()["status"], health.json()["reachable"]) == ("degraded", False)
+    assert "unreachable" in health.json()["error"]
+    assert read.status_code == 503 and read.json()["error"] == "store_unavailable"
+
+
+def test_openapi_schema_is_published(client):
+    schema = client.get("/openapi.json").json()
+
+    assert set(schema["paths"]) == {
+        "/v1/recommendations/{user_id}",
+        "/v1/similar/{sku}",
+        "/v1/forecasts/{sku}",
+        "/v1/inventory/{sku}",
+        "/healthz",
+    }
+    k = next(p for p in schema["paths"]["/v1/recommendations/{user_id}"]["get"]["parameters"] if p["name"] == "k")
+    assert (k["schema"]["minimum"], k["schema"]["maximum"], k["schema"]["default"]) == (1, 100, 10)
+    assert "ErrorResponse" in schema["components"]["schemas"]

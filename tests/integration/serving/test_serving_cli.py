@@ -1,0 +1,54 @@
+"""The documented CLI, run as a process against the embedded SQLite store."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import date
+
+import pytest
+
+from shopml.lake import Lake
+from shopml.settings import load_settings
+from tests.integration.serving.serving_tables import recommendations_table
+
+
+def cli(var_root, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPML_")}
+    env["SHOPML_VAR_ROOT"] = str(var_root)
+    return subprocess.run(
+        [sys.executable, "-m", "shopml.serving", *args], capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+@pytest.mark.slow
+def test_publish_versions_rollback_and_gc_from_the_command_line(tmp_path):
+    var_root = tmp_path / "var"
+    lake = Lake(load_settings(var_root=var_root))
+    for day in (date(2026, 1, 2), date(2026, 1, 3)):
+        rows = recommendations_table({"u1": [f"sku-{day}"]}, day, f"run-{day}")
+        lake.write_arrow(
+            rows,
+            "gold.recommendations",
+            replace_where=f"scored_date = '{day}'" if lake.exists("gold.recommendations") else None,
+        )
+
+    first = cli(var_root, "publish", "recommendations", "--run-id", "run-a", "--date", "2026-01-02")
+    second = cli(var_root, "publish", "recommendations", "--run-id", "run-b", "--date", "2026-01-03")
+    rolled = cli(var_root, "rollback", "recommendations")
+    listed = cli(var_root, "versions", "recommendations")
+    collected = cli(var_root, "gc")
+    bad = cli(var_root, "rollback", "similar")
+
+    assert first.returncode == 0, first.stderr
+    assert json.loads(second.stdout)["previous_version"] == json.loads(first.stdout)["version"]
+    assert json.loads(rolled.stdout)["current"] == json.loads(first.stdout)["version"]
+    versions = json.loads(listed.stdout)
+    assert versions["current"] == json.loads(first.stdout)["version"]
+    assert [v["triggered_by"] for v in versions["versions"]] == ["cli", "cli"]
+    assert json.loads(collected.stdout)["removed"]["recommendations"] == []
+    assert bad.returncode == 1 and "nothing is published for similar" in bad.stderr
+    audit = lake.read_arrow("ops.publish_audit").sort_by("published_at")
+    assert audit["triggered_by"].to_pylist() == ["cli", "cli", "rollback:cli"]

@@ -1,0 +1,252 @@
+"""Publishing, reading, idempotent reruns, gc, rollback, overlays and the audit table, on real SQLite and Redis."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import pyarrow as pa
+import pytest
+
+from shopml.lake import Lake
+from shopml.serving.publish import (
+    PublishConflictError,
+    PublishError,
+    dataset_versions,
+    gc_datasets,
+    overlay_keys,
+    publish_dataset,
+    rollback_dataset,
+    version_id,
+)
+from shopml.serving.store import RedisStore, VersionInfo, open_store
+from tests.integration.serving.serving_tables import (
+    GENERATED_AT,
+    forecasts_table,
+    inventory_table,
+    recommendations_table,
+    similar_table,
+)
+
+D1, D2, D3 = date(2026, 1, 2), date(2026, 1, 3), date(2026, 1, 4)
+LISTS = {"u1": ["a", "b"], "u2": ["c"], "__default__": ["x", "y", "z"]}
+
+
+def write_scored(lake: Lake, table: str, rows: pa.Table) -> None:
+    """Replace one scored_date partition, as the scoring steps do."""
+    day = rows["scored_date"][0].as_py()
+    replace_where = f"scored_date = '{day}'" if lake.exists(table) else None
+    lake.write_arrow(rows, table, replace_where=replace_where)
+
+
+def publish(settings, config, run_date=D1, run_id="run-1", dataset="recommendations", **kwargs):
+    return publish_dataset(dataset, run_date, run_id, settings=settings, config=config, **kwargs)
+
+
+def read(settings, config, entity, dataset="recommendations", fallback="__default__"):
+    store = open_store(settings.serving, config)
+    try:
+        return store.lookup(dataset, entity, fallback)
+    finally:
+        store.close()
+
+
+def test_publish_then_read(serving_settings, serving_lake, serving_config):
+    write_scored(serving_lake, "gold.recommendations", recommendations_table(LISTS, D1))
+
+    result = publish(serving_settings, serving_config, triggered_by="test")
+
+    assert result.version == version_id(D1, "run-1")
+    assert (result.key_count, result.reused, result.previous_version) == (3, False, None)
+    found = read(serving_settings, serving_config, "u1")
+    assert found.payload == (
+        b'{"is_fallback":false,"items":[{"sku":"a","score":1,"reason":"trending"},'
+        b'{"sku":"b","score":0.5,"reason":"trending"}]}'
+    )
+    assert (found.version, found.fallback, found.model_version, found.run_id) == (
+        result.version,
+        False,
+        "rec-v1",
+        "run-1",
+    )
+    assert found.generated_at == GENERATED_AT
+    unknown = read(serving_settings, serving_config, "nobody")
+    assert unknown.fallback is True
+    assert [i["sku"] for i in json.loads(unknown.payload)["items"]] == ["x", "y", "z"]
+
+
+def test_rerun_of_a_run_id_republishes_the_same_version(serving_settings, serving_lake, serving_config):
+    write_scored(serving_lake, "gold.recommendations", recommendations_table(LISTS, D1))
+    first = publish(serving_settings, serving_config)
+
+    again = publish(serving_settings, serving_config)
+
+    assert again.version == first.version
+    assert again.reused and again.checksum == first.checksum and again.key_count == 3
+    current, versions = dataset_versions("recommendations", serving_settings, serving_config)
+    assert current == first.version
+    assert [(v.version, v.status) for v in versions] == [(first.version, "complete")]
+    audit = serving_lake.read_arrow("ops.publish_audit").sort_by("published_at").to_pylist()
+    assert [(r["dataset"], r["version"], r["key_count"], r["checksum"], r["run_id"]) for r in audit] == [
+        ("recommendations", first.version, 3, first.checksum, "run-1")
+    ] * 2
+    assert all(r["duration_s"] >= 0 and r["triggered_by"] == "manual" for r in audit)
+
+
+def test_new_runs_flip_the_pointer_and_gc_keeps_the_last_versions(serving_settings, serving_lake, serving_config):
+    results = []
+    for day, run_id in [(D1, "run-1"), (D2, "run-2"), (D3, "run-3")]:
+        write_scored(
+            serving_lake, "gold.recommendations", recommendations_table({"u1": [f"sku-{run_id}"]}, day, run_id)
+        )
+        results.append(publish(serving_settings, serving_config, day, run_id))
+
+    v1, v2, v3 = (r.version for r in results)
+    assert results[2].previous_version == v2 and results[2].removed_versions == (v1,)
+    current, versions = dataset_versions("recommendations", serving_settings, serving_config)
+    assert current == v3
+    assert [v.version for v in versions] == [v2, v3]
+    assert json.loads(read(serving_settings, serving_config, "u1").payload)["items"][0]["sku"] == "sku-run-3"
+    store = open_store(serving_settings.serving, serving_config)
+    assert store.count_entries("recommendations", v1) == 0
+    if isinstance(store, RedisStore):
+        ttl = store._redis.ttl
+        assert ttl(store.key("recommendations", "data", v3)) == -1
+        assert 0 < ttl(store.key("recommendations", "data", v2)) <= serving_config.retired_ttl_s
+        assert 0 < ttl(store.key("recommendations", "meta", v2)) <= serving_config.retired_ttl_s
+        assert ttl(store.key("recommendations", "data", v1)) == -2
+    store.close()
+
+
+def test_rollback_returns_to_the_previous_version(serving_settings, serving_lake, serving_config):
+    for day, run_id in [(D1, "run-1"), (D2, "run-2")]:
+        write_scored(
+            serving_lake, "gold.recommendations", recommendations_table({"u1": [f"sku-{run_id}"]}, day, run_id)
+        )
+        publish(serving_settings, serving_config, day, run_id)
+
+    restored = rollback_dataset("recommendations", serving_settings, triggered_by="test", config=serving_config)
+
+    assert restored == version_id(D1, "run-1")
+    found = read(serving_settings, serving_config, "u1")
+    assert found.version == restored and found.run_id == "run-1"
+    assert json.loads(found.payload)["items"][0]["sku"] == "sku-run-1"
+    rows = serving_lake.read_arrow("ops.publish_audit").sort_by("published_at").to_pylist()
+    assert [(r["version"], r["triggered_by"]) for r in rows][-1] == (restored, "rollback:test")
+    with pytest.raises(PublishError, match="no intact version older"):
+        rollback_dataset("recommendations", serving_settings, config=serving_config)
+    assert read(serving_settings, serving_config, "u1").version == restored
+
+
+def test_rollback_without_a_published_version_is_refused(serving_settings, serving_config):
+    with pytest.raises(PublishError, match="nothing is published for similar"):
+        rollback_dataset("similar", serving_settings, config=serving_config)
+
+
+def test_a_missing_partition_is_refused_and_the_current_version_keeps_serving(
+    serving_settings, serving_lake, serving_config
+):
+    write_scored(serving_lake, "gold.recommendations", recommendations_table(LISTS, D1))
+    first = publish(serving_settings, serving_config)
+
+    with pytest.raises(PublishError, match="no rows for scored_date 2026-01-03"):
+        publish(serving_settings, serving_config, D2, "run-2")
+
+    current, versions = dataset_versions("recommendations", serving_settings, serving_config)
+    assert current == first.version and [v.version for v in versions] == [first.version]
+
+
+def test_a_publish_holding_the_lock_blocks_a_second_one(serving_settings, serving_lake, serving_config):
+    write_scored(serving_lake, "gold.recommendations", recommendations_table(LISTS, D1))
+    store = open_store(serving_settings.serving, serving_config)
+    assert store.acquire_lock("recommendations", "someone-else", 60)
+
+    with pytest.raises(PublishConflictError, match="another publish of recommendations holds the lock"):
+        publish(serving_settings, serving_config)
+
+    store.release_lock("recommendations", "someone-else")
+    assert publish(serving_settings, serving_config).key_count == 3
+    store.close()
+
+
+def test_every_dataset_is_published_in_its_shape(serving_settings, serving_lake, serving_config):
+    write_scored(serving_lake, "gold.similar_items", similar_table({"s1": ["s2", "s3"]}, D1))
+    write_scored(serving_lake, "gold.demand_forecasts", forecasts_table(["s1"], D1))
+    write_scored(serving_lake, "gold.inventory_plan", inventory_table(["s0", "s1"], D1))
+
+    for dataset in ("similar", "forecasts", "inventory"):
+        publish(serving_settings, serving_config, dataset=dataset)
+
+    assert read(serving_settings, serving_config, "s1", "similar", None).payload == (
+        b'{"items":[{"sku":"s2","score":0.9,"reason":"co_purchase"},{"sku":"s3","score":0.8,"reason":"co_purchase"}]}'
+    )
+    assert read(serving_settings, serving_config, "s1", "forecasts", None).payload == (
+        b'{"days":[{"date":"2026-01-03","horizon_day":1,"p10":1,"p50":1.5,"p90":2},'
+        b'{"date":"2026-01-04","horizon_day":2,"p10":2,"p50":2.5,"p90":3}]}'
+    )
+    assert json.loads(read(serving_settings, serving_config, "s1", "inventory", None).payload) == {
+        "on_hand": 1,
+        "on_order": 5,
+        "lead_time_days": 7,
+        "expected_lead_time_demand": 14,
+        "safety_stock": 3.25,
+        "reorder_point": 17.25,
+        "recommended_order_qty": 12,
+        "days_of_cover": 2.5,
+        "stockout_probability": 0.125,
+        "status": "reorder",
+    }
+    assert read(serving_settings, serving_config, "unknown", "inventory", None).payload is None
+
+
+def test_key_range_passes_give_the_same_content_and_checksum(serving_settings, serving_lake, serving_config):
+    lists = {f"u{i:02d}": [f"sku-{i}-{r}" for r in range(3)] for i in range(40)}
+    write_scored(serving_lake, "gold.recommendations", recommendations_table(lists, D1))
+    one_pass = publish(serving_settings, serving_config)
+
+    many = serving_config.model_copy(update={"rows_per_pass": 10, "batch_size": 7})
+    passes = publish(serving_settings, many, D1, "run-2")
+
+    assert passes.key_count == one_pass.key_count == 40
+    assert passes.checksum == one_pass.checksum
+    assert json.loads(read(serving_settings, many, "u17").payload)["items"][2]["sku"] == "sku-17-2"
+
+
+def test_overlay_writes_into_the_current_version_until_it_is_superseded(serving_settings, serving_lake, serving_config):
+    write_scored(serving_lake, "gold.recommendations", recommendations_table(LISTS, D1))
+    v1 = publish(serving_settings, serving_config).version
+    fresh = {"is_fallback": False, "items": [{"sku": "new", "score": 0.75, "reason": "trending"}]}
+
+    assert overlay_keys("recommendations", {"u1": fresh, "u9": fresh}, v1, serving_settings, serving_config)
+
+    for user in ("u1", "u9"):
+        found = read(serving_settings, serving_config, user)
+        assert found.version == v1 and json.loads(found.payload) == fresh
+    assert json.loads(read(serving_settings, serving_config, "u2").payload)["items"][0]["sku"] == "c"
+    _, versions = dataset_versions("recommendations", serving_settings, serving_config)
+    assert versions[0].key_count == 4 and versions[0].refreshed_at is not None
+    write_scored(serving_lake, "gold.recommendations", recommendations_table(LISTS, D2, "run-2"))
+    v2 = publish(serving_settings, serving_config, D2, "run-2").version
+    assert not overlay_keys("recommendations", {"u1": fresh}, v1, serving_settings, serving_config)
+    assert json.loads(read(serving_settings, serving_config, "u1").payload)["items"][0]["sku"] == "a"
+    assert read(serving_settings, serving_config, "u1").version == v2
+    with pytest.raises(ValueError, match="items"):
+        overlay_keys("recommendations", {"u1": {"is_fallback": False}}, v2, serving_settings, serving_config)
+    assert rollback_dataset("recommendations", serving_settings, config=serving_config) == v1
+    assert json.loads(read(serving_settings, serving_config, "u9").payload) == fresh
+
+
+def test_gc_command_removes_orphans_and_surplus_versions(serving_settings, serving_lake, serving_config):
+    write_scored(serving_lake, "gold.recommendations", recommendations_table(LISTS, D1))
+    published = publish(serving_settings, serving_config).version
+    store = open_store(serving_settings.serving, serving_config)
+
+    store.begin_version(VersionInfo("recommendations", "orphan", "writing", run_id="dead"))
+    store.write_batch("recommendations", "orphan", pa.table({"entity": ["u1"], "payload": [b"{}"]}))
+    store.close()
+
+    removed = gc_datasets(serving_settings, serving_config)
+
+    assert removed == {"recommendations": ["orphan"], "similar": [], "forecasts": [], "inventory": []}
+    current, versions = dataset_versions("recommendations", serving_settings, serving_config)
+    assert current == published and [v.version for v in versions] == [published]

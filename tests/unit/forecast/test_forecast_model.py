@@ -1,0 +1,125 @@
+"""The global quantile model on seeded synthetic demand with planted weekly seasonality, promotions and stockouts."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from models.device import resolve_device
+from models.forecast.backtest import run_backtest
+from models.forecast.config import BoosterConfig, ForecastConfig
+from models.forecast.features import build_panel, build_scoring_frame, build_training_frame
+from models.forecast.metrics import metric_value
+from models.forecast.model import QuantileForecaster, fit_quantile_model
+from models.forecast.synthetic import generate_demand
+
+START = date(2024, 1, 1)
+N_DAYS = 120
+RUN_DATE = START + timedelta(days=N_DAYS - 1)
+CONFIG = ForecastConfig(booster=BoosterConfig(n_estimators=60, n_jobs=1))
+LONG_STOCKOUT_SKU = "SKU-00000"
+NEW_SKU = "SKU-NEW"
+
+
+@pytest.fixture(scope="module")
+def demand() -> tuple[pd.DataFrame, np.ndarray]:
+    frame, rate = generate_demand(n_skus=40, n_days=N_DAYS, start=START, seed=1, long_stockout_skus=1)
+    # A product launched three days before the run date.
+    new = frame[frame["sku"] == "SKU-00001"].tail(3).assign(sku=NEW_SKU)
+    return pd.concat([frame, new], ignore_index=True), rate
+
+
+@pytest.fixture(scope="module")
+def backtest(demand):
+    return run_backtest(build_panel(demand[0], RUN_DATE), RUN_DATE, CONFIG, "cpu", seed=0)
+
+
+@pytest.fixture(scope="module")
+def scored(demand):
+    panel = build_panel(demand[0], RUN_DATE)
+    model = fit_quantile_model(build_training_frame(panel, RUN_DATE, CONFIG, seed=0), CONFIG, "cpu", seed=0)
+    frame = build_scoring_frame(panel, RUN_DATE, CONFIG)
+    return model, frame, model.predict(frame)
+
+
+@pytest.mark.slow
+def test_model_beats_seasonal_naive_by_a_clear_margin(backtest) -> None:
+    _, metrics, _ = backtest
+    model = metric_value(metrics, "forecaster", "wape")
+    naive = metric_value(metrics, "seasonal_naive", "wape")
+    # Measured: 0.61 vs 0.82 (-25%); asserted with some slack.
+    assert model < 0.8 * naive
+    assert model < metric_value(metrics, "moving_average", "wape")
+    assert model < metric_value(metrics, "exponential_smoothing", "wape")
+    assert metric_value(metrics, "forecaster", "mase") < metric_value(metrics, "seasonal_naive", "mase")
+
+
+@pytest.mark.slow
+def test_interval_coverage_is_near_nominal(backtest) -> None:
+    _, metrics, _ = backtest
+    # Measured 0.80 after calibration (0.70 without).
+    assert 0.74 <= metric_value(metrics, "forecaster", "coverage_p10_p90") <= 0.86
+
+
+@pytest.mark.slow
+def test_quantiles_never_cross_and_are_non_negative(backtest, scored) -> None:
+    evaluation, _, _ = backtest
+    _, _, forecasts = scored
+    for values in (evaluation[["p10", "p50", "p90"]].to_numpy(), forecasts):
+        assert np.isfinite(values).all() and (values >= 0).all()
+        assert (np.diff(values, axis=1) >= 0).all()
+
+
+@pytest.mark.slow
+def test_stockout_days_do_not_drag_forecasts_to_zero(demand, scored) -> None:
+    frame, rate = demand
+    _, scoring, forecasts = scored
+    history = frame[frame["sku"] == LONG_STOCKOUT_SKU]
+    assert history["is_stockout"].tail(20).all() and history["is_stockout"].mean() > 0.4
+    recorded = history["units"].tail(28).mean()  # what the stockouts make it look like
+    in_stock = history.loc[~history["is_stockout"], "units"].tail(30).mean()
+    p50 = forecasts[scoring["sku"].to_numpy() == LONG_STOCKOUT_SKU, 1].mean()
+    assert recorded < 0.5 * in_stock
+    assert 0.6 * in_stock <= p50 <= 1.6 * in_stock
+    assert p50 >= 0.6 * rate[0, -28:].mean()
+
+
+@pytest.mark.slow
+def test_sku_with_three_days_of_history_gets_a_forecast(demand, scored) -> None:
+    _, scoring, forecasts = scored
+    new = forecasts[scoring["sku"].to_numpy() == NEW_SKU]
+    assert new.shape == (CONFIG.horizon, 3)
+    assert (new[:, 1] > 0).all() and (new[:, 2] > new[:, 0]).all()
+    # Between the category's typical SKU and its own first three days, not wildly off either.
+    own = demand[0].loc[demand[0]["sku"] == NEW_SKU, "units"].mean()
+    assert new[:, 1].mean() < 5 * max(own, 1.0)
+
+
+@pytest.mark.slow
+def test_saved_model_predicts_the_same(scored, tmp_path) -> None:
+    model, scoring, forecasts = scored
+    model.save(tmp_path)
+    loaded = QuantileForecaster.load(tmp_path)
+    np.testing.assert_allclose(loaded.predict(scoring), forecasts, rtol=1e-6)
+    assert loaded.offsets == model.offsets and loaded.categories == model.categories
+
+
+def test_resolve_device() -> None:
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_device("cuda") == "cuda"
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="unknown device"):
+        resolve_device("tpu")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_training_matches_cpu_quality(demand, backtest) -> None:
+    _, cpu_metrics, _ = backtest
+    _, cuda_metrics, _ = run_backtest(build_panel(demand[0], RUN_DATE), RUN_DATE, CONFIG, "cuda", seed=0)
+    cpu, cuda = (metric_value(m, "forecaster", "wape") for m in (cpu_metrics, cuda_metrics))
+    assert cuda == pytest.approx(cpu, rel=0.05)
