@@ -7,16 +7,20 @@ metadata database. Settings are read from the environment only.
 
 from __future__ import annotations
 
+import importlib
+import logging
 import sys
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-from airflow.sdk import Asset
+from airflow.sdk import Asset, task
 
 from shopml.catalog import spec
 from shopml.settings import get_settings
+
+log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 JOBS_DIR = REPO_ROOT / "jobs"
@@ -59,3 +63,38 @@ def spark_job(task_id: str, script: str, reads: list[str], writes: list[str], **
         outlets=[asset(table) for table in writes],
         **kwargs,
     )
+
+
+def call_job(target: str, run_date: date, run_id: str, **kwargs: Any) -> Any:
+    """Import ``package.module.function`` at run time (never at parse time) and call it for the run."""
+    module_name, function_name = target.rsplit(".", 1)
+    function = getattr(importlib.import_module(module_name), function_name)
+    return function(run_date=run_date, run_id=run_id, **kwargs)
+
+
+def python_job(task_id: str, target: str, reads: list[str], writes: list[str], **kwargs: Any):
+    """A task that calls one importable function for the run's logical date.
+
+    A result saying ``promoted: False`` (a model gate kept the current model) is
+    reported through the notifiers, so a gated model is never silent.
+    """
+    fixed = kwargs.pop("call_kwargs", {})
+
+    @task(
+        task_id=task_id,
+        inlets=[asset(table) for table in reads],
+        outlets=[asset(table) for table in writes],
+        **kwargs,
+    )
+    def run_job(**context: Any) -> Any:
+        result = call_job(target, date.fromisoformat(context["ds"]), context["run_id"], **fixed)
+        log.info("%s → %s", target, result)
+        if isinstance(result, dict) and result.get("promoted") is False:
+            from shopml.notify import alert
+
+            alert(
+                "model_gated", context=context, summary=result.get("reason", "candidate not promoted"), details=result
+            )
+        return result
+
+    return run_job()

@@ -139,7 +139,7 @@ def recommend_cooccurrence(user_ids: np.ndarray, features: FeatureSet, context: 
     return _top_lists(score_rows, user_ids, codes, features, context, k)
 
 
-def fit_als(features: FeatureSet, config: AlsConfig, seed: int, spark) -> tuple[np.ndarray, np.ndarray, dict]:
+def fit_als(features: FeatureSet, config: AlsConfig, seed: int, spark) -> tuple[np.ndarray, np.ndarray]:
     """Spark MLlib ALS on (user, item, strength); returns user and item factors aligned to the feature set's codes."""
     from pyspark.ml.recommendation import ALS
 
@@ -164,9 +164,8 @@ def fit_als(features: FeatureSet, config: AlsConfig, seed: int, spark) -> tuple[
     for target, factors in ((users, model.userFactors), (items, model.itemFactors)):
         pdf = factors.toPandas()
         target[pdf["id"].to_numpy()] = np.stack(pdf["features"].to_numpy()).astype(np.float32)
-    seconds = time.perf_counter() - started
-    log.info("Spark ALS fitted on %d interactions in %.1fs", len(ratings), seconds)
-    return users, items, {"fit_seconds": seconds}
+    log.info("Spark ALS fitted on %d interactions in %.1fs", len(ratings), time.perf_counter() - started)
+    return users, items
 
 
 def recommend_als(

@@ -37,6 +37,7 @@ from models.recommend.config import RecommendConfig
 from models.recommend.data import (
     FEATURES,
     FeatureSet,
+    SplitDates,
     build_feature_set,
     build_similar_items,
     purchases_between,
@@ -172,7 +173,7 @@ def _serving_context(lake: Lake, features: FeatureSet, config: RecommendConfig, 
     )
 
 
-# ---- registry helpers ----------------------------------------------------------------------
+# ---- task plumbing -------------------------------------------------------------------------
 
 
 @contextmanager
@@ -226,7 +227,7 @@ def find_candidate(registry: ModelRegistry, run_id: str) -> ModelVersion:
     raise LookupError(f"no {MODEL_NAME} version was trained by run {run_id!r}: run train_retrieval first")
 
 
-def _dates(model: ModelVersion):
+def _dates(model: ModelVersion) -> SplitDates:
     return split_dates(date.fromisoformat(model.metadata["run_date"]), model.metadata["params"]["eval_days"])
 
 
@@ -245,8 +246,7 @@ def recommend_all(
     user_ids = np.asarray(user_ids, dtype=object)
     known = (retrieval.user_ids.get_indexer(user_ids) >= 0) & (features.user_codes(user_ids) >= 0)
     personal = recommend_users(user_ids[known], retrieval, booster, features, context, config)
-    served = set(personal["user_id"])
-    cold = np.array([user for user in user_ids if user not in served], dtype=object)
+    cold = user_ids[~pd.Index(user_ids).isin(personal["user_id"])]
     fallback = recommend_fallback(cold, features, context, config.top_k)
     return pd.concat([personal, fallback], ignore_index=True)
 
@@ -387,33 +387,25 @@ def evaluate_and_gate(run_date: date, run_id: str, settings: Settings, config: R
     retrieval = load_retrieval(model.path, "retrieval_evaluate", device)
     booster = load_ranker(model.path, device)
     k = max(config.metric_ks)
-    timings: dict[str, float] = {}
-
-    def timed(name: str, make) -> pd.DataFrame:
-        started = time.perf_counter()
-        lists = make()
-        timings[name] = round(time.perf_counter() - started, 3)
-        return lists
-
-    lists = {
-        "model": timed("model", lambda: recommend_all(users, retrieval, booster, features, context, config)),
-        "global_popularity": timed(
-            "global_popularity", lambda: recommend_global_popularity(users, features, context, k)
-        ),
-        "category_popularity": timed(
-            "category_popularity", lambda: recommend_category_popularity(users, features, context, k)
-        ),
-        "cooccurrence": timed("cooccurrence", lambda: recommend_cooccurrence(users, features, context, k)),
+    makers = {
+        "model": lambda: recommend_all(users, retrieval, booster, features, context, config),
+        "global_popularity": lambda: recommend_global_popularity(users, features, context, k),
+        "category_popularity": lambda: recommend_category_popularity(users, features, context, k),
+        "cooccurrence": lambda: recommend_cooccurrence(users, features, context, k),
     }
     if config.als.enabled:
         from shopml.spark import get_spark
 
-        def als() -> pd.DataFrame:
-            user_f, item_f, _ = fit_als(features, config.als, settings.seed, get_spark(settings))
-            return recommend_als(users, features, context, k, (user_f, item_f))
-
-        lists["als"] = timed("als", als)
+        makers["als"] = lambda: recommend_als(
+            users, features, context, k, fit_als(features, config.als, settings.seed, get_spark(settings))
+        )
+    lists, timings = {}, {}
+    for name, make in makers.items():
+        started = time.perf_counter()
+        lists[name] = make()
+        timings[name] = round(time.perf_counter() - started, 3)
     item_category = features.items.set_index("sku")["category"]
+    # Coverage is measured against the SKUs that may be recommended at all.
     metrics = {
         name: evaluate_lists(frame, truth, item_category, int(context.available.sum()), config.metric_ks)
         for name, frame in lists.items()

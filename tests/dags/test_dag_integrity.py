@@ -18,7 +18,7 @@ HEAVY_MODULES = ("pyspark", "pandas", "numpy", "torch", "xgboost", "great_expect
 def dagbag():
     from airflow.dag_processing.dagbag import DagBag
 
-    return DagBag(dag_folder=str(DAGS_DIR), include_examples=False)
+    return DagBag(dag_folder=str(DAGS_DIR))
 
 
 def test_dags_import_without_errors(dagbag):
@@ -40,12 +40,22 @@ def test_dags_follow_the_conventions(dagbag):
 def test_nightly_dag_shape(dagbag):
     dag = dagbag.dags["nightly_retrain"]
     assert dag.timetable.summary == "@daily"
-    validate = dag.get_task("validate")
-    assert dag.get_task("ingest").downstream_task_ids == {"clean"}
-    assert dag.get_task("clean").downstream_task_ids == {"validate"}
-    assert {asset.name for asset in validate.outlets} >= {"silver.events", "silver.order_lines", "ops.quarantine"}
-    # topological_sort raises on cycles
-    assert [t.task_id for t in dag.topological_sort()][:3] == ["ingest", "clean", "validate"]
+
+    def downstream(task_id):
+        return dag.get_task(task_id).downstream_task_ids
+
+    assert downstream("ingest") == {"clean"}
+    assert downstream("clean") == {"validate"}
+    assert downstream("validate") == {"build_features"}
+    assert downstream("build_features") == {"forecaster.train_forecaster", "recommender.train_retrieval"}
+    assert downstream("recommender.evaluate_and_gate") == {"recommender.score_recommendations"}
+    # recommendations are scored against tonight's inventory plan
+    assert "recommender.score_recommendations" in downstream("forecaster.score_forecasts")
+    publish = {t.task_id for t in dag.tasks if t.task_id.startswith("publish.")}
+    assert publish == {f"publish.publish_{d}" for d in ("recommendations", "similar", "forecasts", "inventory")}
+    assert dag.get_task("report").upstream_task_ids == publish
+    assert {asset.name for asset in dag.get_task("validate").outlets} >= {"silver.events", "ops.quarantine"}
+    assert [t.task_id for t in dag.topological_sort()][:4] == ["ingest", "clean", "validate", "build_features"]
 
 
 @pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.name)

@@ -69,7 +69,7 @@ def _recommendations(lake: Lake, day: date) -> pd.DataFrame:
 
 
 def test_model_beats_popularity_and_is_promoted(nightly):
-    settings, lake, _, results = nightly
+    _, lake, _, results = nightly
     evaluation = results["evaluate_and_gate"]
     assert evaluation["promoted"], evaluation["reason"]
     assert evaluation["ndcg@10"] >= evaluation["baselines"]["global_popularity"] + MIN_LIFT_OVER_POPULARITY
@@ -180,7 +180,7 @@ def test_output_gate_blocks_publishing(nightly):
     settings, lake, shop, _ = nightly
     strict = CONFIG.model_copy(update={"gate": GateConfig(min_diversity=0.99)})
     version_before = lake.version("gold.recommendations")
-    with pytest.raises(OutputGateError, match="list diversity .* is below 0.990"):
+    with pytest.raises(OutputGateError, match=r"list diversity .* is below 0\.990"):
         pipeline.score_recommendations(shop.run_date, "run-strict", settings, strict)
     assert lake.version("gold.recommendations") == version_before
 
@@ -200,7 +200,9 @@ def test_inventory_plan_downranks_likely_stockouts(nightly):
     )
     lake.write_arrow(plan, "gold.inventory_plan")
     try:
-        strong = CONFIG.model_copy(update={"filters": CONFIG.filters.model_copy(update={"stockout_downrank_strength": 1.0})})
+        strong = CONFIG.model_copy(
+            update={"filters": CONFIG.filters.model_copy(update={"stockout_downrank_strength": 1.0})}
+        )
         result = pipeline.score_recommendations(shop.run_date, "run-plan", settings, strong)
         after = _recommendations(lake, shop.run_date)
     finally:

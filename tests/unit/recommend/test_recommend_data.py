@@ -25,7 +25,11 @@ from models.recommend.filters import available_items, code_pairs
 
 def test_split_dates_and_windows():
     dates = split_dates(date(2024, 3, 31), 7)
-    assert (dates.ranker_train, dates.evaluate, dates.serve) == (date(2024, 3, 17), date(2024, 3, 24), date(2024, 3, 31))
+    assert (dates.ranker_train, dates.evaluate, dates.serve) == (
+        date(2024, 3, 17),
+        date(2024, 3, 24),
+        date(2024, 3, 31),
+    )
     assert dates.windows() == {
         "ranker": (date(2024, 3, 17), date(2024, 3, 24)),
         "evaluate": (date(2024, 3, 24), date(2024, 3, 31)),
@@ -38,7 +42,14 @@ def test_purchases_between_is_start_exclusive_end_inclusive():
             "user_id": ["u1", "u1", "u2", None, "u3", "u1"],
             "sku": ["a", "b", "c", "d", "e", "b"],
             "line_type": ["purchase", "purchase", "return", "purchase", "purchase", "purchase"],
-            "event_date": [date(2024, 3, 24), date(2024, 3, 25), date(2024, 3, 26), date(2024, 3, 26), date(2024, 3, 31), date(2024, 3, 30)],
+            "event_date": [
+                date(2024, 3, 24),
+                date(2024, 3, 25),
+                date(2024, 3, 26),
+                date(2024, 3, 26),
+                date(2024, 3, 31),
+                date(2024, 3, 30),
+            ],
         }
     )
     bought = purchases_between(lines, date(2024, 3, 24), date(2024, 3, 31))
@@ -60,7 +71,9 @@ def test_candidates_union_retrieval_and_cooccurrence(tiny_features):
     # co-occurrence, and u1's recent B1 brings B2 as well.
     item_vectors = torch.tensor([[0.1, 0.0], [0.2, 0.0], [0.9, 0.0], [0.3, 0.0], [0.8, 0.0], [1.0, 0.0]])
     user_vectors = torch.tensor([[1.0, 0.0]])
-    blocked = code_pairs(pd.DataFrame({"user_id": ["u1"], "sku": ["A1"]}), tiny_features.user_index, tiny_features.item_index)
+    blocked = code_pairs(
+        pd.DataFrame({"user_id": ["u1"], "sku": ["A1"]}), tiny_features.user_index, tiny_features.item_index
+    )
     candidates = build_candidates(
         np.array([0]),
         user_vectors,

@@ -40,7 +40,10 @@ def test_recently_bought_respects_window_and_consumables():
 
 def test_available_items_drops_inactive_and_out_of_stock():
     items = pd.DataFrame(
-        {"active": [False, True, True, True, None], "stock_status": ["in_stock", "out_of_stock", "unknown", "low", None]}
+        {
+            "active": [False, True, True, True, None],
+            "stock_status": ["in_stock", "out_of_stock", "unknown", "low", None],
+        }
     )
     assert available_items(items, FilterConfig()).tolist() == [False, False, True, True, True]
     keep_oos = FilterConfig(drop_out_of_stock=False)
