@@ -19,17 +19,29 @@ $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] in ((3, 11), (3, 12)) else "Python 3.11 or 3.12 is required (found %d.%d)" % sys.version_info[:2])'
 	@command -v java >/dev/null || [ -n "$$JAVA_HOME" ] || { echo "Java 17+ is required by Spark: install it (Debian/Ubuntu: sudo apt-get install openjdk-17-jre-headless; macOS: brew install openjdk@17) and put java on PATH or set JAVA_HOME." >&2; exit 1; }
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -c constraints.txt -e '.[dev]'
 	@$(PY) -c 'from shopml.spark import require_java; require_java()'
 	@touch $(STAMP)
 
 setup: $(STAMP) ## Create .venv and install the pinned dependency set
 
+# Tests start their own throwaway redis-server and drive Debian's chromium; install them when missing and possible.
+SYSTEM_STAMP := $(VENV)/.system-deps
+$(SYSTEM_STAMP): $(STAMP)
+	@missing=""; command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing$$missing (Debian packages) for the tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "note: missing$$missing; set REDIS_URL to a Redis you own, and install chromium for the report's browser test" >&2; fi; \
+	fi
+	@touch $@
+
 run: $(STAMP) ## Run the nightly pipeline through Airflow on sample data (LANDING=dir to use your own, DATE=YYYY-MM-DD)
 	$(PY) -m shopml.run $(if $(LANDING),--landing $(LANDING)) $(if $(DATE),--date $(DATE))
 
-test: $(STAMP) ## Run the whole test suite (slow tests included)
+test: $(STAMP) $(SYSTEM_STAMP) ## Run the whole test suite (slow tests included)
 	$(PY) -m pytest
 
 test-fast: $(STAMP) ## Run the tests not marked slow
