@@ -37,11 +37,16 @@ def _bronze(lake: Lake, dataset: str, window: DateWindow) -> DataFrame | None:
 
 
 def _loaded_event_ids(lake: Lake, window: DateWindow) -> DataFrame:
-    """Ids of events that landings outside the batch delivered recently enough to be replayed now."""
+    """Ids of events already in silver that this batch must not deliver again.
+
+    Those are events of landings outside the batch (recent enough to be replayed now)
+    and events the 5-minute stream already merged: the nightly export repeats them.
+    """
     if not lake.exists("silver.events"):
         return lake.spark.createDataFrame([], "event_id string")
     oldest = window.first - timedelta(days=lake.settings.late_event_max_days + 1)
     outside = (F.col("landing_date") < F.lit(window.first)) | (F.col("landing_date") > F.lit(window.last))
+    outside = outside | (F.col("feed") == "stream")
     return lake.read("silver.events").where((F.col("event_date") >= F.lit(oldest)) & outside).select("event_id")
 
 
@@ -64,7 +69,7 @@ def clean_events(lake: Lake, window: DateWindow, run_id: str) -> dict[date, dict
         bots.drop("is_bot").withColumn("quarantine_reason", F.lit("bot_traffic"))
     )
     quarantined = accounting.write_quarantine(lake, rejected, "events", "clean", window, run_id)
-    staged_rows = with_event_date(flagged.where(~F.col("is_bot")).drop("is_bot"))
+    staged_rows = with_event_date(flagged.where(~F.col("is_bot")).drop("is_bot")).withColumn("feed", F.lit("nightly"))
     lake.write(staged_rows, "staging.events", replace_where=window.predicate("landing_date"))
     bot_counts = count_by_date(bots)
     usable_counts = count_by_date(usable)

@@ -159,6 +159,8 @@ def validate_dataset(lake: Lake, dataset: str, window: DateWindow, run_id: str) 
     quarantined = accounting.write_quarantine(lake, rejected, dataset, "validate", window, run_id)
     passed = staged.join(rejected.select(*keys), keys, "left_anti").drop("source_file", "payload", "days_late")
     silver_where = window.predicate(date_column)
+    if dataset == "events":  # rows the 5-minute stream merged are not the nightly run's to replace
+        silver_where += " AND feed = 'nightly'"
     lake.write(passed, SILVER_TABLE[dataset], replace_where=silver_where)
     published = accounting.count_by_date(lake.read(SILVER_TABLE[dataset]).where(silver_where), date_column)
     if dataset == "events":

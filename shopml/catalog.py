@@ -77,6 +77,7 @@ TABLES: dict[str, TableSpec] = {
                 "event_ts": "Event time in UTC.",
                 "event_date": "UTC date of event_ts (late events land in their true date).",
                 "landing_date": "Landing date the event arrived with; event_date < landing_date means it was late.",
+                "feed": "nightly (landing files) or stream (5-minute micro-batches merged by incremental_refresh).",
                 "order_id": "Order id for purchases and returns, when the source has one.",
                 "channel": "Sales channel, when known.",
                 "user_agent": "User agent, when known.",
@@ -100,6 +101,7 @@ TABLES: dict[str, TableSpec] = {
                 "event_ts": "Event time in UTC.",
                 "event_date": "UTC date of event_ts.",
                 "landing_date": "Landing date the line arrived with.",
+                "feed": "nightly or stream, as in silver.events.",
             },
         ),
         TableSpec(

@@ -52,6 +52,7 @@ def to_order_lines(events: DataFrame) -> DataFrame:
         "event_ts",
         "event_date",
         "landing_date",
+        "feed",
     )
 
 

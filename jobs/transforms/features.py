@@ -272,26 +272,33 @@ def _ratio(numerator: Column, denominator: Column, cap: float | None = None) -> 
 class DailyActivity:
     """Per-day summaries of the events a build needs; every family aggregates these, never raw events.
 
-    user_sku_days:     user_id, sku, event_date, n_views, n_carts, n_purchases, n_returns, points, last_ts,
-                       last_purchase_ts (users with an id only; ``points`` = summed event weights)
-    sku_days:          sku, event_date, n_views, n_carts, n_purchases, units_purchased, units_returned, paid_amount
+    sku_user_days:     user_id (null for anonymous traffic), sku, event_date, n_views, n_carts, n_purchases,
+                       n_returns, units_purchased, units_returned, paid_amount, points (summed event weights),
+                       last_ts, last_purchase_ts: the one pass over the events
+    sku_days:          sku, event_date and the same counters, all users together
     user_order_days:   user_id, event_date, n_orders, revenue, units_purchased, units_returned (from order lines)
     user_session_days: user_id, session_id, event_date (distinct)
     view_sku_days:     sku, event_date, n_baskets (session-days that viewed the SKU)
-    view_pair_days:    sku, other_sku, event_date, n_baskets (session-days that viewed both)
+    view_pair_days:    sku < other_sku, event_date, n_baskets (session-days that viewed both)
     """
 
-    user_sku_days: DataFrame
+    sku_user_days: DataFrame
     sku_days: DataFrame
     user_order_days: DataFrame
     user_session_days: DataFrame
     view_sku_days: DataFrame
     view_pair_days: DataFrame
 
+    @property
+    def user_sku_days(self) -> DataFrame:
+        """sku_user_days of customers with an id (Spark reads it from the cached summary)."""
+        return self.sku_user_days.where(F.col("user_id").isNotNull())
+
     def frames(self) -> list[DataFrame]:
         return [getattr(self, f.name) for f in fields(self)]
 
     def persist(self) -> DailyActivity:
+        """Cache every summary (the first one before the ones derived from it, so they share its scan)."""
         for frame in self.frames():
             frame.persist(StorageLevel.MEMORY_AND_DISK)
         return self
@@ -321,29 +328,24 @@ def summarise_activity(
     weight = F.lit(0.0)
     for event_type, value in config.event_weights.items():
         weight = F.when(kind == event_type, F.lit(float(value))).otherwise(weight)
-
-    user_sku_days = (
-        events.where(F.col("user_id").isNotNull())
-        .groupBy("user_id", "sku", "event_date")
-        .agg(
-            _count_if(kind == "view").alias("n_views"),
-            _count_if(kind == "add_to_cart").alias("n_carts"),
-            _count_if(is_purchase).alias("n_purchases"),
-            _count_if(kind == "return").alias("n_returns"),
-            F.sum(weight).alias("points"),
-            F.max("event_ts").alias("last_ts"),
-            F.max(F.when(is_purchase, F.col("event_ts"))).alias("last_purchase_ts"),
-        )
-    )
     quantity = F.col("quantity").cast("double")
-    sku_days = events.groupBy("sku", "event_date").agg(
+    counters = [
         _count_if(kind == "view").alias("n_views"),
         _count_if(kind == "add_to_cart").alias("n_carts"),
         _count_if(is_purchase).alias("n_purchases"),
+        _count_if(kind == "return").alias("n_returns"),
         F.sum(F.when(is_purchase, quantity).otherwise(0.0)).alias("units_purchased"),
         F.sum(F.when(kind == "return", quantity).otherwise(0.0)).alias("units_returned"),
         F.sum(F.when(is_purchase, quantity * F.col("unit_price").cast("double")).otherwise(0.0)).alias("paid_amount"),
+    ]
+    sku_user_days = events.groupBy("user_id", "sku", "event_date").agg(
+        *counters,
+        F.sum(weight).alias("points"),
+        F.max("event_ts").alias("last_ts"),
+        F.max(F.when(is_purchase, F.col("event_ts"))).alias("last_purchase_ts"),
     )
+    summed = ["n_views", "n_carts", "n_purchases", "n_returns", "units_purchased", "units_returned", "paid_amount"]
+    sku_days = sku_user_days.groupBy("sku", "event_date").agg(*[F.sum(c).alias(c) for c in summed])
     is_purchase_line = F.col("line_type") == "purchase"
     user_order_days = (
         order_lines.where(F.col("user_id").isNotNull())
@@ -364,11 +366,11 @@ def summarise_activity(
         ),
         config.max_basket_items,
     )
-    return DailyActivity(user_sku_days, sku_days, user_order_days, user_session_days, view_sku_days, view_pair_days)
+    return DailyActivity(sku_user_days, sku_days, user_order_days, user_session_days, view_sku_days, view_pair_days)
 
 
 def _view_baskets(views: DataFrame, max_items: int) -> tuple[DataFrame, DataFrame]:
-    """Session-day baskets of viewed SKUs: SKU counts and ordered SKU-pair counts per day."""
+    """Session-day baskets of viewed SKUs: SKU counts and SKU-pair counts per day (each pair once, sku < other_sku)."""
     basket = F.concat_ws("|", F.coalesce(F.col("user_id"), F.lit("")), F.col("session_id"), F.col("event_date"))
     items = views.select(basket.alias("basket"), "event_date", "sku").distinct()
     sizes = items.groupBy("basket").agg(F.count("*").alias("_size")).where(F.col("_size") <= max_items)
@@ -377,7 +379,7 @@ def _view_baskets(views: DataFrame, max_items: int) -> tuple[DataFrame, DataFram
     other = kept.select("basket", F.col("sku").alias("other_sku"))
     pairs = (
         kept.join(other, "basket")
-        .where(F.col("sku") != F.col("other_sku"))
+        .where(F.col("sku") < F.col("other_sku"))
         .groupBy("sku", "other_sku", "event_date")
         .agg(F.count("*").alias("n_baskets"))
     )
@@ -625,11 +627,13 @@ def build_item_cooccurrence(activity: DailyActivity, as_of: date, config: Featur
     )
     in_view_window = _in_window(as_of, config.co_view_window_days)
     viewers = activity.view_sku_days.where(in_view_window).groupBy("sku").agg(F.sum("n_baskets").alias("n_a"))
-    co_views = (
+    co_views_once = (
         activity.view_pair_days.where(in_view_window)
         .groupBy("sku", "other_sku")
         .agg(F.sum("n_baskets").alias("co_view_count"))
     )
+    mirrored = co_views_once.select(F.col("other_sku").alias("sku"), F.col("sku").alias("other_sku"), "co_view_count")
+    co_views = co_views_once.unionByName(mirrored)
     pairs = co_purchases.join(co_views, ["sku", "other_sku"], "full").fillna(0, ["co_purchase_count", "co_view_count"])
     weight = config.purchase_similarity_weight
     similarity = F.lit(weight) * _cosine("purchase") + F.lit(1 - weight) * _cosine("view")

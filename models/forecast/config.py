@@ -10,8 +10,8 @@ class BoosterConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    n_estimators: int = Field(250, ge=1, description="Boosting rounds.")
-    learning_rate: float = Field(0.08, gt=0, le=1, description="Shrinkage per round.")
+    n_estimators: int = Field(150, ge=1, description="Boosting rounds.")
+    learning_rate: float = Field(0.1, gt=0, le=1, description="Shrinkage per round.")
     max_depth: int = Field(7, ge=1, description="Tree depth; deep enough for horizon x weekday x promo interactions.")
     min_child_weight: float = Field(20.0, ge=0, description="Minimum summed weight (= demand scale) per leaf.")
     subsample: float = Field(0.8, gt=0, le=1, description="Row subsample per tree.")
@@ -36,7 +36,11 @@ class ForecastConfig(BaseModel):
     train_origin_step_days: int = Field(
         7, ge=1, description="Days between training origins; a multiple of 7 keeps the origins' weekday = scoring's."
     )
-    max_train_rows: int = Field(1_500_000, ge=1_000, description="Training rows are sampled down to this many.")
+    max_train_rows: int = Field(
+        500_000,
+        ge=1_000,
+        description="Training rows are sampled down to this many (measured: 3x more rows gain <1% WAPE at 3x the cost).",
+    )
     calibration_days: int = Field(
         28,
         ge=0,

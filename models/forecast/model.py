@@ -31,9 +31,11 @@ def _design_matrix(frame: pd.DataFrame, categories: list[str]) -> pd.DataFrame:
 
 
 def sort_quantiles(raw: np.ndarray) -> np.ndarray:
-    """Non-negative, non-crossing quantiles: clip at zero and sort each row (the rearrangement fix)."""
-    out = np.sort(np.maximum(np.nan_to_num(raw, nan=0.0, posinf=0.0, neginf=0.0), 0.0), axis=1)
-    return out
+    """Non-negative, non-crossing quantiles: clip at zero and sort each row (the rearrangement fix).
+
+    Non-finite values are kept so the output gate refuses them instead of publishing a silent zero.
+    """
+    return np.sort(np.maximum(raw, 0.0), axis=1)
 
 
 @dataclass(frozen=True)

@@ -102,7 +102,7 @@ def check_forecasts(forecasts: pd.DataFrame, active_skus: np.ndarray, horizon: i
     if crossed.any():
         problems.append(f"{crossed.sum()} row(s) with crossed quantiles, e.g. {_examples(forecasts, crossed)}")
     days = forecasts.groupby("sku")["horizon_day"].nunique()
-    missing = sorted(set(active_skus) - set(days[days == horizon].index))
+    missing = sorted(str(sku) for sku in set(active_skus) - set(days[days == horizon].index))
     if missing:
         problems.append(f"{len(missing)} active SKU(s) without all {horizon} forecast days, e.g. {missing[:5]}")
     if problems:

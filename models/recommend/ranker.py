@@ -53,8 +53,8 @@ def _candidate_batches(
     seeds: pd.DataFrame,
     context: ServingContext,
     config: RecommendConfig,
-) -> Iterator[tuple[np.ndarray, torch.Tensor, pd.DataFrame]]:
-    """(user codes, user vectors, candidates) per batch of users known to both the model and the features."""
+) -> Iterator[tuple[np.ndarray, pd.DataFrame]]:
+    """(user codes, candidates) per batch of users known to both the model and the features."""
     step = config.retrieval.score_batch_users
     for start in range(0, len(user_ids), step):
         chunk = user_ids[start : start + step]
@@ -65,7 +65,7 @@ def _candidate_batches(
         candidates = build_candidates(
             codes, user_vectors, item_vectors, features, seeds, context.available, context.blocked, config
         )
-        yield codes, user_vectors, candidates
+        yield codes, candidates
 
 
 def training_examples(
@@ -86,7 +86,7 @@ def training_examples(
     item_vectors = retrieval.item_vectors(features.items)
     seeds = recent_seeds(features, config.ranker.seeds_per_user)
     matrices, labels, groups = [], [], []
-    for codes, _, candidates in _candidate_batches(user_ids, retrieval, item_vectors, features, seeds, context, config):
+    for codes, candidates in _candidate_batches(user_ids, retrieval, item_vectors, features, seeds, context, config):
         label = label_candidates(candidates, truth, features)
         rows = candidates["row"].to_numpy()
         noise = rng.random(len(candidates))
@@ -226,7 +226,7 @@ def recommend_users(
     skus = features.item_index.to_numpy()
     users = features.user_index.to_numpy()
     outputs = []
-    for _, _, candidates in _candidate_batches(user_ids, retrieval, item_vectors, features, seeds, context, config):
+    for _, candidates in _candidate_batches(user_ids, retrieval, item_vectors, features, seeds, context, config):
         if candidates.empty:
             continue
         raw = booster.inplace_predict(candidate_matrix(candidates, features))

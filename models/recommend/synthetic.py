@@ -30,11 +30,10 @@ STRENGTH_WEIGHTS = {"view": 1.0, "cart": 3.0, "purchase": 5.0}
 
 @dataclass(frozen=True)
 class SyntheticShop:
-    """Raw synthetic behaviour: every event, the catalogue, and each user's planted taste."""
+    """Raw synthetic behaviour: every event and the catalogue, ending on ``run_date``."""
 
     events: pd.DataFrame
     catalogue: pd.DataFrame
-    tastes: pd.DataFrame
     run_date: date
 
 
@@ -136,16 +135,8 @@ def simulate_shop(
         )
     events = pd.concat(frames, ignore_index=True).sort_values(["event_ts", "event_type"], ignore_index=True)
     events["event_date"] = events["event_ts"].dt.date
-    tastes = pd.DataFrame(
-        {
-            "user_id": np.char.add("U", np.arange(n_users).astype(str)),
-            "categories": [
-                [f"cat{c:03d}" for c in sorted(set(p[:n]))] for p, n in zip(prefs.tolist(), n_prefs, strict=True)
-            ],
-        }
-    )
     log.info("simulated %d events for %d users × %d SKUs", len(events), n_users, n_items)
-    return SyntheticShop(events, catalogue, tastes, run_date)
+    return SyntheticShop(events, catalogue, run_date)
 
 
 def _window_counts(events: pd.DataFrame, keys: list[str], kind: str, since: date) -> pd.Series:

@@ -176,6 +176,23 @@ def test_degraded_model_is_refused_and_previous_keeps_serving(nightly):
     assert not metrics.loc[metrics["run_id"] == "run-degraded", "promoted"].any()
 
 
+def test_rerun_within_margin_is_promoted_and_rollback_restores_the_previous(nightly):
+    settings, _, shop, results = nightly
+    for task in (pipeline.train_retrieval, pipeline.train_ranker):
+        task(shop.run_date, "run-2", settings, CONFIG)
+    verdict = pipeline.evaluate_and_gate(shop.run_date, "run-2", settings, CONFIG)
+    assert verdict["promoted"], verdict["reason"]
+    # Same data, same seed: training, ranking and evaluation reproduce run-1 exactly.
+    assert verdict["ndcg@10"] == results["evaluate_and_gate"]["ndcg@10"]
+    assert verdict["current"] == results["evaluate_and_gate"]["ndcg@10"]
+    assert "promoted model had" in verdict["reason"]
+    registry = ModelRegistry(settings.models)
+    assert registry.require_current(pipeline.MODEL_NAME).version == verdict["version"]
+    assert registry.rollback(pipeline.MODEL_NAME) == results["train_retrieval"]["version"]
+    scored = pipeline.score_recommendations(shop.run_date, "run-2", settings, CONFIG)
+    assert scored["version"] == results["train_retrieval"]["version"]
+
+
 def test_output_gate_blocks_publishing(nightly):
     settings, lake, shop, _ = nightly
     strict = CONFIG.model_copy(update={"gate": GateConfig(min_diversity=0.99)})

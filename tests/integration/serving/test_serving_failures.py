@@ -17,7 +17,7 @@ import redis
 
 from shopml.lake import Lake
 from shopml.serving.config import ServingConfig
-from shopml.serving.publish import publish_dataset, version_id
+from shopml.serving.publish import PublishConflictError, publish_dataset, version_id
 from shopml.serving.store import RedisStore, ServingStoreError, StoreUnavailableError, VersionInfo, open_store
 from shopml.settings import load_settings
 from tests.integration.serving.serving_tables import inventory_table, recommendations_table
@@ -110,7 +110,7 @@ from shopml.serving.publish import publish_dataset
 from shopml.settings import load_settings
 
 var_root, url, prefix, day = sys.argv[1:]
-config = ServingConfig(key_prefix=prefix, batch_size=5, lock_ttl_s=1.0)
+config = ServingConfig(key_prefix=prefix, batch_size=1, lock_ttl_s=5.0)  # one key per write: slow enough to kill
 publish_dataset("inventory", date.fromisoformat(day), "killed-run", load_settings(var_root=var_root, serving_url=url), config=config)
 """
 
@@ -137,23 +137,32 @@ def test_the_next_run_removes_the_partial_version_of_a_killed_publish(
             "2026-01-03",
         ],
         env={**os.environ, "PYTHONPATH": os.getcwd()},
+        stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 60
     while store.count_entries("inventory", killed) == 0 and child.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
     child.send_signal(signal.SIGKILL)
-    child.wait()
+    returncode = child.wait()
 
     partial = store.count_entries("inventory", killed)
-    assert 0 < partial < len(skus), "the publish was not caught midway"
+    assert 0 < partial < len(skus), (
+        f"the publish was not caught midway: {partial} keys, exit {returncode}: {child.stderr.read().decode()[-2000:]}"
+    )
     assert {v.version: v.status for v in store.list_versions("inventory")} == {v1: "complete", killed: "writing"}
     assert store.current_version("inventory") == v1
     assert json.loads(store.lookup("inventory", "s00003").payload)["on_hand"] == 3
     if isinstance(store, RedisStore):
         assert 0 < store._redis.ttl(store.key("inventory", "data", killed)) <= serving_config.orphan_ttl_s
 
-    time.sleep(1.1)  # the killed publisher's lock lease lapses
-    result = publish_dataset("inventory", D1, "run-1b", settings=serving_settings, config=serving_config)
+    result = None
+    deadline = time.monotonic() + 30
+    while result is None:  # retried like an Airflow task until the lease lapses
+        try:
+            result = publish_dataset("inventory", D1, "run-1b", settings=serving_settings, config=serving_config)
+        except PublishConflictError:
+            assert time.monotonic() < deadline, "the killed publisher's lock never lapsed"
+            time.sleep(0.2)
 
     assert killed in result.removed_versions
     assert killed not in {v.version for v in store.list_versions("inventory")}

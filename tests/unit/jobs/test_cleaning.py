@@ -57,12 +57,12 @@ def test_late_events_go_to_their_true_utc_date(spark):
 def test_order_lines_sign_returns_and_fall_back_to_event_id(spark):
     events = spark.createDataFrame(
         [
-            ("p", "purchase", "u", "SKU-1", 2, Decimal("5.00"), "EUR", datetime(2026, 1, 1), D1, D1, "o1"),
-            ("r", "return", "u", "SKU-1", 1, Decimal("5.00"), "EUR", datetime(2026, 1, 2), D2, D2, None),
-            ("v", "view", "u", "SKU-1", 1, Decimal("5.00"), "EUR", datetime(2026, 1, 2), D2, D2, None),
+            ("p", "purchase", "u", "SKU-1", 2, Decimal("5.00"), "EUR", datetime(2026, 1, 1), D1, D1, "o1", "nightly"),
+            ("r", "return", "u", "SKU-1", 1, Decimal("5.00"), "EUR", datetime(2026, 1, 2), D2, D2, None, "nightly"),
+            ("v", "view", "u", "SKU-1", 1, Decimal("5.00"), "EUR", datetime(2026, 1, 2), D2, D2, None, "nightly"),
         ],
         "event_id string, event_type string, user_id string, sku string, quantity int, unit_price decimal(12,2), "
-        "currency string, event_ts timestamp, event_date date, landing_date date, order_id string",
+        "currency string, event_ts timestamp, event_date date, landing_date date, order_id string, feed string",
     )
     lines = {row.event_id: row for row in to_order_lines(events).collect()}
     assert set(lines) == {"p", "r"}

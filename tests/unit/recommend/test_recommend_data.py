@@ -13,6 +13,7 @@ from models.recommend.config import RecommendConfig, RetrievalConfig
 from models.recommend.data import (
     FEATURES,
     build_candidates,
+    build_feature_set,
     build_similar_items,
     candidate_matrix,
     label_candidates,
@@ -113,3 +114,26 @@ def test_similar_items_exclude_self_and_unavailable(tiny_features):
     a1 = similar[similar["sku"] == "A1"]
     assert a1["similar_sku"].tolist()[0] == "A2"
     assert a1["reason"].tolist()[0] == "co_purchased"
+
+
+def test_candidates_without_cooccurrence_table(tiny_features):
+    features = build_feature_set(
+        tiny_features.as_of,
+        tiny_features.interactions.drop(columns=["user", "item"]),
+        tiny_features.items,
+        tiny_features.users,
+        pd.DataFrame(columns=["sku", "other_sku", "similarity", "co_purchase_count", "rank"]),
+    )
+    config = RecommendConfig(retrieval=RetrievalConfig(n_candidates=2))
+    candidates = build_candidates(
+        np.array([1]),
+        torch.tensor([[1.0, 0.0]]),
+        torch.tensor([[0.1, 0.0], [0.2, 0.0], [0.9, 0.0], [0.3, 0.0], [0.8, 0.0], [1.0, 0.0]]),
+        features,
+        recent_seeds(features, 2),
+        available_items(features.items, config.filters),
+        code_pairs(pd.DataFrame(columns=["user_id", "sku"]), features.user_index, features.item_index),
+        config,
+    )
+    assert candidates["item"].tolist() == [3, 4]  # B1 and B2: the best two available SKUs
+    assert (candidates["cooc_seed"] == -1).all() and (candidates["cooc_score"] == 0).all()

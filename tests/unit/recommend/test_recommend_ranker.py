@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 import xgboost as xgb
 
@@ -70,3 +71,15 @@ def test_reasons_follow_precedence(tiny_features):
         "popular_in:B",  # u2 likes category B
         "retrieval",  # nothing else explains C1 for u1
     ]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU; torch.cuda.is_available() is False here")
+def test_cuda_ranker_learns_planted_signal():
+    matrix, labels, groups = _planted(0)
+    config = RankerConfig(n_estimators=30, max_depth=3, validation_fraction=0.2, early_stopping_rounds=10)
+    booster, info = train_ranker_model(matrix, labels, groups, config, top_k=5, seed=1, device="cuda")
+    assert info["params"]["device"] == "cuda"
+    test_matrix, test_labels, _ = _planted(1)
+    scores = booster.inplace_predict(test_matrix).reshape(80, 20)
+    assert (test_labels.reshape(80, 20)[np.arange(80), scores.argmax(axis=1)] == 1).mean() >= 0.95
