@@ -9,7 +9,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHMARKS = ["bench_pipeline", "bench_features", "bench_recommend", "bench_forecast", "bench_serving", "bench_incremental"]
+BENCHMARKS = [
+    "bench_pipeline",
+    "bench_features",
+    "bench_recommend",
+    "bench_forecast",
+    "bench_serving",
+    "bench_incremental",
+]
 
 
 def main(argv: list[str]) -> int:

@@ -91,6 +91,7 @@ def synth_events(spark, shop: Shop, first: date, days: int, salt: str, landed: d
         at.alias("event_ts"),
         F.to_date(at).alias("event_date"),
         (F.lit(landed) if landed else F.to_date(at)).alias("landing_date"),
+        F.lit("nightly").alias("feed"),
         F.when(traded, F.concat(F.lit(f"o{salt}-"), session.cast("string"))).alias("order_id"),
         F.lit("web").alias("channel"),
         F.lit("Mozilla/5.0").alias("user_agent"),

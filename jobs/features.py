@@ -60,7 +60,7 @@ CORRECTIONS_TABLE = "gold.feature_corrections"
 ORDER_LINES_SCHEMA = (
     "event_id string, order_id string, user_id string, sku string, line_type string, quantity int, "
     "unit_price decimal(12,2), revenue decimal(14,2), currency string, event_ts timestamp, event_date date, "
-    "landing_date date"
+    "landing_date date, feed string"
 )
 PRODUCTS_SCHEMA = (
     "snapshot_date date, sku string, title string, category string, brand string, unit_price decimal(12,2), "
@@ -120,7 +120,7 @@ def run(
     """Build the window's feature dates and re-derive the past dates late events changed; returns a summary."""
     started = time.monotonic()
     lake = lake or Lake()
-    config = config or FeaturesConfig()
+    config = config or lake.settings.features
     window = DateWindow.ending(run_date, from_date)
     if not lake.exists("silver.events"):
         raise RuntimeError(f"silver.events does not exist yet: run clean and validate for {run_date} first")

@@ -169,8 +169,10 @@ def fit_torch(
     """Run ``train_fn(*args)`` in this process (default) or on ``num_workers`` processes via TorchDistributor.
 
     With ``config.torch_distributor`` the function and its arguments are pickled to every process
-    (so they must be picklable and small: pass paths or table versions, not data) and the value rank
-    0 returns comes back. Needs an active SparkSession on the cluster for that path.
+    (so they must be picklable and small: pass paths or table versions, not data). Every process
+    writes its return value and the last one to finish wins, so return only what all ranks agree
+    on (weights after all-reduced steps, or a path rank 0 saved the model to). That path needs an
+    active SparkSession on the cluster.
     """
     config = config or DistributedConfig()
     if not config.torch_distributor:

@@ -225,6 +225,11 @@ TABLES: dict[str, TableSpec] = {
             partition_by=("model_name",),
         ),
         TableSpec(
+            name="ops.stream_watermark",
+            description="Last micro-batch file each stream processed; advanced only after the serving store took the results.",
+            keys=("stream",),
+        ),
+        TableSpec(
             name="ops.publish_audit",
             description="Every publish to the serving store: dataset, version, key count, checksum, duration, trigger.",
             partition_by=("dataset",),

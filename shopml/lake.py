@@ -52,9 +52,18 @@ class Lake:
 
     @cached_property
     def engine(self) -> Literal["spark", "rs"]:
-        """``spark`` when delta-spark's classes load in this JVM (or are forced), else ``rs``."""
+        """``spark`` when delta-spark's classes load in this JVM (or are forced), else ``rs``.
+
+        Without a running Spark session and without Delta jars configured the answer is
+        ``rs`` at once: model and publish steps never start a JVM just to ask.
+        """
         if self.settings.delta_engine != "auto":
             return self.settings.delta_engine  # type: ignore[return-value]
+        if self._spark is None and not (self.settings.spark_jars or self.settings.spark_jars_packages):
+            from pyspark.sql import SparkSession
+
+            if SparkSession.getActiveSession() is None:
+                return "rs"
         try:
             self.spark._jvm.java.lang.Class.forName("io.delta.tables.DeltaTable")
         except Exception:

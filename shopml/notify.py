@@ -9,8 +9,9 @@ replacement for SLAs). Every alert is appended to
 the same JSON is POSTed there.
 
 The scheduler imports DAG files constantly and DAG files import this module, so
-it imports only the standard library, pydantic and the settings at module
-level; Airflow is imported inside the functions that need it.
+it imports only the standard library and pydantic at module level; Airflow is
+imported inside the functions that need it, and the settings too, so that the
+settings model can nest ``NotifyConfig`` without an import cycle.
 """
 
 from __future__ import annotations
@@ -30,10 +31,10 @@ from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from shopml.settings import Settings, get_settings
-
 if TYPE_CHECKING:
     from airflow.sdk import Connection, DeadlineAlert
+
+    from shopml.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,12 @@ class NotifyConfig(BaseModel):
     deadline_hours: float = Field(6.0, gt=0, description="A run still unfinished this long after the reference alerts.")
 
 
+def _jsonable(value: Any) -> Any:
+    """numpy scalars become numbers, anything else JSON cannot hold (dates, paths) its text."""
+    item = getattr(value, "item", None)
+    return item() if callable(item) else str(value)
+
+
 class AlertMessage(BaseModel):
     """The one message schema every notifier sends (``model_dump(mode="json")`` is the wire format)."""
 
@@ -104,7 +111,7 @@ class AlertMessage(BaseModel):
     @classmethod
     def _json_safe(cls, value: Any) -> Any:
         """Task results carry dates, paths and numpy numbers; a receiver needs plain JSON."""
-        return json.loads(json.dumps(value or {}, default=str))
+        return json.loads(json.dumps(value or {}, default=_jsonable))
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"))
@@ -172,6 +179,12 @@ class WebhookNotifier:
 
 
 # ---- configuration ------------------------------------------------------------------------------
+
+
+def _current_settings() -> Settings:
+    from shopml.settings import get_settings
+
+    return get_settings()
 
 
 def notify_config(settings: Settings) -> NotifyConfig:
@@ -317,6 +330,7 @@ def alert(
     details: Mapping[str, Any] | None = None,
     context: Mapping[str, Any] | None = None,
     settings: Settings | None = None,
+    config: NotifyConfig | None = None,
     **fields: Any,
 ) -> AlertMessage:
     """Raise an alert from task code (validation breaches, gated models).
@@ -326,11 +340,11 @@ def alert(
     receiver never fails the task: the file notifier has the message and the
     delivery error is logged.
     """
-    settings = settings or get_settings()
+    settings = settings or _current_settings()
     message = make_message(event, summary=summary, severity=severity, details=details, context=context, **fields)
     webhook = None
     try:
-        webhook = resolve_webhook(notify_config(settings))
+        webhook = resolve_webhook(config or notify_config(settings))
     except NotifierError as exc:
         log.error("alert webhook misconfigured, file only: %s", exc)
     try:
@@ -345,7 +359,7 @@ def alert(
 
 def on_task_failure(context: Mapping[str, Any]) -> None:
     """``on_failure_callback``: a task failed after its last retry. Delivery errors are raised for Airflow to log."""
-    settings = get_settings()
+    settings = _current_settings()
     ti = context.get("ti") or context.get("task_instance")
     error = context.get("exception")
     details = {
@@ -390,7 +404,7 @@ async def notify_deadline_missed(context: Mapping[str, Any] | None = None, deadl
 
     A delivery error is raised, so the callback shows as failed in Airflow (the file is written first).
     """
-    settings = get_settings()
+    settings = _current_settings()
     message = deadline_message(context or {}, deadline_hours)
     webhook = await aresolve_webhook(notify_config(settings))
     await asyncio.to_thread(send_alert, message, build_notifiers(settings, webhook))
@@ -401,7 +415,7 @@ def nightly_deadline(config: NotifyConfig | None = None) -> DeadlineAlert:
     """What ``@dag(deadline=...)`` takes: alert when a run is unfinished ``deadline_hours`` after its reference."""
     from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
 
-    config = config or notify_config(get_settings())
+    config = config or notify_config(_current_settings())
     reference = (
         DeadlineReference.DAGRUN_QUEUED_AT
         if config.deadline_reference == "queued_at"

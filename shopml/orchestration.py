@@ -7,6 +7,7 @@ metadata database. Settings are read from the environment only.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import sys
@@ -88,6 +89,8 @@ def python_job(task_id: str, target: str, reads: list[str], writes: list[str], *
     )
     def run_job(**context: Any) -> Any:
         result = call_job(target, date.fromisoformat(context["ds"]), context["run_id"], **fixed)
+        if dataclasses.is_dataclass(result):
+            result = dataclasses.asdict(result)
         log.info("%s → %s", target, result)
         if isinstance(result, dict) and result.get("promoted") is False:
             from shopml.notify import alert

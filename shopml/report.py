@@ -23,6 +23,7 @@ import html
 import io
 import logging
 import math
+import numbers
 import os
 import random
 import sys
@@ -32,6 +33,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -76,7 +78,9 @@ class ReportConfig(BaseModel):
         description="Metric plotted over time per model (metric@k as in the gate); others are tabled only.",
     )
     history_runs: int = Field(30, ge=2, description="Evaluations shown in the metric-over-time plots.")
-    lookback_days: int = Field(28, ge=7, description="Days of actuals (and forecast origins) the forecast plots show.")
+    lookback_days: int = Field(
+        28, ge=7, description="Days looked back for actuals, forecast origins, the latest plan and feature dates."
+    )
     past_origin_days: int = Field(
         7, ge=1, description="The past forecast compared with actuals is the latest made at least this many days ago."
     )
@@ -124,6 +128,27 @@ def _between(column: str, first: date, last: date):
     return (pc.field(column) >= pa.scalar(first, pa.date32())) & (pc.field(column) <= pa.scalar(last, pa.date32()))
 
 
+def _rows_on(lake: Lake, table: str, column: str, day: date) -> int:
+    """Rows of one date partition, streamed: reads only that partition's files, never the whole column."""
+    return sum(batch.num_rows for batch in lake.iter_batches(table, columns=[column], filter=_on(column, [day])))
+
+
+def partition_days(lake: Lake, table: str, column: str, last: date, days: int, first_only: bool = False) -> dict:
+    """Rows per date partition among the ``days`` days up to ``last``, latest first (stop at the first hit if asked).
+
+    Date-partitioned snapshots (a full user table per feature_date) make reading the date column of
+    a window as costly as reading the window; probing partition by partition stays cheap.
+    """
+    found = {}
+    for offset in range(days):
+        day = last - timedelta(days=offset)
+        if rows := _rows_on(lake, table, column, day):
+            found[day] = rows
+            if first_only:
+                break
+    return found
+
+
 def _on(column: str, values: Sequence[Any]):
     import pyarrow.compute as pc
 
@@ -146,7 +171,7 @@ def summarise_volumes(accounting: pd.DataFrame, run_date: date) -> pd.DataFrame:
     days = before.groupby("dataset")["landing_date"].nunique()
     trailing = trailing.div(days, axis=0).add_suffix("_trailing_mean")
     out = today.join(trailing, how="outer").reset_index()
-    out["silver_vs_trailing"] = out["silver"] / out["silver_trailing_mean"].where(out["silver_trailing_mean"] > 0)
+    out["silver_change"] = out["silver"] / out["silver_trailing_mean"].where(out["silver_trailing_mean"] > 0) - 1
     return out.sort_values("dataset", ignore_index=True)
 
 
@@ -178,15 +203,18 @@ def summarise_validation(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFr
 def summarise_freshness(
     latest: Mapping[str, tuple[date | None, int] | None], run_date: date, max_lag_days: int
 ) -> pd.DataFrame:
-    """Per table: latest date up to the run date, rows on it, lag in days and fresh/stale/not available."""
+    """Per table: latest date up to the run date, rows on it, lag in days and fresh/stale/not available.
+
+    ``latest`` maps a table to None when it does not exist and to (None, 0) when it has no recent date.
+    """
     rows = []
     for table, found in latest.items():
-        day, count = found if found is not None else (None, 0)
+        day, count = found if found is not None else (None, None)
         lag = (run_date - day).days if day is not None else None
         if found is None:
             status = NOT_AVAILABLE
         elif lag is None:
-            status = "empty"
+            status = "none recent"
         else:
             status = "fresh" if lag <= max_lag_days else "stale"
         rows.append({"table": table, "latest": day, "rows": count, "lag_days": lag, "status": status})
@@ -332,6 +360,17 @@ def _figure(nrows: int = 1, ncols: int = 1, width: float = 9.0, height: float = 
     return figure, figure.subplots(nrows, ncols, squeeze=False)
 
 
+def _date_axis(ax, days: Sequence[Any]) -> None:
+    """Concise date ticks, and a few days of room when there is a single date (matplotlib would span years)."""
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+
+    locator = AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    if len(set(days)) == 1:
+        ax.set_xlim(days[0] - timedelta(days=2), days[0] + timedelta(days=2))
+
+
 def _img(figure: Figure, alt: str) -> str:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=80)
@@ -340,9 +379,9 @@ def _img(figure: Figure, alt: str) -> str:
 
 
 def _format(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT:
+    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
         return "–"
-    if isinstance(value, bool):
+    if isinstance(value, bool | np.bool_):
         return "yes" if value else "no"
     if isinstance(value, pd.Timestamp | datetime):
         return value.strftime("%Y-%m-%d %H:%M")
@@ -363,7 +402,9 @@ def _table(frame: pd.DataFrame, percent: Sequence[str] = ()) -> str:
             text = _format(value)
             if column in percent and text != "–":
                 text = f"{value:+.1%}"
-            cells.append(f"<td>{html.escape(text)}</td>")
+            numeric = isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+            opening = '<td class="num">' if numeric else "<td>"
+            cells.append(f"{opening}{html.escape(text)}</td>")
         body.append(f"<tr>{''.join(cells)}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
@@ -402,12 +443,9 @@ def section_volumes(run: ReportRun) -> Body:
         volumes = summarise_volumes(accounting, run.run_date)
         if (volumes["silver"].fillna(0) == 0).any():
             status = "attention"
-        parts.append(
-            _p(
-                f"Rows of landing date {run.run_date} against the daily mean of the {run.config.trailing_days} days before."
-            )
-        )
-        parts.append(_table(volumes, percent=("silver_vs_trailing",)))
+        days = run.config.trailing_days
+        parts.append(_p(f"Rows of landing date {run.run_date} against the daily mean of the {days} days before."))
+        parts.append(_table(volumes, percent=("silver_change",)))
         parts.append(_plot_volumes(accounting, run.run_date))
     parts.append("<h3>Quarantine by reason</h3>")
     if quarantine is None:
@@ -437,46 +475,45 @@ def _plot_volumes(accounting: pd.DataFrame, run_date: date) -> str:
 
 
 def section_validation(run: ReportRun) -> Body:
-    results = _read(run.lake, "ops.validation_results", filter=_between("landing_date", run.run_date, run.run_date))
+    results = _read(run.lake, "ops.validation_results", filter=_on("landing_date", [run.run_date]))
     if results is None:
         return NOT_AVAILABLE, _missing("ops.validation_results")
     if results.empty:
         return "attention", _p(f"No validation ran for landing date {run.run_date}.")
     by_suite, failures = summarise_validation(results)
     failed = int(by_suite["critical_failed"].sum() + by_suite["warning_failed"].sum())
-    body = _p(f"{int(by_suite['expectations'].sum())} expectations on {run.run_date}: {failed} failed.") + _table(
-        by_suite
-    )
+    summary = f"{int(by_suite['expectations'].sum())} expectations on {run.run_date}: {failed} failed."
+    body = _p(summary) + _table(by_suite)
     if not failures.empty:
         failures = failures.assign(observed_value=failures["observed_value"].astype(str).str.slice(0, 120))
         body += "<h3>Failed expectations</h3>" + _table(failures)
     return ("attention" if failed else "ok"), body
 
 
-def latest_dates(lake: Lake, run_date: date) -> dict[str, tuple[date | None, int] | None]:
-    """Per freshness table: its latest date up to ``run_date`` and the rows on it (None: table missing)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
+def latest_dates(lake: Lake, run_date: date, lookback_days: int) -> dict[str, tuple[date | None, int] | None]:
+    """Per freshness table: its latest date within the lookback up to ``run_date`` and the rows on it.
 
+    None when the table does not exist, (None, 0) when it has no date in the lookback.
+    """
     found: dict[str, tuple[date | None, int] | None] = {}
     for table, column in FRESHNESS_TABLES.items():
         if not lake.exists(table):
             found[table] = None
             continue
-        days = lake.read_arrow(table, columns=[column], filter=pc.field(column) <= pa.scalar(run_date, pa.date32()))
-        latest = pc.max(days[column]).as_py()
-        found[table] = (latest, pc.sum(pc.equal(days[column], latest)).as_py()) if latest else (None, 0)
+        latest = partition_days(lake, table, column, run_date, lookback_days, first_only=True)
+        found[table] = next(iter(latest.items()), (None, 0))
     return found
 
 
 def section_freshness(run: ReportRun) -> Body:
-    freshness = summarise_freshness(latest_dates(run.lake, run.run_date), run.run_date, run.config.max_feature_lag_days)
+    latest = latest_dates(run.lake, run.run_date, run.config.lookback_days)
+    freshness = summarise_freshness(latest, run.run_date, run.config.max_feature_lag_days)
     if (freshness["status"] == NOT_AVAILABLE).all():
         return NOT_AVAILABLE, _missing(*FRESHNESS_TABLES)
-    status = "attention" if freshness["status"].isin(["stale", "empty"]).any() else "ok"
+    status = "attention" if freshness["status"].isin(["stale", "none recent"]).any() else "ok"
     intro = (
-        f"Latest feature_date / scored_date per table up to {run.run_date}; "
-        f"stale when more than {run.config.max_feature_lag_days} day(s) behind."
+        f"Latest feature_date / scored_date per table up to {run.run_date}; stale when more than "
+        f"{run.config.max_feature_lag_days} day(s) behind, none recent when nothing in {run.config.lookback_days} days."
     )
     return status, _p(intro) + _table(freshness)
 
@@ -548,7 +585,7 @@ def _plot_history(history: pd.DataFrame, rows: pd.DataFrame, model_name: str, la
         )
     ax.set_title(f"{model_name}: {label} per evaluation")
     ax.legend(fontsize="small", ncols=2)
-    figure.autofmt_xdate()
+    _date_axis(ax, x)
     return _img(figure, f"{model_name} {label} over time against baselines")
 
 
@@ -590,12 +627,10 @@ def section_forecasts(run: ReportRun) -> Body:
     if not lake.exists("gold.demand_forecasts"):
         return NOT_AVAILABLE, _missing("gold.demand_forecasts")
     first = run_date - timedelta(days=config.lookback_days - 1)
-    origins = lake.read_pandas(
-        "gold.demand_forecasts", columns=["scored_date"], filter=_between("scored_date", first, run_date)
-    )
-    if origins.empty:
+    origins = partition_days(lake, "gold.demand_forecasts", "scored_date", run_date, config.lookback_days)
+    if not origins:
         return NOT_AVAILABLE, _p(f"{NOT_AVAILABLE}: no forecast made between {first} and {run_date}.")
-    current, past = choose_origins(origins["scored_date"].unique(), run_date, config.past_origin_days)
+    current, past = choose_origins(list(origins), run_date, config.past_origin_days)
     actuals, source = _read_actuals(lake, first, run_date)
     current_skus = lake.read_pandas("gold.demand_forecasts", columns=["sku"], filter=_on("scored_date", [current]))
     units = actuals.groupby("sku")["units"].sum() if actuals is not None else pd.Series(name="units", dtype="float64")
@@ -652,7 +687,8 @@ def _plot_forecasts(
         ax.plot(list(observed["day"]), observed["units"], color=_COLOURS["actual"], marker=".", label="actual")
         ax.axvline(run_date, color="grey", linewidth=0.8)
         ax.set_title(f"{sku} ({'top' if sku in top else 'random'})", fontsize="medium")
-        ax.tick_params(axis="x", labelrotation=45, labelsize="small")
+        _date_axis(ax, [run_date])
+        ax.set_xlim(min(observed["day"], default=run_date), max(forecasts["forecast_date"], default=run_date))
     for ax in flat[len(skus) :]:
         ax.set_visible(False)
     flat[0].legend(fontsize="x-small")
@@ -660,15 +696,13 @@ def _plot_forecasts(
 
 
 def section_inventory(run: ReportRun) -> Body:
-    first = run.run_date - timedelta(days=run.config.lookback_days)
-    dates = _read(
-        run.lake, "gold.inventory_plan", columns=["scored_date"], filter=_between("scored_date", first, run.run_date)
-    )
-    if dates is None:
+    if not run.lake.exists("gold.inventory_plan"):
         return NOT_AVAILABLE, _missing("gold.inventory_plan") + _p("Shops without an inventory feed have no plan.")
-    if dates.empty:
-        return NOT_AVAILABLE, _p(f"{NOT_AVAILABLE}: no inventory plan between {first} and {run.run_date}.")
-    latest = max(dates["scored_date"])
+    days = run.config.lookback_days
+    found = partition_days(run.lake, "gold.inventory_plan", "scored_date", run.run_date, days, first_only=True)
+    if not found:
+        return NOT_AVAILABLE, _p(f"{NOT_AVAILABLE}: no inventory plan in the {days} days up to {run.run_date}.")
+    latest = next(iter(found))
     plan = run.lake.read_pandas("gold.inventory_plan", filter=_on("scored_date", [latest]))
     counts = count_statuses(plan)
     figure, axes = _figure(width=6.0, height=2.6)
@@ -711,8 +745,8 @@ _CSS = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1200px;color:#222;padding:0 1rem}
 h1{margin-bottom:.2rem}h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2rem}
 table{border-collapse:collapse;margin:.6rem 0;font-size:.85rem}
-th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:right}th{background:#f4f4f4}
-td:first-child,th:first-child{text-align:left}img{max-width:100%;display:block;margin:.6rem 0}
+th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:left;white-space:nowrap}th{background:#f4f4f4}
+td.num{text-align:right;font-variant-numeric:tabular-nums}img{max-width:100%;display:block;margin:.6rem 0}
 .na{color:#777;font-style:italic}.meta{color:#555}
 .status{display:inline-block;padding:0 .4rem;border-radius:.3rem;font-size:.8rem;margin-left:.4rem;vertical-align:middle}
 .ok{background:#e3f4e1}.attention{background:#fdf0c8}.not-available{background:#eee}.failed{background:#f9d6d5}

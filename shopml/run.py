@@ -73,7 +73,9 @@ def summarise(settings: Settings, first: date, last: date) -> str:
         reasons = lake.read_arrow(QUARANTINE_TABLE, columns=["dataset", "reason"], filter=in_window)
         counts = reasons.group_by(["dataset", "reason"]).aggregate([("reason", "count")]).sort_by("reason_count")
         lines += ["", "Quarantined rows by reason:"]
-        lines += [f"  {r['dataset']:<10} {r['reason']:<32} {r['reason_count']:>8,}" for r in reversed(counts.to_pylist())]
+        lines += [
+            f"  {r['dataset']:<10} {r['reason']:<32} {r['reason_count']:>8,}" for r in reversed(counts.to_pylist())
+        ]
     if lake.exists(ACCOUNTING_TABLE):
         rows = lake.read_arrow(ACCOUNTING_TABLE, filter=in_window).to_pylist()
         lines += ["", "Row accounting (landed = silver + quarantined + duplicates + bots):"]
@@ -93,8 +95,12 @@ def summarise(settings: Settings, first: date, last: date) -> str:
         failed = [r for r in results if not r["success"]]
         verdict = "all expectations passed" if not failed else f"{len(failed)} expectation(s) quarantined rows"
         lines += ["", f"Validation ({len(results)} expectations): {verdict}"]
-        lines += [f"  {r['suite']}: {r['expectation']}({r['column'] or ''}) {r['unexpected_count']} rows" for r in failed]
-        lines.append(f"  Data Docs: {(settings.var_root / 'gx/gx/uncommitted/data_docs/local_site/index.html').resolve()}")
+        lines += [
+            f"  {r['suite']}: {r['expectation']}({r['column'] or ''}) {r['unexpected_count']} rows" for r in failed
+        ]
+        lines.append(
+            f"  Data Docs: {(settings.var_root / 'gx/gx/uncommitted/data_docs/local_site/index.html').resolve()}"
+        )
     return "\n".join(lines) + "\n"
 
 

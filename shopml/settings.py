@@ -19,6 +19,11 @@ import yaml
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from jobs.features_config import FeaturesConfig
+from models.forecast.config import ForecastConfig
+from models.recommend.config import RecommendConfig
+from shopml.serving.config import ServingConfig
+
 ENV_PREFIX = "SHOPML_"
 
 
@@ -33,7 +38,7 @@ class SettingsError(ValueError):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True)
 
     var_root: Path = Field(Path("var"), description="Root of all local state (lake, landing, models, reports).")
     lake_root: Path | None = Field(None, description="Delta Lake root; default <var_root>/lake. May be s3://…")
@@ -73,6 +78,12 @@ class Settings(BaseSettings):
 
     task_retries: int = Field(2, ge=0, description="Airflow task retries (exponential backoff between them).")
     task_retry_delay_s: int = Field(30, ge=0, description="First retry delay in seconds; doubles each retry.")
+
+    # Component knobs, each a typed model next to its code: SHOPML_RECOMMEND__TOP_K=30, or nested YAML.
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    recommend: RecommendConfig = Field(default_factory=RecommendConfig)
+    forecast: ForecastConfig = Field(default_factory=ForecastConfig)
+    serving_store: ServingConfig = Field(default_factory=ServingConfig)
 
     @field_validator("spark_master")
     @classmethod
@@ -127,7 +138,7 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
             raise SettingsError(f"{path}: expected a mapping of settings, got {type(loaded).__name__}")
         file_values = _expand(loaded)
     env_keys = {
-        key[len(ENV_PREFIX) :].lower()
+        key[len(ENV_PREFIX) :].lower().split("__")[0]
         for key in os.environ
         if key.startswith(ENV_PREFIX) and key != f"{ENV_PREFIX}CONFIG"
     }

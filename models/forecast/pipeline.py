@@ -197,7 +197,7 @@ def train_forecaster(
 ) -> dict:
     """Fit a candidate on demand up to ``run_date`` and register it (not promoted) with its lineage."""
     settings = settings or get_settings()
-    config = config or ForecastConfig()
+    config = config or settings.forecast
     lake = Lake(settings)
     device = resolve_device(settings.device.value)
     versions = {DEMAND_TABLE: lake.version(DEMAND_TABLE)}

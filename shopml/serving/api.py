@@ -157,11 +157,12 @@ def _dataset_health(store: ServingStore, dataset: str, max_age_s: float) -> Data
 
 def create_app(settings: Settings | None = None, config: ServingConfig | None = None) -> FastAPI:
     """The API over the store ``settings.serving`` names (read at start-up, so tests and deployments choose it)."""
-    config = config or ServingConfig()
+    settings = settings or get_settings()
+    config = config or settings.serving_store
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.store = open_store((settings or get_settings()).serving, config)
+        app.state.store = open_store(settings.serving, config)
         log.info("serving from %s", app.state.store.url)
         try:
             yield

@@ -148,7 +148,7 @@ def _open(
     settings: Settings | None, config: ServingConfig | None
 ) -> Iterator[tuple[Settings, ServingConfig, ServingStore]]:
     settings = settings or get_settings()
-    config = config or ServingConfig()
+    config = config or settings.serving_store
     store = open_store(settings.serving, config)
     try:
         yield settings, config, store

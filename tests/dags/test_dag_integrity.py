@@ -39,7 +39,7 @@ def test_dags_follow_the_conventions(dagbag):
 
 def test_nightly_dag_shape(dagbag):
     dag = dagbag.dags["nightly_retrain"]
-    assert dag.timetable.summary == "@daily"
+    assert dag.schedule == "@daily"
 
     def downstream(task_id):
         return dag.get_task(task_id).downstream_task_ids

@@ -26,6 +26,7 @@ from shopml.report import (
     forecast_accuracy,
     label_metrics,
     main,
+    partition_days,
     pick_skus,
     summarise_freshness,
     summarise_publishes,
@@ -365,18 +366,23 @@ def build_tiny_lake(lake: Lake) -> None:
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory) -> Path:
+def tiny_lake(tmp_path_factory) -> Lake:
     from shopml.settings import load_settings
 
-    settings = load_settings(var_root=tmp_path_factory.mktemp("report") / "var")
-    build_tiny_lake(Lake(settings))
-    return build_report(RUN_DATE, RUN_ID, settings, CONFIG)
+    lake = Lake(load_settings(var_root=tmp_path_factory.mktemp("report") / "var"))
+    build_tiny_lake(lake)
+    return lake
+
+
+@pytest.fixture(scope="module")
+def report(tiny_lake: Lake) -> Path:
+    return build_report(RUN_DATE, RUN_ID, tiny_lake.settings, CONFIG)
 
 
 def _sections(page: str) -> dict[str, tuple[str, str]]:
     """Section id -> (status, inner HTML)."""
     found = re.findall(r'<section id="([^"]+)"><h2>.*?<span class="status ([^"]+)">.*?</h2>(.*?)</section>', page, re.S)
-    return {anchor: (status, body) for anchor, status, body in found}
+    return {anchor: (status, body.replace(' class="num"', "")) for anchor, status, body in found}
 
 
 # ---- pure summaries -------------------------------------------------------------------------------
@@ -388,7 +394,7 @@ def test_volumes_compare_the_run_date_with_the_trailing_mean():
     assert (events["landed"], events["silver"], events["quarantined"], events["bots"]) == (110, 90, 8, 11)
     assert events["silver_trailing_mean"] == 90.0  # (80 + 100) / 2 earlier days
     assert events["quarantined_trailing_mean"] == 15.0
-    assert events["silver_vs_trailing"] == pytest.approx(1.0)
+    assert events["silver_change"] == pytest.approx(0.0)
     assert pd.isna(volumes.loc["products", "silver_trailing_mean"])
 
 
@@ -429,11 +435,11 @@ def test_validation_keeps_each_suites_latest_results():
     assert failures["expectation"].tolist() == ["expect_column_values_to_be_between"]
 
 
-def test_freshness_flags_stale_empty_and_missing_tables():
+def test_freshness_flags_stale_old_and_missing_tables():
     frame = summarise_freshness(
-        {"fresh": (RUN_DATE, 3), "stale": (_day(-2), 1), "empty": (None, 0), "missing": None}, RUN_DATE, 0
+        {"fresh": (RUN_DATE, 3), "stale": (_day(-2), 1), "old": (None, 0), "missing": None}, RUN_DATE, 0
     )
-    assert frame["status"].tolist() == ["fresh", "stale", "empty", NOT_AVAILABLE]
+    assert frame["status"].tolist() == ["fresh", "stale", "none recent", NOT_AVAILABLE]
     assert frame["lag_days"].tolist()[:2] == [0, 2]
 
 
@@ -513,6 +519,17 @@ def test_status_counts_and_publishes():
     assert summarise_publishes(audit, "no-such-run")["version"].tolist() == ["v1", "v2"]  # latest per dataset
 
 
+def test_partition_days_probes_date_partitions(tiny_lake: Lake):
+    assert partition_days(tiny_lake, "gold.demand_forecasts", "scored_date", RUN_DATE, 28) == {
+        RUN_DATE: 49,
+        _day(-7): 49,
+    }
+    assert partition_days(tiny_lake, "gold.sku_daily_demand", "feature_date", RUN_DATE, 28, first_only=True) == {
+        RUN_DATE: 7  # the row of 03-11 lies after the run date
+    }
+    assert partition_days(tiny_lake, "gold.item_features", "feature_date", _day(-2), 5) == {}
+
+
 # ---- the page ---------------------------------------------------------------------------------------
 
 
@@ -537,7 +554,7 @@ def test_every_section_is_present_with_its_status(report: Path):
     assert re.search(r"gold\.user_features</td><td>2026-03-10</td><td>2</td><td>0</td><td>fresh", freshness)
     assert re.search(r"gold\.item_features</td><td>2026-03-09</td><td>1</td><td>1</td><td>stale", freshness)
     assert re.search(r"gold\.sku_daily_demand</td><td>2026-03-10</td><td>7</td>", freshness)  # 03-11 is ignored
-    assert re.search(r"gold\.similar_items</td><td>–</td><td>0</td><td>–</td><td>not available", freshness)
+    assert re.search(r"gold\.similar_items</td><td>–</td><td>–</td><td>–</td><td>not available", freshness)
     models = sections["model-metrics"][1]
     assert "Candidate v2" in models and "not promoted (gated)" in models and "previous promoted model v1" in models
     forecasts = sections["forecast-vs-actual"][1]

@@ -37,7 +37,9 @@ def test_replace_where_rerun_is_idempotent_and_time_travel_sees_the_past(lake, s
 def test_merge_upserts_on_keys(lake, spark):
     schema = "event_id string, event_type string, event_date date"
     lake.write(spark.createDataFrame([("e1", "view", D1), ("e2", "view", D1)], schema), "silver.events")
-    lake.merge(spark.createDataFrame([("e2", "purchase", D1), ("e3", "view", D2)], schema), "silver.events", ["event_id"])
+    lake.merge(
+        spark.createDataFrame([("e2", "purchase", D1), ("e3", "view", D2)], schema), "silver.events", ["event_id"]
+    )
     rows = {row.event_id: row.event_type for row in lake.read("silver.events").collect()}
     assert rows == {"e1": "view", "e2": "purchase", "e3": "view"}
 

@@ -25,18 +25,27 @@ LINE_Y = [3.0, 6.0, 9.0]
 
 
 def fit_line(xs: list[float], ys: list[float], steps: int) -> dict:
-    """Least squares ``y = w x`` by gradient descent: checkable by hand, and real torch all the same."""
+    """Least squares ``y = w x`` by gradient descent, each process on its own slice of the points.
+
+    Under DistributedDataParallel the gradients are averaged across processes, so every process
+    ends at the weight that fits all points; alone, a process would fit only its slice.
+    Small enough to check by hand, and real torch all the same.
+    """
     import torch
+    from torch.nn.parallel import DistributedDataParallel
 
     rank, world_size = torch_process_group("cpu")
-    weight = torch.zeros(1, requires_grad=True)
-    x, y = torch.tensor(xs), torch.tensor(ys)
-    optimiser = torch.optim.SGD([weight], lr=0.05)
+    line = torch.nn.Linear(1, 1, bias=False)
+    torch.nn.init.zeros_(line.weight)
+    model = DistributedDataParallel(line) if world_size > 1 else line
+    x = torch.tensor(xs[rank::world_size]).unsqueeze(1)
+    y = torch.tensor(ys[rank::world_size]).unsqueeze(1)
+    optimiser = torch.optim.SGD(model.parameters(), lr=0.05)
     for _ in range(steps):
         optimiser.zero_grad()
-        ((weight * x - y) ** 2).mean().backward()
+        ((model(x) - y) ** 2).mean().backward()
         optimiser.step()
-    return {"weight": float(weight.item()), "rank": rank, "world_size": world_size, "cwd": os.getcwd()}
+    return {"weight": float(line.weight.item()), "rank": rank, "world_size": world_size, "cwd": os.getcwd()}
 
 
 def main(workdir: Path) -> int:

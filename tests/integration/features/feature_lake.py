@@ -25,7 +25,7 @@ SKUS = {
 EVENTS_SCHEMA = (
     "event_id string, event_type string, user_id string, session_id string, sku string, quantity int, "
     "unit_price decimal(12,2), currency string, event_ts timestamp, event_date date, landing_date date, "
-    "order_id string, channel string, user_agent string"
+    "feed string, order_id string, channel string, user_agent string"
 )
 
 
@@ -35,7 +35,7 @@ def make_event(event_id, event_type, user, session, sku, at, quantity=None, land
     order = f"o-{session}" if quantity else None
     return (
         event_id, event_type, user, session, sku, quantity, price, "EUR", at, at.date(),
-        landed or at.date(), order, "web", "Mozilla/5.0",
+        landed or at.date(), "nightly", order, "web", "Mozilla/5.0",
     )  # fmt: skip
 
 

@@ -8,13 +8,14 @@ Inventory on D: A 0 on hand, B 3, C 100 (lead time 7); D has no row.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from decimal import Decimal
 
 AS_OF = date(2024, 3, 10)
 
 EVENTS_SCHEMA = (
     "event_id string, event_type string, user_id string, session_id string, sku string, quantity int, "
     "unit_price decimal(12,2), currency string, event_ts timestamp, event_date date, landing_date date, "
-    "order_id string, channel string, user_agent string"
+    "feed string, order_id string, channel string, user_agent string"
 )
 PRODUCTS_SCHEMA = (
     "snapshot_date date, sku string, title string, category string, brand string, unit_price decimal(12,2), "
@@ -32,8 +33,6 @@ def ts(text: str) -> datetime:
 def event(event_id, event_type, user, session, sku, at, quantity=None, price=None, order=None, landed=None):
     """One silver.events row; event_date is the UTC date of ``at``, landing_date defaults to it."""
     moment = ts(at)
-    from decimal import Decimal
-
     return (
         event_id,
         event_type,
@@ -46,6 +45,7 @@ def event(event_id, event_type, user, session, sku, at, quantity=None, price=Non
         moment,
         moment.date(),
         landed or moment.date(),
+        "nightly",
         order,
         "web",
         "Mozilla/5.0",
@@ -72,8 +72,6 @@ BASE_EVENTS = [
 
 
 def product_rows():
-    from decimal import Decimal
-
     rows = []
     for snapshot, price_a in ((date(2024, 3, 3), "12.50"), (date(2024, 3, 10), "10.00")):
         rows += [
