@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 def _jvm_peak_mib(spark) -> float:
-    pid = spark._jvm.java.lang.ProcessHandle.current().pid()  # noqa: SLF001
+    pid = spark._jvm.java.lang.ProcessHandle.current().pid()
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
