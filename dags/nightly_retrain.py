@@ -16,6 +16,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, TaskGroup, dag
 
+from shopml.notify import nightly_deadline
 from shopml.orchestration import default_args, python_job, spark_job
 
 RECOMMENDER_INPUTS = [
@@ -34,6 +35,7 @@ FEATURE_TABLES = [*RECOMMENDER_INPUTS[:4], "gold.sku_daily_demand", "gold.featur
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
+    deadline=nightly_deadline(),
     default_args=default_args(execution_timeout=timedelta(hours=1)),
     params={"backfill_from": Param(None, type=["null", "string"], format="date", description="first landing date")},
     tags=["nightly", "spark", "delta", "great-expectations", "training"],

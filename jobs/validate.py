@@ -23,6 +23,7 @@ from jobs.transforms.cleaning import to_order_lines
 from shopml import accounting
 from shopml.dates import DateWindow
 from shopml.lake import Lake
+from shopml.notify import alert
 from shopml.quality import ValidationFailed, ValidationOutcome, validate
 
 log = logging.getLogger(__name__)
@@ -105,10 +106,18 @@ def _write_results(lake: Lake, outcome: ValidationOutcome, window: DateWindow) -
 def _gate(lake: Lake, outcome: ValidationOutcome, window: DateWindow, what: str) -> None:
     _write_results(lake, outcome, window)
     if outcome.critical_failures:
-        raise ValidationFailed(
+        message = (
             f"{what} for {window} failed critical expectation(s): {'; '.join(outcome.critical_failures)}. "
             f"Nothing was published to silver. Data Docs: {outcome.data_docs}"
         )
+        alert(
+            "validation_breach",
+            summary=message,
+            severity="critical",
+            details={"suite": outcome.suite, "failures": outcome.critical_failures},
+            settings=lake.settings,
+        )
+        raise ValidationFailed(message)
 
 
 def check_event_volume(lake: Lake, window: DateWindow, run_id: str) -> None:

@@ -188,8 +188,8 @@ def _current_settings() -> Settings:
 
 
 def notify_config(settings: Settings) -> NotifyConfig:
-    """The notify section of the settings (defaults until the settings model carries one)."""
-    return getattr(settings, "notify", None) or NotifyConfig()
+    """The notify section of the settings."""
+    return settings.notify
 
 
 def alerts_path(settings: Settings) -> Path:

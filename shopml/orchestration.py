@@ -12,13 +12,14 @@ import importlib
 import logging
 import sys
 from datetime import date, timedelta
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import Asset, task
 
 from shopml.catalog import spec
+from shopml.notify import on_task_failure
 from shopml.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ def default_args(**overrides: Any) -> dict[str, Any]:
         "retry_delay": timedelta(seconds=settings.task_retry_delay_s),
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=30),
+        "on_failure_callback": on_task_failure,
         **overrides,
     }
 
@@ -91,6 +93,8 @@ def python_job(task_id: str, target: str, reads: list[str], writes: list[str], *
         result = call_job(target, date.fromisoformat(context["ds"]), context["run_id"], **fixed)
         if dataclasses.is_dataclass(result):
             result = dataclasses.asdict(result)
+        elif isinstance(result, PurePath):
+            result = str(result)
         log.info("%s → %s", target, result)
         if isinstance(result, dict) and result.get("promoted") is False:
             from shopml.notify import alert

@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from jobs.features_config import FeaturesConfig
 from models.forecast.config import ForecastConfig
 from models.recommend.config import RecommendConfig
+from shopml.notify import NotifyConfig
 from shopml.serving.config import ServingConfig
 
 ENV_PREFIX = "SHOPML_"
@@ -84,6 +85,7 @@ class Settings(BaseSettings):
     recommend: RecommendConfig = Field(default_factory=RecommendConfig)
     forecast: ForecastConfig = Field(default_factory=ForecastConfig)
     serving_store: ServingConfig = Field(default_factory=ServingConfig)
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
 
     @field_validator("spark_master")
     @classmethod
