@@ -113,14 +113,14 @@ def train_xgboost_on_spark(
     the registry as the single-machine path does) and its ``transform(frame)`` scores in parallel on
     the executors.
     """
-    from pyspark.sql import functions as F
-    from xgboost.spark import SparkXGBRanker, SparkXGBRegressor
-
     config = config or DistributedConfig()
     kwargs = spark_xgb_params(params, num_boost_round)
     ranking = qid is not None or str(kwargs.get("objective", "")).startswith("rank:")
     if ranking and qid is None:
         raise ValueError(f"objective {kwargs['objective']!r} ranks within query groups: pass the qid column")
+    from pyspark.sql import functions as F
+    from xgboost.spark import SparkXGBRanker, SparkXGBRegressor
+
     extra = [name for name in (qid, weight, validation) if name is not None]
     columns = [F.col(name).cast("float").alias(name) for name in features]
     estimator_class = SparkXGBRanker if ranking else SparkXGBRegressor

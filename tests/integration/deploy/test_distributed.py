@@ -7,7 +7,7 @@ import os
 import pytest
 from pydantic import ValidationError
 
-from models.distributed import DistributedConfig, fit_torch, spark_xgb_params
+from models.distributed import DistributedConfig, fit_torch, spark_xgb_params, train_xgboost_on_spark
 from tests.integration.deploy.distributed_app import fit_line
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -33,6 +33,12 @@ def test_xgb_train_params_become_spark_estimator_arguments():
     }
     with pytest.raises(ValueError, match="qid column"):
         spark_xgb_params({"objective": "rank:ndcg", "qid": [0, 0, 1]})
+
+
+def test_a_ranking_objective_needs_query_groups(spark):
+    frame = spark.createDataFrame([(1.0, 0.0)], "x double, y double")
+    with pytest.raises(ValueError, match="pass the qid column"):
+        train_xgboost_on_spark(frame, ["x"], "y", {"objective": "rank:ndcg"}, device="cpu")
 
 
 def test_fit_torch_runs_in_process_by_default():

@@ -1,0 +1,39 @@
+"""Roll a serving dataset back to its previously published version (manual trigger only).
+
+Trigger with `{"dataset": "recommendations"}` (or `similar`, `forecasts`, `inventory`).
+The storefront switches atomically; the rollback is recorded in `ops.publish_audit`.
+Same as `python -m shopml.serving rollback <dataset>`.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import Param, dag, task
+
+from shopml.orchestration import asset, default_args
+
+DATASETS = ["recommendations", "similar", "forecasts", "inventory"]
+
+
+@dag(
+    dag_id="serving_rollback",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args(),
+    params={"dataset": Param("recommendations", enum=DATASETS, description="serving dataset to roll back")},
+    tags=["serving", "operations"],
+    doc_md=__doc__,
+)
+def serving_rollback():
+    @task(outlets=[asset("ops.publish_audit")])
+    def rollback(params=None, dag_run=None) -> str:
+        from shopml.serving.publish import rollback_dataset
+
+        return rollback_dataset(params["dataset"], triggered_by=f"airflow:{dag_run.run_id}")
+
+    rollback()
+
+
+serving_rollback()
