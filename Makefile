@@ -6,11 +6,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 LANDING ?=
 DATE ?=
+FROM ?=
 QUICK ?=
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-fast lint format bench airflow api sample clean
+.PHONY: help setup run test test-fast lint format bench backfill airflow api clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -57,6 +58,10 @@ format: $(STAMP) ## Apply ruff fixes and formatting
 
 bench: $(STAMP) ## Run every benchmark in bench/ (QUICK=1 for smoke sizes); figures in bench/results/
 	$(PY) -m bench $(if $(QUICK),--quick)
+
+backfill: $(STAMP) ## Rerun one past day (DATE=YYYY-MM-DD) or a range (FROM=… DATE=…) through the nightly DAG
+	@test -n "$(DATE)" || { echo "usage: make backfill DATE=YYYY-MM-DD [FROM=YYYY-MM-DD]" >&2; exit 2; }
+	$(PY) -m shopml.airflow_env test nightly_retrain $(DATE) '{"backfill_from": "$(or $(FROM),$(DATE))"}'
 
 airflow: $(STAMP) ## Start the Airflow UI (airflow standalone) with this project's DAGs
 	$(PY) -m shopml.airflow_env standalone

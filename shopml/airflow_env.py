@@ -57,6 +57,8 @@ def airflow_env(settings: Settings | None = None) -> dict[str, str]:
         value = getattr(settings, name)
         if value is not None and "://" not in str(value):
             env[f"SHOPML_{name.upper()}"] = str(Path(value).resolve())
+    # OpenMP threads that spin while waiting make XGBoost many times slower on a shared small machine.
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     env.setdefault("AIRFLOW_CONN_SPARK_DEFAULT", json.dumps({"conn_type": "spark", "host": settings.spark_master}))
     return env
 

@@ -1,9 +1,12 @@
 """Inventory actions from quantile forecasts: lead-time demand, safety stock, reorder point, order, cover, risk.
 
-Daily demand is taken as independent normal with mean P50 and a standard deviation read off the
-forecast interval ((P90 - P10) / (z90 - z10)); over a protection period the means and variances
-add. Days beyond the forecast horizon repeat the horizon's average day. Lead times are taken as
-fixed (the snapshot's value): supplier lead-time variability is not modelled.
+Daily demand has the mean given by Swanson's rule (0.3 P10 + 0.4 P50 + 0.3 P90): demand is
+right-skewed, so the median P50 under-states the units needed (on the synthetic benchmark P50 sums
+run about 17% under actual demand). Its standard deviation is read off the forecast interval,
+(P90 - P10) / (z90 - z10). Days are independent, so over a protection period the means and
+variances add, and the total is treated as normal. Days beyond the forecast horizon repeat the
+horizon's average day. Lead times are fixed (the snapshot's value): supplier lead-time variability
+is not modelled.
 
 Policy: periodic review with reorder point. When the inventory position (on hand + on order) is at
 or below the reorder point, order up to the level that covers lead time + review period at the
@@ -31,6 +34,11 @@ PLAN_COLUMNS = (
     "stockout_probability",
     "status",
 )
+
+
+def daily_mean(p10: np.ndarray, p50: np.ndarray, p90: np.ndarray) -> np.ndarray:
+    """Expected daily demand from three quantiles (Swanson's rule), which a skewed P50 alone under-states."""
+    return 0.3 * np.asarray(p10) + 0.4 * np.asarray(p50) + 0.3 * np.asarray(p90)
 
 
 def daily_sigma(p10: np.ndarray, p90: np.ndarray, quantiles: tuple[float, float, float] = (0.1, 0.5, 0.9)):
@@ -111,8 +119,9 @@ def plan_inventory(
     stock = snapshots.set_index("sku").loc[:, ["on_hand", "on_order", "lead_time_days"]]
     skus = wide.index.intersection(stock.index).sort_values()
     wide, stock = wide.loc[skus], stock.loc[skus]
-    mean = wide["p50"].to_numpy(dtype=float)
-    variance = daily_sigma(wide["p10"].to_numpy(dtype=float), wide["p90"].to_numpy(dtype=float), config.quantiles) ** 2
+    low, mid, high = (wide[column].to_numpy(dtype=float) for column in ("p10", "p50", "p90"))
+    mean = daily_mean(low, mid, high)
+    variance = daily_sigma(low, high, config.quantiles) ** 2
     on_hand = stock["on_hand"].fillna(0).to_numpy(dtype=np.int64)
     on_order = stock["on_order"].fillna(0).to_numpy(dtype=np.int64)
     lead_time = stock["lead_time_days"].fillna(config.default_lead_time_days).to_numpy(dtype=np.int64)

@@ -247,7 +247,9 @@ def test_images_match_the_python_packages(dockerfile_args):
     assert args["SPARK_VERSION"] == version("pyspark") == spark_tag.split("-")[0]
     assert args["DELTA_VERSION"] == version("delta-spark")
     airflow_tag = args["AIRFLOW_IMAGE"].split(":", 1)[1]
-    assert airflow_tag == f"{version('apache-airflow')}-python{sys.version_info.major}.{sys.version_info.minor}"
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert airflow_tag == f"{version('apache-airflow')}-python{python}"
+    assert args["PYTHON_VERSION"] == python, "executors must run the drivers' Python minor version"
     assert f"java{args['JAVA_MAJOR']}" in spark_tag.split("-")
     jars = {p.name for p in (Path(pyspark.__file__).parent / "jars").glob("*.jar")}
     assert f"hadoop-client-api-{args['HADOOP_VERSION']}.jar" in jars

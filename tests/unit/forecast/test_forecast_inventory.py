@@ -10,6 +10,7 @@ import pytest
 
 from models.forecast.config import ForecastConfig
 from models.forecast.inventory import (
+    daily_mean,
     daily_sigma,
     days_of_cover,
     inventory_status,
@@ -37,6 +38,12 @@ def _forecasts(sku: str, mean: float, sigma: float, horizon: int = 14) -> pd.Dat
             "p90": mean + Z80 * sigma,
         }
     )
+
+
+def test_daily_mean_accounts_for_right_skew() -> None:
+    # Swanson's rule: 0.3 * 0 + 0.4 * 2 + 0.3 * 10 = 3.8, well above the median of 2.
+    assert daily_mean(np.array([0.0]), np.array([2.0]), np.array([10.0]))[0] == pytest.approx(3.8)
+    assert daily_mean(np.array([8.0]), np.array([10.0]), np.array([12.0]))[0] == pytest.approx(10.0)
 
 
 def test_daily_sigma_reads_the_interval_as_a_normal_spread() -> None:

@@ -1,0 +1,562 @@
+"""Incremental refresh: the stream's new micro-batches to fresh recommendations and stock status, without retraining.
+
+``python -m jobs.incremental [--ts 2026-01-06T10:05:00Z] [--run-id X]`` (the ``incremental_refresh`` DAG
+calls ``run`` every 5 minutes). One run:
+
+1. lists the micro-batch files under ``<landing>/events/stream/`` named after the committed watermark
+   (``ops.stream_watermark``), oldest first, at most ``max_files_per_run``;
+2. parses them with the nightly parser, drops duplicates (within the batch and events silver already
+   holds) and bot sessions, validates the rest with the nightly ``events`` suite; rejected lines go to
+   ``ops.quarantine`` (stages ``stream_clean`` / ``stream_validate``) with their reason;
+3. MERGEs the survivors into ``silver.order_lines`` and ``silver.events`` (``feed = 'stream'``),
+   insert-only on (event_date, event_id): replays and reruns never double-count, and the nightly
+   clean treats these rows as delivered, so each event reaches silver once;
+4. brings the nightly features up to now (``jobs/transforms/realtime.py``): stream interactions since
+   the feature day, last-hour activity, trending SKUs, on-hand = latest snapshot - purchases since;
+5. re-plans stock (the forecaster's own ``plan_inventory`` on the served forecasts) for SKUs just bought,
+   and re-ranks, with the promoted recommender, the lists of users active in the batch and of everyone
+   whose list shows a SKU that just sold out (just-bought and sold-out SKUs are masked);
+6. writes only those keys into the *current* serving versions (``overlay_keys``: atomic per batch,
+   refused once a newer nightly version is current) and then, only then, advances the watermark.
+
+A failure anywhere leaves the watermark where it was, so the next run reads the same files again.
+When the nightly publishes a new version, overlays of the old one are gone with it: the first run
+that sees the new version re-applies everything the stream delivered since its feature day.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import BaseModel, ConfigDict, Field
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from jobs.features_config import FeaturesConfig
+from jobs.ingest import CSV_SUFFIXES, JSON_SUFFIXES, read_landed_lines
+from jobs.transforms import realtime
+from jobs.transforms.cleaning import drop_duplicate_events, flag_bot_sessions, to_order_lines, with_event_date
+from jobs.transforms.features import end_of_day
+from jobs.transforms.raw import parse_events
+from jobs.validate import rejected_rows
+from models.device import resolve_device
+from models.forecast import pipeline as forecaster
+from models.forecast.config import ForecastConfig
+from models.forecast.inventory import plan_inventory
+from models.recommend import pipeline as recommender
+from models.recommend.config import RecommendConfig
+from models.recommend.data import build_feature_set
+from models.recommend.filters import available_items, code_pairs, recently_bought, stockout_risk
+from models.recommend.ranker import ServingContext, load_ranker
+from models.recommend.retrieval import load_retrieval
+from models.registry import ModelRegistry
+from shopml.lake import Lake
+from shopml.quality import ValidationFailed, validate
+from shopml.serving.config import ServingConfig
+from shopml.serving.encoding import dataset_spec
+from shopml.serving.publish import dataset_versions, overlay_keys
+from shopml.serving.store import VersionInfo
+from shopml.settings import Settings, get_settings
+from shopml.watermark import Watermark, commit_watermark, pending_files, read_watermark
+
+log = logging.getLogger(__name__)
+
+DATASETS = ("recommendations", "inventory")
+# event_date first: Delta prunes the target to the batch's partitions before matching ids.
+MERGE_KEYS = ("event_date", "event_id")
+EVENT_COLUMNS = ["event_id", "event_type", "user_id", "sku", "quantity", "event_ts"]
+
+
+class IncrementalConfig(BaseModel):
+    """Knobs of the 5-minute refresh (the lead nests it into Settings as ``incremental``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stream: str = Field("events", description="Name of the stream in ops.stream_watermark.")
+    stream_folder: str = Field("events/stream", description="Folder of the micro-batch files under the landing root.")
+    max_files_per_run: int = Field(
+        12,
+        ge=1,
+        description="Most files one run reads (an hour of 5-minute batches): after an outage the backlog is "
+        "worked off in bounded runs that each fit the task timeout.",
+    )
+    activity_window_minutes: int = Field(60, ge=1, description="Window of the last-hour activity and trending SKUs.")
+    trending_top_n: int = Field(20, ge=1, description="Trending SKUs reported per run.")
+    spark_master: str | None = Field(
+        "local[2]",
+        description="Spark master for micro-batches; local mode by default even where the nightly uses a cluster "
+        "(a cluster's executor start-up costs more than a micro-batch's work). None: Settings.spark_master.",
+    )
+    shuffle_partitions: int = Field(2, ge=1, description="spark.sql.shuffle.partitions for micro-batches.")
+    publish_attempts: int = Field(
+        2,
+        ge=1,
+        description="Rebuilds when a newer nightly version became current while the run computed "
+        "(its overlays are refused); then the run fails and the watermark stays.",
+    )
+
+
+class OverlayRefusedError(RuntimeError):
+    """The serving store kept refusing the overlays: a newer version kept appearing while the run computed."""
+
+
+@dataclass
+class Batch:
+    """What one run took from the stream."""
+
+    files: list[str]
+    counts: dict[str, int]
+    # Valid events of the batch (new ones and ones silver already held): who and what they affect.
+    events: pd.DataFrame
+
+    @classmethod
+    def empty(cls) -> Batch:
+        return cls([], {}, pd.DataFrame({column: pd.Series(dtype=object) for column in EVENT_COLUMNS}))
+
+
+@dataclass
+class Overlay:
+    dataset: str
+    based_on: str
+    entries: dict[str, dict[str, Any]]
+
+
+@dataclass
+class Refresh:
+    """The values to write and the versions they were computed against."""
+
+    overlays: list[Overlay] = field(default_factory=list)
+    served_versions: dict[str, str] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+# ---- Spark: micro-batch files -> silver ----------------------------------------------------------
+
+
+def _batch_landing_date(fallback: date):
+    """The batch's UTC date from its file name (``batch-YYYYMMDDT…``): reruns assign the same landing date."""
+    stamp = F.regexp_extract(F.col("source_file"), r"batch-(\d{8})T", 1)
+    return F.coalesce(F.to_date(F.try_to_timestamp(stamp, F.lit("yyyyMMdd"))), F.lit(fallback))
+
+
+def _known_skus(lake: Lake, day: date) -> list[str] | None:
+    if not lake.exists("silver.products"):
+        return None
+    skus = lake.read_arrow("silver.products", columns=["sku"], filter=pc.field("snapshot_date") <= pa.scalar(day))
+    return pc.unique(skus["sku"]).to_pylist() or None
+
+
+def _flag_bots(lake: Lake, fresh: DataFrame, event_dates: list[date]) -> DataFrame:
+    """``is_bot`` as the nightly rule, counting each session's stream events already merged the same landing day."""
+    limit = lake.settings.bot_max_events_per_session
+    fresh = fresh.withColumn("_prior", F.lit(False))
+    if lake.exists("silver.events"):
+        prior = (
+            lake.read("silver.events")
+            .where(F.col("event_date").isin(event_dates) & (F.col("feed") == "stream"))
+            .select("landing_date", "session_id", "user_agent")
+            .join(fresh.select("landing_date", "session_id").distinct(), ["landing_date", "session_id"], "left_semi")
+            .withColumn("_prior", F.lit(True))
+        )
+        fresh = fresh.unionByName(prior, allowMissingColumns=True)
+    return flag_bot_sessions(fresh, limit).where(~F.col("_prior")).drop("_prior")
+
+
+def _write_quarantine(lake: Lake, rejected: DataFrame, sources: list[tuple[date, str]], run_id: str) -> None:
+    """Replace the quarantine rows of exactly these files, so a rerun of a batch rewrites instead of appending."""
+    rows = rejected.select(
+        F.lit("events").alias("dataset"),
+        "landing_date",
+        "stage",
+        F.col("quarantine_reason").alias("reason"),
+        F.col("event_id").cast("string").alias("record_key"),
+        "payload",
+        "source_file",
+        F.lit(run_id).alias("run_id"),
+        F.current_timestamp().alias("quarantined_at"),
+    )
+    days = ", ".join(sorted({f"'{day}'" for day, _ in sources}))
+    files = ", ".join(sorted({"'" + name.replace("'", "''") + "'" for _, name in sources}))
+    where = (
+        f"landing_date IN ({days}) AND dataset = 'events' AND stage IN ('stream_clean', 'stream_validate') "
+        f"AND source_file IN ({files})"
+    )
+    lake.write(rows, "ops.quarantine", replace_where=where)
+
+
+def merge_batch(lake: Lake, files: Sequence[Path], run_ts: datetime, run_id: str) -> Batch:
+    """Parse, de-duplicate, validate and MERGE micro-batch files into silver; returns counts and the valid events.
+
+    Raises ``ValidationFailed`` (nothing merged) when a critical expectation fails.
+    """
+    spark, settings = lake.spark, lake.settings
+    lines = read_landed_lines(
+        spark,
+        [str(path) for path in files if path.name.endswith(JSON_SUFFIXES)],
+        [str(path) for path in files if path.name.endswith(CSV_SUFFIXES)],
+        "events",
+    )
+    bronze = lines.withColumn("landing_date", _batch_landing_date(run_ts.date()))
+    parsed = parse_events(bronze, settings.non_product_skus).cache()
+    sources = [
+        (row.landing_date, row.source_file) for row in parsed.select("landing_date", "source_file").distinct().collect()
+    ]
+    usable = parsed.where(F.col("quarantine_reason").isNull()).drop("quarantine_reason")
+    unique = drop_duplicate_events(usable, spark.createDataFrame([], "event_id string")).cache()
+    event_dates = [row[0] for row in unique.select(F.to_date("event_ts")).distinct().collect()]
+    if lake.exists("silver.events"):
+        loaded = lake.read("silver.events").where(F.col("event_date").isin(event_dates)).select("event_id")
+    else:
+        loaded = spark.createDataFrame([], "event_id string")
+    known = unique.join(loaded, "event_id", "left_semi")
+    flagged = _flag_bots(lake, unique.join(loaded, "event_id", "left_anti"), event_dates).cache()
+    staged = (
+        with_event_date(flagged.where(~F.col("is_bot")).drop("is_bot"))
+        .withColumn("feed", F.lit("stream"))
+        .withColumn("days_late", F.datediff("landing_date", "event_date"))
+        .cache()
+    )
+    skus = _known_skus(lake, run_ts.date())
+    outcome = validate(
+        staged,
+        "events",
+        ["event_id"],
+        run_ts.date(),
+        run_id,
+        settings.var_root / "gx",
+        parameters={"known_skus": skus or [], "late_event_max_days": settings.late_event_max_days},
+        skip=() if skus else ("unknown_sku",),
+    )
+    if outcome.critical_failures:
+        raise ValidationFailed(
+            f"micro-batch {files[0].name}..{files[-1].name} failed critical expectation(s): "
+            f"{'; '.join(outcome.critical_failures)}. Nothing was merged; the watermark stays."
+        )
+    rejected = rejected_rows(staged, outcome, ["event_id"]).cache()
+    passed = staged.join(rejected.select("event_id"), "event_id", "left_anti").drop(
+        "source_file", "payload", "days_late"
+    )
+    passed = passed.cache()
+    clean_rejects = parsed.where(F.col("quarantine_reason").isNotNull()).unionByName(
+        flagged.where("is_bot").drop("is_bot").withColumn("quarantine_reason", F.lit("bot_traffic"))
+    )
+    quarantine = clean_rejects.withColumn("stage", F.lit("stream_clean")).unionByName(
+        rejected.drop("days_late", "event_date", "feed").withColumn("stage", F.lit("stream_validate"))
+    )
+    counts = {
+        "lines": parsed.count(),
+        "unique": unique.count(),
+        "already_in_silver": known.count(),
+        "bots": flagged.where("is_bot").count(),
+        "quarantined": quarantine.count(),
+        "merged": passed.count(),
+    }
+    counts["duplicates"] = usable.count() - counts["unique"] + counts["already_in_silver"]
+    if counts["quarantined"]:
+        _write_quarantine(lake, quarantine, sources, run_id)
+    if counts["merged"]:
+        # Order lines first: a run that dies between the two merges is redone whole (the events are not yet
+        # in silver, so they are not taken for duplicates), and both merges insert only what is missing.
+        lake.merge(to_order_lines(passed), "silver.order_lines", MERGE_KEYS, update=False)
+        lake.merge(passed, "silver.events", MERGE_KEYS, update=False)
+    events = passed.select(*EVENT_COLUMNS).unionByName(known.select(*EVENT_COLUMNS)).toPandas()
+    for frame in (parsed, unique, flagged, staged, rejected, passed):
+        frame.unpersist()
+    log.info("micro-batch %s..%s: %s", files[0].name, files[-1].name, counts)
+    return Batch([path.name for path in files], counts, events)
+
+
+# ---- serving: what changed, recomputed with the promoted models ------------------------------------
+
+
+def _current_versions(settings: Settings, config: ServingConfig | None) -> dict[str, VersionInfo]:
+    """The current serving version of each dataset the refresh writes (absent before its first publish)."""
+    current = {}
+    for dataset in DATASETS:
+        version, versions = dataset_versions(dataset, settings, config)
+        info = next((v for v in versions if v.version == version), None)
+        if info is not None:
+            current[dataset] = info
+    return current
+
+
+def _stream_events_since(lake: Lake, start: datetime) -> pd.DataFrame:
+    """Stream events at or after ``start`` (what the nightly features have not seen yet)."""
+    if not lake.exists("silver.events"):
+        return Batch.empty().events
+    where = (
+        (pc.field("event_date") >= pa.scalar(start.date(), pa.date32()))
+        & (pc.field("feed") == "stream")
+        & (pc.field("event_ts") >= pa.scalar(start, pa.timestamp("us", tz="UTC")))
+    )
+    return lake.read_pandas("silver.events", columns=EVENT_COLUMNS, filter=where)
+
+
+def _stock_now(lake: Lake, day: date, exclude: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """On-hand estimates now and before the batch (its purchases left out); None without an inventory feed."""
+    snapshots = forecaster.read_inventory(lake, day)
+    if snapshots is None:
+        return None
+    first = pd.to_datetime(snapshots["snapshot_ts"], utc=True).min().date()
+    where = (pc.field("event_date") >= pa.scalar(first, pa.date32())) & (pc.field("line_type") == "purchase")
+    purchases = lake.read_pandas(
+        "silver.order_lines", columns=["event_id", "sku", "quantity", "event_ts"], filter=where
+    )
+    before = purchases[~purchases["event_id"].isin(exclude)]
+    return realtime.estimate_on_hand(snapshots, purchases), realtime.estimate_on_hand(snapshots, before)
+
+
+def _inventory_overlay(
+    lake: Lake, info: VersionInfo, stock: pd.DataFrame, skus: set[str]
+) -> tuple[Overlay, pd.DataFrame]:
+    """Re-plan ``skus`` with the served forecasts, the forecaster's own formulas and the stock estimate."""
+    model = ModelRegistry(lake.settings.models).require_current(forecaster.MODEL_NAME)
+    config = ForecastConfig.model_validate(model.metadata["config"])
+    where = (pc.field("scored_date") == pa.scalar(date.fromisoformat(info.scored_date), pa.date32())) & pc.field(
+        "sku"
+    ).isin(sorted(skus))
+    forecasts = lake.read_pandas(
+        forecaster.FORECAST_TABLE, columns=["sku", "horizon_day", "p10", "p50", "p90"], filter=where
+    )
+    plan = plan_inventory(forecasts, stock[stock["sku"].isin(skus)], config)
+    fields = [name for name, _ in dataset_spec("inventory").fields]
+    return Overlay("inventory", info.version, realtime.inventory_payloads(plan, fields)), plan
+
+
+def _recommendation_overlay(
+    lake: Lake,
+    info: VersionInfo,
+    batch_events: pd.DataFrame,
+    stock: tuple[pd.DataFrame, pd.DataFrame] | None,
+    plan_updates: pd.DataFrame | None,
+    catch_up: bool,
+    run_ts: datetime,
+    config: IncrementalConfig,
+    recommend_config: RecommendConfig,
+) -> tuple[Overlay, dict[str, Any]]:
+    """Re-rank the users the stream affected with the promoted recommender on features brought up to now."""
+    settings, today = lake.settings, run_ts.date()
+    model = ModelRegistry(settings.models).require_current(recommender.MODEL_NAME)
+    feature_day = date.fromisoformat(info.scored_date)
+    nightly = recommender.load_feature_set(lake, feature_day)
+    day_end = end_of_day(feature_day)
+    stream = _stream_events_since(lake, day_end)
+    interactions = realtime.add_recent_interactions(
+        nightly.interactions, stream, FeaturesConfig().event_weights, day_end
+    )
+    items = nightly.items if stock is None else realtime.mark_sold_out(nightly.items, stock[0])
+    features = build_feature_set(feature_day, interactions, items, nightly.users, nightly.cooccurrence)
+
+    users = realtime.active_users(batch_events)
+    sold_out: set[str] = set()
+    if stock is not None:
+        now, before = stock
+        sold_out = realtime.sold_out_skus(now) - (set() if catch_up else realtime.sold_out_skus(before))
+        # Served lists (nightly or overlaid) only ever show SKUs the feature day had in stock.
+        sold_out &= set(nightly.items.loc[nightly.items["stock_status"] != "out_of_stock", "sku"])
+    if catch_up:
+        users |= realtime.active_users(stream)
+    if sold_out:
+        # Holders in the nightly lists, plus everyone overlaid since (they are active in the stream).
+        where = (pc.field("scored_date") == pa.scalar(feature_day, pa.date32())) & pc.field("sku").isin(
+            sorted(sold_out)
+        )
+        nightly_lists = lake.read_pandas("gold.recommendations", columns=["user_id", "sku"], filter=where)
+        users |= realtime.holders(nightly_lists, sold_out) | realtime.active_users(stream)
+
+    since = run_ts - timedelta(minutes=config.activity_window_minutes)
+    hours = config.activity_window_minutes / 60
+    trending = realtime.trending_skus(stream, features.items, since, hours, config.trending_top_n)
+    summary = {
+        "users_reranked": len(users),
+        "sold_out_skus": sorted(sold_out),
+        "active_users_last_hour": len(realtime.user_activity(stream, since)),
+        "trending_skus": trending["sku"].tolist(),
+        "stream_events_since_features": len(stream),
+    }
+    filters = recommend_config.filters
+    purchases = recommender.load_purchases(lake, today - timedelta(days=filters.recent_purchase_days), today)
+    bought = recently_bought(purchases, features.items, today, filters)
+    plan = recommender.load_inventory_plan(lake, today)
+    if plan_updates is not None and plan is not None:
+        plan = pd.concat([plan, plan_updates[plan.columns]]).drop_duplicates("sku", keep="last")
+    context = ServingContext(
+        blocked=code_pairs(bought, features.user_index, features.item_index),
+        available=available_items(features.items, filters),
+        risk=stockout_risk(features.items, plan, filters),
+    )
+    if not users:
+        return Overlay("recommendations", info.version, {}), summary
+    device = resolve_device(settings.device.value)
+    lists = recommender.recommend_all(
+        np.array(sorted(users), dtype=object),
+        load_retrieval(model.path, "retrieval_serve", device),
+        load_ranker(model.path, device),
+        features,
+        context,
+        recommend_config,
+    )
+    return Overlay("recommendations", info.version, realtime.recommendation_payloads(lists)), summary
+
+
+def build_refresh(
+    lake: Lake,
+    batch: Batch,
+    watermark: Watermark,
+    current: dict[str, VersionInfo],
+    run_ts: datetime,
+    config: IncrementalConfig,
+    recommend_config: RecommendConfig,
+) -> Refresh:
+    """The served values the batch changed, computed against the ``current`` versions.
+
+    A dataset whose current version is not the one the watermark recorded (a nightly publish since)
+    is caught up: everything the stream delivered since its feature day is applied again.
+    """
+    registry = ModelRegistry(lake.settings.models)
+    refresh = Refresh(served_versions={dataset: info.version for dataset, info in current.items()})
+    catch_up = {dataset: watermark.served_versions.get(dataset) != info.version for dataset, info in current.items()}
+    stock = _stock_now(lake, run_ts.date(), batch.events["event_id"])
+    plan = None
+    inventory = current.get("inventory")
+    if inventory is not None and stock is not None and registry.current(forecaster.MODEL_NAME) is not None:
+        now = stock[0]
+        skus = realtime.purchased_skus(batch.events) & set(now["sku"])
+        if catch_up["inventory"]:
+            skus |= set(now.loc[now["units_sold_since"] > 0, "sku"])
+        if skus:
+            overlay, plan = _inventory_overlay(lake, inventory, now, skus)
+            refresh.overlays.append(overlay)
+        refresh.summary["skus_replanned"] = len(skus)
+    recommendations = current.get("recommendations")
+    if recommendations is not None and registry.current(recommender.MODEL_NAME) is not None:
+        overlay, summary = _recommendation_overlay(
+            lake,
+            recommendations,
+            batch.events,
+            stock,
+            plan,
+            catch_up["recommendations"],
+            run_ts,
+            config,
+            recommend_config,
+        )
+        refresh.overlays.append(overlay)
+        refresh.summary.update(summary)
+    refresh.summary["caught_up"] = sorted(dataset for dataset, behind in catch_up.items() if behind)
+    return refresh
+
+
+def publish_refresh(refresh: Refresh, settings: Settings, serving_config: ServingConfig | None = None) -> bool:
+    """Write every overlay into the version it was computed against; False when any was refused (superseded)."""
+    accepted = True
+    for overlay in refresh.overlays:
+        if overlay.entries and not overlay_keys(
+            overlay.dataset, overlay.entries, overlay.based_on, settings, serving_config
+        ):
+            accepted = False
+    return accepted
+
+
+# ---- the run ------------------------------------------------------------------------------------
+
+
+def micro_batch_settings(settings: Settings, config: IncrementalConfig) -> Settings:
+    """Settings with Spark sized for micro-batches (local mode, few shuffle partitions)."""
+    update: dict[str, Any] = {"spark_shuffle_partitions": config.shuffle_partitions}
+    if config.spark_master:
+        update["spark_master"] = config.spark_master
+    return settings.model_copy(update=update)
+
+
+def run(
+    run_ts: datetime | None = None,
+    run_id: str = "manual",
+    lake: Lake | None = None,
+    config: IncrementalConfig | None = None,
+    recommend_config: RecommendConfig | None = None,
+    serving_config: ServingConfig | None = None,
+) -> dict[str, Any]:
+    """One refresh: new micro-batches → silver → re-ranked lists and stock → serving store → watermark.
+
+    Raises (and leaves the watermark untouched) when any step fails: the store unreachable, a critical
+    expectation, or overlays refused ``publish_attempts`` times in a row.
+    """
+    started = time.monotonic()
+    config = config or IncrementalConfig()
+    recommend_config = recommend_config or RecommendConfig()
+    run_ts = (run_ts or datetime.now(UTC)).astimezone(UTC)
+    lake = lake or Lake(micro_batch_settings(get_settings(), config))
+    settings = lake.settings
+    watermark = read_watermark(lake, config.stream)
+    folder = settings.landing / config.stream_folder
+    files = pending_files(folder, watermark.last_file, config.max_files_per_run, JSON_SUFFIXES + CSV_SUFFIXES)
+    current = _current_versions(settings, serving_config)
+    versions = {dataset: info.version for dataset, info in current.items()}
+    summary: dict[str, Any] = {"run_id": run_id, "run_ts": run_ts.isoformat(), "files": [p.name for p in files]}
+    if not files and versions == watermark.served_versions:
+        log.info("no new micro-batches after %s and no new serving version: nothing to do", watermark.last_file)
+        return summary | {"status": "up_to_date", "watermark": watermark.last_file}
+    batch = merge_batch(lake, files, run_ts, run_id) if files else Batch.empty()
+    merged_s = time.monotonic() - started
+    for attempt in range(1, config.publish_attempts + 1):
+        refresh = build_refresh(lake, batch, watermark, current, run_ts, config, recommend_config)
+        if publish_refresh(refresh, settings, serving_config):
+            break
+        log.warning("attempt %d: a newer serving version became current while computing; rebuilding", attempt)
+        current = _current_versions(settings, serving_config)
+    else:
+        raise OverlayRefusedError(
+            f"overlays refused {config.publish_attempts} times (serving versions kept changing); "
+            f"the watermark stays at {watermark.last_file} and the next run retries"
+        )
+    committed = Watermark(
+        stream=config.stream,
+        last_file=files[-1].name if files else watermark.last_file,
+        files=len(files),
+        events=batch.counts.get("merged", 0),
+        served_versions=refresh.served_versions,
+        run_id=run_id,
+        committed_at=datetime.now(UTC),
+    )
+    commit_watermark(lake, committed)
+    return summary | {
+        "status": "refreshed",
+        "watermark": committed.last_file,
+        "batch": batch.counts,
+        "overlaid": {overlay.dataset: len(overlay.entries) for overlay in refresh.overlays},
+        "served_versions": refresh.served_versions,
+        **refresh.summary,
+        "merge_s": round(merged_s, 2),
+        "duration_s": round(time.monotonic() - started, 2),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ts", type=datetime.fromisoformat, help="the run's 'now' (default: the clock), ISO 8601")
+    parser.add_argument("--run-id", default="manual", help="Airflow run id (recorded with every row written)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("great_expectations", "py4j"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    summary = run(run_ts=args.ts, run_id=args.run_id)
+    sys.stdout.write(json.dumps(summary, default=str, indent=2) + "\n")
+    return summary
+
+
+if __name__ == "__main__":
+    main()
