@@ -45,7 +45,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from jobs.features_config import FeaturesConfig
 from jobs.ingest import CSV_SUFFIXES, JSON_SUFFIXES, read_landed_lines
 from jobs.transforms import realtime
 from jobs.transforms.cleaning import drop_duplicate_events, flag_bot_sessions, to_order_lines, with_event_date
@@ -57,7 +56,6 @@ from models.forecast import pipeline as forecaster
 from models.forecast.config import ForecastConfig
 from models.forecast.inventory import plan_inventory
 from models.recommend import pipeline as recommender
-from models.recommend.config import RecommendConfig
 from models.recommend.data import build_feature_set
 from models.recommend.filters import available_items, code_pairs, recently_bought, stockout_risk
 from models.recommend.ranker import ServingContext, load_ranker
@@ -65,7 +63,6 @@ from models.recommend.retrieval import load_retrieval
 from models.registry import ModelRegistry
 from shopml.lake import Lake
 from shopml.quality import ValidationFailed, validate
-from shopml.serving.config import ServingConfig
 from shopml.serving.encoding import dataset_spec
 from shopml.serving.publish import dataset_versions, overlay_keys
 from shopml.serving.store import VersionInfo
@@ -282,11 +279,11 @@ def merge_batch(lake: Lake, files: Sequence[Path], run_ts: datetime, run_id: str
 # ---- serving: what changed, recomputed with the promoted models ------------------------------------
 
 
-def _current_versions(settings: Settings, config: ServingConfig | None) -> dict[str, VersionInfo]:
+def _current_versions(settings: Settings) -> dict[str, VersionInfo]:
     """The current serving version of each dataset the refresh writes (absent before its first publish)."""
     current = {}
     for dataset in DATASETS:
-        version, versions = dataset_versions(dataset, settings, config)
+        version, versions = dataset_versions(dataset, settings)
         info = next((v for v in versions if v.version == version), None)
         if info is not None:
             current[dataset] = info
@@ -333,7 +330,8 @@ def _inventory_overlay(
     )
     plan = plan_inventory(forecasts, stock[stock["sku"].isin(skus)], config)
     fields = [name for name, _ in dataset_spec("inventory").fields]
-    return Overlay("inventory", info.version, realtime.inventory_payloads(plan, fields)), plan
+    digits = lake.settings.serving_store.float_digits
+    return Overlay("inventory", info.version, realtime.inventory_payloads(plan, fields, digits)), plan
 
 
 def _recommendation_overlay(
@@ -345,20 +343,26 @@ def _recommendation_overlay(
     catch_up: bool,
     run_ts: datetime,
     config: IncrementalConfig,
-    recommend_config: RecommendConfig,
 ) -> tuple[Overlay, dict[str, Any]]:
     """Re-rank the users the stream affected with the promoted recommender on features brought up to now."""
     settings, today = lake.settings, run_ts.date()
+    recommend_config = settings.recommend
     model = ModelRegistry(settings.models).require_current(recommender.MODEL_NAME)
     feature_day = date.fromisoformat(info.scored_date)
     nightly = recommender.load_feature_set(lake, feature_day)
     day_end = end_of_day(feature_day)
     stream = _stream_events_since(lake, day_end)
     interactions = realtime.add_recent_interactions(
-        nightly.interactions, stream, FeaturesConfig().event_weights, day_end
+        nightly.interactions, stream, settings.features.event_weights, day_end
     )
     items = nightly.items if stock is None else realtime.mark_sold_out(nightly.items, stock[0])
-    features = build_feature_set(feature_day, interactions, items, nightly.users, nightly.cooccurrence)
+    # Users first seen in the stream: no category interests yet (an empty affinity, not a missing one).
+    newcomers = sorted(set(interactions["user_id"]) - set(nightly.users["user_id"]))
+    users_frame = pd.concat(
+        [nightly.users, pd.DataFrame({"user_id": newcomers, "category_affinity": [[] for _ in newcomers]})],
+        ignore_index=True,
+    )
+    features = build_feature_set(feature_day, interactions, items, users_frame, nightly.cooccurrence)
 
     users = realtime.active_users(batch_events)
     sold_out: set[str] = set()
@@ -409,7 +413,8 @@ def _recommendation_overlay(
         context,
         recommend_config,
     )
-    return Overlay("recommendations", info.version, realtime.recommendation_payloads(lists)), summary
+    payloads = realtime.recommendation_payloads(lists, settings.serving_store.float_digits)
+    return Overlay("recommendations", info.version, payloads), summary
 
 
 def build_refresh(
@@ -419,7 +424,6 @@ def build_refresh(
     current: dict[str, VersionInfo],
     run_ts: datetime,
     config: IncrementalConfig,
-    recommend_config: RecommendConfig,
 ) -> Refresh:
     """The served values the batch changed, computed against the ``current`` versions.
 
@@ -452,7 +456,6 @@ def build_refresh(
             catch_up["recommendations"],
             run_ts,
             config,
-            recommend_config,
         )
         refresh.overlays.append(overlay)
         refresh.summary.update(summary)
@@ -460,13 +463,11 @@ def build_refresh(
     return refresh
 
 
-def publish_refresh(refresh: Refresh, settings: Settings, serving_config: ServingConfig | None = None) -> bool:
+def publish_refresh(refresh: Refresh, settings: Settings) -> bool:
     """Write every overlay into the version it was computed against; False when any was refused (superseded)."""
     accepted = True
     for overlay in refresh.overlays:
-        if overlay.entries and not overlay_keys(
-            overlay.dataset, overlay.entries, overlay.based_on, settings, serving_config
-        ):
+        if overlay.entries and not overlay_keys(overlay.dataset, overlay.entries, overlay.based_on, settings):
             accepted = False
     return accepted
 
@@ -487,8 +488,6 @@ def run(
     run_id: str = "manual",
     lake: Lake | None = None,
     config: IncrementalConfig | None = None,
-    recommend_config: RecommendConfig | None = None,
-    serving_config: ServingConfig | None = None,
 ) -> dict[str, Any]:
     """One refresh: new micro-batches → silver → re-ranked lists and stock → serving store → watermark.
 
@@ -497,14 +496,13 @@ def run(
     """
     started = time.monotonic()
     config = config or IncrementalConfig()
-    recommend_config = recommend_config or RecommendConfig()
     run_ts = (run_ts or datetime.now(UTC)).astimezone(UTC)
     lake = lake or Lake(micro_batch_settings(get_settings(), config))
     settings = lake.settings
     watermark = read_watermark(lake, config.stream)
     folder = settings.landing / config.stream_folder
     files = pending_files(folder, watermark.last_file, config.max_files_per_run, JSON_SUFFIXES + CSV_SUFFIXES)
-    current = _current_versions(settings, serving_config)
+    current = _current_versions(settings)
     versions = {dataset: info.version for dataset, info in current.items()}
     summary: dict[str, Any] = {"run_id": run_id, "run_ts": run_ts.isoformat(), "files": [p.name for p in files]}
     if not files and versions == watermark.served_versions:
@@ -513,11 +511,11 @@ def run(
     batch = merge_batch(lake, files, run_ts, run_id) if files else Batch.empty()
     merged_s = time.monotonic() - started
     for attempt in range(1, config.publish_attempts + 1):
-        refresh = build_refresh(lake, batch, watermark, current, run_ts, config, recommend_config)
-        if publish_refresh(refresh, settings, serving_config):
+        refresh = build_refresh(lake, batch, watermark, current, run_ts, config)
+        if publish_refresh(refresh, settings):
             break
         log.warning("attempt %d: a newer serving version became current while computing; rebuilding", attempt)
-        current = _current_versions(settings, serving_config)
+        current = _current_versions(settings)
     else:
         raise OverlayRefusedError(
             f"overlays refused {config.publish_attempts} times (serving versions kept changing); "

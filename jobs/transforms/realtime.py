@@ -152,26 +152,35 @@ def holders(lists: pd.DataFrame, skus: Iterable[str]) -> set[str]:
     return set(lists.loc[lists["sku"].isin(set(skus)), "user_id"])
 
 
-def recommendation_payloads(lists: pd.DataFrame) -> dict[str, dict[str, Any]]:
-    """Ranked rows (user_id, rank, sku, score, reason, is_fallback) as served values, one per user."""
+def recommendation_payloads(lists: pd.DataFrame, digits: int) -> dict[str, dict[str, Any]]:
+    """Ranked rows (user_id, rank, sku, score, reason, is_fallback) as served values, one per user.
+
+    Scores are rounded to ``digits`` decimals, as the nightly publish rounds them.
+    """
     ordered = lists.sort_values(["user_id", "rank"], kind="stable")
     payloads = {}
     for user_id, rows in ordered.groupby("user_id", sort=False):
         items = [
-            {"sku": sku, "score": float(score), "reason": reason}
+            {"sku": sku, "score": _number(score, digits), "reason": reason}
             for sku, score, reason in zip(rows["sku"], rows["score"], rows["reason"], strict=True)
         ]
         payloads[str(user_id)] = {"is_fallback": bool(rows["is_fallback"].any()), "items": items}
     return payloads
 
 
-def inventory_payloads(plan: pd.DataFrame, fields: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """Plan rows as served values keyed by SKU, with exactly the served ``fields``."""
+def inventory_payloads(plan: pd.DataFrame, fields: Iterable[str], digits: int) -> dict[str, dict[str, Any]]:
+    """Plan rows as served values keyed by SKU, with exactly the served ``fields`` (floats rounded to ``digits``)."""
     fields = list(fields)
-    records = plan[["sku", *fields]].astype(object).where(plan[["sku", *fields]].notna(), None)
-    return {str(row["sku"]): {field: _plain(row[field]) for field in fields} for row in records.to_dict("records")}
+    return {
+        str(row["sku"]): {name: _number(row[name], digits) for name in fields}
+        for row in plan[["sku", *fields]].to_dict("records")
+    }
 
 
-def _plain(value: Any) -> Any:
-    """numpy scalars as Python values, so the payload models validate them."""
-    return value.item() if isinstance(value, np.generic) else value
+def _number(value: Any, digits: int) -> Any:
+    """A served scalar as the nightly encoding writes it: plain Python, floats rounded, NaN and infinity null."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return round(value, digits) if np.isfinite(value) else None
+    return None if value is pd.NA or value is None else value

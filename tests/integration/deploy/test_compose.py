@@ -132,18 +132,28 @@ def test_every_named_volume_is_declared_and_used(compose, services):
     assert used == set(compose["volumes"]), "declared volumes and used volumes differ"
 
 
+def _settings_values(environment: dict[str, str]) -> dict:
+    """``SHOPML_*`` variables as load_settings takes them; ``SHOPML_<COMPONENT>__<KEY>`` nests."""
+    values: dict = {}
+    for key, value in environment.items():
+        if key.startswith(ENV_PREFIX):
+            *parents, leaf = key[len(ENV_PREFIX) :].lower().split("__")
+            target = values
+            for parent in parents:
+                target = target.setdefault(parent, {})
+            target[leaf] = value
+    return values
+
+
 def test_shopml_variables_are_settings_the_model_accepts(services, env_example):
-    example_settings = {key for key in env_example if key.startswith(ENV_PREFIX)}
-    assert {key[len(ENV_PREFIX) :].lower() for key in example_settings} <= set(Settings.model_fields)
-    for name, service in services.items():
-        environment = _environment(service, env_example)
-        values = {
-            key[len(ENV_PREFIX) :].lower(): value for key, value in environment.items() if key.startswith(ENV_PREFIX)
-        }
+    environments = {".env.example": env_example}
+    environments |= {name: _environment(service, env_example) for name, service in services.items()}
+    for name, environment in environments.items():
+        values = _settings_values(environment)
         unknown = set(values) - set(Settings.model_fields)
         assert not unknown, f"{name}: {sorted(unknown)} are not settings (load_settings would refuse to start)"
         if values:
-            load_settings(**values)  # types and patterns validate (delta_engine, device, …)
+            load_settings(**values)  # types, patterns and nested component keys validate
 
 
 def test_every_compose_variable_is_in_env_example_and_no_secret_is(env_example):

@@ -139,12 +139,10 @@ def distributed_run(cluster, driver_env) -> dict:
 
 def _trainer_result(run: dict, key: str):
     if key not in run["result"]:
-        detail = run["result"].get(f"{key}_error") or run["submit_error"] or "no result written"
+        detail = (run["result"].get(f"{key}_error") or run["submit_error"] or "no result written")[-3000:]
         if "sklearn needs to be installed" in detail:
-            detail = (
-                "xgboost.spark is built on XGBoost's scikit-learn wrappers: scikit-learn must be installed\n" + detail
-            )
-        pytest.fail(f"{key} training on the cluster failed:\n{detail[-3000:]}")
+            detail = f"xgboost.spark is built on XGBoost's scikit-learn wrappers: install scikit-learn\n{detail}"
+        pytest.fail(f"{key} training on the cluster failed:\n{detail}")
     return run["result"][key]
 
 

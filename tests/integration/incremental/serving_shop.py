@@ -61,6 +61,19 @@ class ServingShop:
         return datetime.combine(self.scored_date + timedelta(days=1), time(hour, minute), tzinfo=UTC)
 
 
+def shop_settings(root: Path, **overrides: Any) -> Settings:
+    """Settings of a shop under ``root`` (also of a copy of it), with the tiny model sizes."""
+    return load_settings(
+        var_root=root / "var",
+        landing_root=root / "landing",
+        spark_shuffle_partitions=2,
+        spark_master="local[2]",
+        recommend=RECOMMEND_CONFIG,
+        forecast=FORECAST_CONFIG,
+        **overrides,
+    )
+
+
 def _promote(registry: ModelRegistry, name: str, version: str) -> None:
     if registry.current(name) is None or registry.current(name).version != version:
         registry.promote(name, version)
@@ -72,13 +85,13 @@ def run_nightly(shop: ServingShop, run_id: str) -> dict[str, Any]:
     registry = ModelRegistry(settings.models)
     results = {}
     for task in (recommend.train_retrieval, recommend.train_ranker, recommend.evaluate_and_gate):
-        results[task.__name__] = task(day, run_id, settings, RECOMMEND_CONFIG)
+        results[task.__name__] = task(day, run_id, settings)
     # Three days of a tiny shop cannot show that the model beats popularity; the scoring path is what matters here.
     _promote(registry, recommend.MODEL_NAME, results["train_retrieval"]["version"])
-    results["train_forecaster"] = forecast.train_forecaster(day, run_id, settings, FORECAST_CONFIG)
+    results["train_forecaster"] = forecast.train_forecaster(day, run_id, settings)
     _promote(registry, forecast.MODEL_NAME, results["train_forecaster"]["model_version"])
     results["score_forecasts"] = forecast.score_forecasts(day, run_id, settings)
-    results["score_recommendations"] = recommend.score_recommendations(day, run_id, settings, RECOMMEND_CONFIG)
+    results["score_recommendations"] = recommend.score_recommendations(day, run_id, settings)
     for dataset in ("inventory", "recommendations"):
         results[f"publish_{dataset}"] = publish_dataset(dataset, day, run_id, settings, triggered_by="nightly_retrain")
     return results
@@ -91,12 +104,7 @@ def build_serving_shop(root: Path, spark, **overrides: Any) -> ServingShop:
     """
     generator = GeneratorConfig(**(TINY_SHOP | overrides))
     generate(generator, root / "landing")
-    settings = load_settings(
-        var_root=root / "var",
-        landing_root=root / "landing",
-        spark_shuffle_partitions=2,
-        spark_master="local[2]",
-    )
+    settings = shop_settings(root)
     lake = Lake(settings, spark)
     scored_date = generator.end_date - timedelta(days=1)
     run_foundation(lake, scored_date, generator.start_date)
