@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import ClassVar
 
 import pytest
 
@@ -19,9 +20,9 @@ SPARK_AND_MODELS = r"^(ingest|clean|validate|build_features|forecaster\..*|recom
 
 
 class _Receiver(BaseHTTPRequestHandler):
-    messages: list[dict] = []
+    messages: ClassVar[list[dict]] = []
 
-    def do_POST(self):  # noqa: N802 - http.server's name
+    def do_POST(self):
         self.messages.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
         self.send_response(204)
         self.end_headers()
