@@ -279,7 +279,7 @@ def merge_batch(lake: Lake, files: Sequence[Path], run_ts: datetime, run_id: str
 # ---- serving: what changed, recomputed with the promoted models ------------------------------------
 
 
-def _current_versions(settings: Settings) -> dict[str, VersionInfo]:
+def current_versions(settings: Settings) -> dict[str, VersionInfo]:
     """The current serving version of each dataset the refresh writes (absent before its first publish)."""
     current = {}
     for dataset in DATASETS:
@@ -502,7 +502,7 @@ def run(
     watermark = read_watermark(lake, config.stream)
     folder = settings.landing / config.stream_folder
     files = pending_files(folder, watermark.last_file, config.max_files_per_run, JSON_SUFFIXES + CSV_SUFFIXES)
-    current = _current_versions(settings)
+    current = current_versions(settings)
     versions = {dataset: info.version for dataset, info in current.items()}
     summary: dict[str, Any] = {"run_id": run_id, "run_ts": run_ts.isoformat(), "files": [p.name for p in files]}
     if not files and versions == watermark.served_versions:
@@ -515,7 +515,7 @@ def run(
         if publish_refresh(refresh, settings):
             break
         log.warning("attempt %d: a newer serving version became current while computing; rebuilding", attempt)
-        current = _current_versions(settings)
+        current = current_versions(settings)
     else:
         raise OverlayRefusedError(
             f"overlays refused {config.publish_attempts} times (serving versions kept changing); "

@@ -20,6 +20,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jobs.features_config import FeaturesConfig
+from models.distributed import DistributedConfig
 from models.forecast.config import ForecastConfig
 from models.recommend.config import RecommendConfig
 from shopml.notify import NotifyConfig
@@ -86,6 +87,7 @@ class Settings(BaseSettings):
     forecast: ForecastConfig = Field(default_factory=ForecastConfig)
     serving_store: ServingConfig = Field(default_factory=ServingConfig)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    distributed: DistributedConfig = Field(default_factory=DistributedConfig)
 
     @field_validator("spark_master")
     @classmethod

@@ -61,8 +61,7 @@ def get_spark(settings: Settings | None = None, app_name: str = "shopml") -> Spa
     require_java()
     settings = settings or get_settings()
     builder = (
-        SparkSession.builder.appName(app_name)
-        .config("spark.sql.shuffle.partitions", settings.spark_shuffle_partitions)
+        SparkSession.builder.config("spark.sql.shuffle.partitions", settings.spark_shuffle_partitions)
         .config("spark.default.parallelism", settings.spark_shuffle_partitions)
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", "false")
@@ -74,17 +73,22 @@ def get_spark(settings: Settings | None = None, app_name: str = "shopml") -> Spa
         .config("spark.sql.warehouse.dir", str((settings.var_root / "spark-warehouse").resolve()))
         .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={(settings.var_root / 'derby').resolve()}")
     )
-    if "PYSPARK_GATEWAY_PORT" not in os.environ:  # under spark-submit, --master and --conf already decided
-        builder = builder.master(settings.spark_master)
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:  # under spark-submit, --master, --name and --conf decided
+        builder = builder.master(settings.spark_master).appName(app_name)
+        if settings.spark_master.startswith("local"):
+            # Stay on loopback: the host name may resolve to an interface nothing else should reach.
+            builder = builder.config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
     if settings.spark_jars_packages:
         builder = builder.config("spark.jars.packages", settings.spark_jars_packages)
     if settings.spark_jars:
         builder = builder.config("spark.jars", settings.spark_jars)
-    if settings.delta_engine != "rs" and (settings.spark_jars_packages or settings.spark_jars):
+    if settings.delta_engine == "spark" or (
+        settings.delta_engine == "auto" and (settings.spark_jars_packages or settings.spark_jars)
+    ):
         builder = builder.config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension").config(
             "spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog"
         )
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
-    log.info("started Spark %s on %s", spark.version, settings.spark_master)
+    log.info("started Spark %s on %s", spark.version, spark.sparkContext.master)
     return spark

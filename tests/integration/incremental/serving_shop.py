@@ -19,7 +19,7 @@ from models.forecast.config import BoosterConfig, ForecastConfig
 from models.recommend import pipeline as recommend
 from models.recommend.config import AlsConfig, RankerConfig, RecommendConfig, RetrievalConfig
 from models.registry import ModelRegistry
-from shopml.generate import GeneratorConfig, generate
+from shopml.generate import MANIFEST_NAME, GeneratorConfig, generate
 from shopml.lake import Lake
 from shopml.serving.publish import publish_dataset
 from shopml.settings import Settings, load_settings
@@ -105,22 +105,31 @@ def build_serving_shop(root: Path, spark, **overrides: Any) -> ServingShop:
     generator = GeneratorConfig(**(TINY_SHOP | overrides))
     generate(generator, root / "landing")
     settings = shop_settings(root)
-    lake = Lake(settings, spark)
-    scored_date = generator.end_date - timedelta(days=1)
-    run_foundation(lake, scored_date, generator.start_date)
-    features_job.run(scored_date, "nightly-1", scored_date - timedelta(days=2), lake=lake)
-    shop = ServingShop(settings, lake, generator, scored_date, "nightly-1")
+    shop = ServingShop(settings, Lake(settings, spark), generator, generator.end_date - timedelta(days=1), "nightly-1")
+    run_foundation(shop.lake, shop.scored_date, generator.start_date)
+    features_job.run(shop.scored_date, "nightly-1", shop.scored_date - timedelta(days=2), lake=shop.lake)
     run_nightly(shop, "nightly-1")
     return shop
 
 
-def write_batch(shop: ServingShop, batch_ts: datetime, events: list[dict[str, Any]], index: int = 0) -> Path:
-    """A hand-written micro-batch file, named as the stream producer names them (atomic rename)."""
+def open_shop(root: Path, spark, **settings_overrides: Any) -> ServingShop:
+    """A shop that ``build_serving_shop`` built under ``root`` (or a copy of one)."""
+    manifest = json.loads((root / "landing" / MANIFEST_NAME).read_text())
+    generator = GeneratorConfig(**manifest["config"])
+    settings = shop_settings(root, **settings_overrides)
+    return ServingShop(settings, Lake(settings, spark), generator, generator.end_date - timedelta(days=1), "nightly-1")
+
+
+def write_batch(shop: ServingShop, batch_ts: datetime, events: list[dict[str, Any] | str], index: int = 0) -> Path:
+    """A hand-written micro-batch file, named as the stream producer names them (atomic rename).
+
+    Events are dicts (written as JSON) or raw lines (to plant malformed ones).
+    """
     folder = shop.stream_dir
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"batch-{batch_ts:%Y%m%dT%H%M%SZ}-{index:04d}.jsonl"
     tmp = path.with_suffix(".jsonl.tmp")
-    tmp.write_text("".join(json.dumps(event) + "\n" for event in events))
+    tmp.write_text("".join((line if isinstance(line, str) else json.dumps(line)) + "\n" for line in events))
     tmp.replace(path)
     return path
 
