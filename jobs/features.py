@@ -13,7 +13,9 @@ For the window F..R the job:
    longest window), so a night costs the same after 90 days or 3 years of
    history, and summarises them per day once for all dates;
 3. builds the dates oldest first (user features carry first-seen from the day
-   before) and replaces each date's partition of every gold table;
+   before) and replaces each date's partition of every gold table; a long
+   backfill builds ``sku_daily_demand`` for every date (many dates per commit)
+   and the per-entity snapshots for its last ``backfill_snapshot_days`` dates;
 4. replaces R's rows of ``gold.feature_corrections`` with the dates it re-derived.
 
 Rerunning R rewrites the same partitions with the same rows: no duplicates.
@@ -25,6 +27,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, date, datetime, timedelta
+from functools import reduce
 from typing import Any
 
 from pyspark.sql import DataFrame
@@ -150,8 +153,9 @@ def run(
     activity = summarise_activity(events, order_lines, first, run_date, config).persist()
 
     rows: dict[str, dict[str, int]] = {table: {} for table in FEATURE_TABLES}
+    snapshot_dates = sorted({day for day, _ in corrections} | set(window.dates()[-config.backfill_snapshot_days :]))
     try:
-        for day in dates:
+        for day in snapshot_dates:
             built = {
                 "gold.user_item_interactions": build_user_item_interactions(activity, day, config),
                 "gold.user_features": build_user_features(
@@ -159,11 +163,22 @@ def run(
                 ),
                 "gold.item_features": build_item_features(activity, products, inventory, day, config),
                 "gold.item_cooccurrence": build_item_cooccurrence(activity, day, config),
-                "gold.sku_daily_demand": build_sku_daily_demand(activity, products, inventory, day, config),
             }
             for table, frame in built.items():
                 rows[table][day.isoformat()] = lake.write(frame, table, replace_where=f"feature_date = '{day}'")
             log.info("features as of %s: %s", day, {table: counts[day.isoformat()] for table, counts in rows.items()})
+        # Daily demand has no day-to-day carry-over: a backfill builds many dates per Delta commit.
+        for start in range(0, len(dates), config.demand_dates_per_write):
+            chunk = dates[start : start + config.demand_dates_per_write]
+            frame = reduce(
+                DataFrame.unionByName,
+                [build_sku_daily_demand(activity, products, inventory, day, config) for day in chunk],
+            )
+            listed = ", ".join(f"'{day}'" for day in chunk)
+            label = chunk[0].isoformat() if len(chunk) == 1 else f"{chunk[0]}..{chunk[-1]}"
+            rows["gold.sku_daily_demand"][label] = lake.write(
+                frame, "gold.sku_daily_demand", replace_where=f"feature_date IN ({listed})"
+            )
     finally:
         activity.unpersist()
     _record_corrections(lake, run_date, run_id, corrections)
@@ -171,6 +186,7 @@ def run(
         "dates": str(window),
         "run_id": run_id,
         "feature_dates": [day.isoformat() for day in dates],
+        "snapshot_dates": [day.isoformat() for day in snapshot_dates],
         "corrected_dates": [day.isoformat() for day, _ in corrections],
         "late_events": sum(late.values()),
         "rows": rows,

@@ -57,6 +57,16 @@ class FeaturesConfig(BaseModel):
         "bulk buyers and crawlers add n² noise pairs.",
     )
     cooccurrence_top_n: int = Field(20, ge=1, description="Neighbours kept per SKU in item_cooccurrence.")
+    backfill_snapshot_days: int = Field(
+        15,
+        ge=1,
+        description="In a backfill window, the per-entity snapshot tables (user/item features, interactions, "
+        "co-occurrence) are built for the last this-many dates (the models read T-14..T); sku_daily_demand "
+        "is built for every date. Set it to the window length to rebuild every snapshot.",
+    )
+    demand_dates_per_write: int = Field(
+        31, ge=1, description="Dates of sku_daily_demand built and committed together in a backfill."
+    )
     purchase_similarity_weight: float = Field(
         0.7, ge=0, le=1, description="Share of co-purchase cosine in the similarity (the rest is co-view cosine)."
     )

@@ -1,0 +1,274 @@
+"""The 5-minute refresh on a nightly-published tiny shop: storefront reads through the real API and store."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import sqlite3
+from datetime import timedelta
+
+import pandas as pd
+import pyarrow.compute as pc
+import pytest
+
+from jobs.incremental import (
+    IncrementalConfig,
+    build_refresh,
+    current_versions,
+    merge_batch,
+    pending_files,
+    publish_refresh,
+    run,
+)
+from jobs.ingest import CSV_SUFFIXES, JSON_SUFFIXES
+from shopml.airflow_env import test_dag
+from shopml.lake import Lake
+from shopml.serving.config import ServingConfig
+from shopml.serving.publish import publish_dataset
+from shopml.serving.store import StoreUnavailableError
+from shopml.watermark import read_watermark
+from tests.integration.incremental.serving_shop import RECOMMEND_CONFIG, event, open_shop, write_batch
+from tests.serving_ports import free_port
+from tests.shop import run_foundation
+
+STREAM = "events"
+
+
+def _items(api, user: str) -> list[str]:
+    return [item["sku"] for item in api.get(f"/v1/recommendations/{user}").json()["items"]]
+
+
+def _stock(api, sku: str) -> dict:
+    return api.get(f"/v1/inventory/{sku}").json()["plan"]
+
+
+def _nightly_lists(shop) -> pd.DataFrame:
+    lists = shop.lake.read_pandas("gold.recommendations")
+    return lists[lists["scored_date"] == shop.scored_date]
+
+
+def _personal_list_head(shop) -> tuple[str, str]:
+    """A user with a personal (model-ranked) list, and the SKU at the top of it."""
+    lists = _nightly_lists(shop)
+    personal = lists[~lists["is_fallback"]].sort_values(["user_id", "rank"])
+    first = personal.iloc[0]
+    return first["user_id"], first["sku"]
+
+
+def _stream_rows(shop) -> pd.DataFrame:
+    return shop.lake.read_pandas("silver.events", filter=pc.field("feed") == "stream")
+
+
+def test_a_purchase_removes_the_item_from_that_users_list_after_one_run(shop, api):
+    user, sku = _personal_list_head(shop)
+    before = api.get(f"/v1/recommendations/{user}").json()
+    on_hand = _stock(api, sku)["on_hand"]
+    ts = shop.stream_day_ts(10, 5)
+    path = write_batch(shop, ts, [event("p-1", "purchase", sku, ts - timedelta(minutes=1), user, quantity=1)])
+
+    summary = run(ts, "inc-1", lake=shop.lake)
+
+    after = api.get(f"/v1/recommendations/{user}").json()
+    assert sku in [item["sku"] for item in before["items"]]
+    assert sku not in _items(api, user)
+    assert len(after["items"]) == len(before["items"]) == RECOMMEND_CONFIG.top_k
+    assert after["version"] == before["version"]  # written into the nightly version, not a new one
+    assert _stock(api, sku)["on_hand"] == on_hand - 1
+    assert summary["batch"]["merged"] == 1 and summary["overlaid"] == {"inventory": 1, "recommendations": 1}
+    watermark = read_watermark(shop.lake, STREAM)
+    assert watermark.last_file == path.name and watermark.run_id == "inc-1"
+    assert watermark.served_versions == {"recommendations": before["version"], "inventory": before["version"]}
+    row = _stream_rows(shop).set_index("event_id").loc["p-1"]
+    assert (row["event_date"], row["landing_date"]) == (ts.date(), ts.date())
+    lines = shop.lake.read_pandas("silver.order_lines", filter=pc.field("event_id") == "p-1")
+    assert lines[["user_id", "sku", "quantity", "feed"]].values.tolist() == [[user, sku, 1, "stream"]]
+
+
+def test_a_sold_out_sku_disappears_from_every_served_list_after_one_run(shop, api):
+    lists = _nightly_lists(shop)
+    sku = lists["sku"].value_counts().index[0]
+    holders = sorted(lists.loc[lists["sku"] == sku, "user_id"])
+    on_hand = _stock(api, sku)["on_hand"]
+    ts = shop.stream_day_ts(10, 5)
+    # An anonymous order for every unit left: nobody's own purchase, everybody's list changes.
+    write_batch(shop, ts, [event("so-1", "purchase", sku, ts - timedelta(minutes=1), None, quantity=on_hand)])
+
+    summary = run(ts, "inc-1", lake=shop.lake)
+
+    assert len(holders) > 5 and on_hand > 0
+    assert summary["sold_out_skus"] == [sku]
+    assert summary["overlaid"]["recommendations"] == len(holders)  # only the lists that showed it
+    for user in holders:
+        items = _items(api, user)
+        assert sku not in items and len(items) == RECOMMEND_CONFIG.top_k, user
+    assert _stock(api, sku)["on_hand"] == 0
+
+
+def test_replayed_and_duplicated_batches_are_idempotent(shop, api):
+    user, sku = _personal_list_head(shop)
+    replayed = shop.lake.read_pandas("silver.events").sort_values("event_id").iloc[0]
+    ts = shop.stream_day_ts(11)
+    fresh = [
+        event("r-1", "view", sku, ts - timedelta(minutes=3), user),
+        event("r-2", "add_to_cart", sku, ts - timedelta(minutes=2), user),
+        event("r-3", "purchase", sku, ts - timedelta(minutes=1), user, quantity=2),
+    ]
+    nightly = event(replayed["event_id"], replayed["event_type"], replayed["sku"], replayed["event_ts"], None, 1, "1.00")
+    lines = [*fresh, fresh[0], nightly]  # a duplicate line and a replay of an event the nightly delivered
+    silver_before = len(shop.lake.read_pandas("silver.events", columns=["event_id"]))
+
+    first = run(ts, "inc-1", lake=shop.lake, config=IncrementalConfig())
+    assert first["status"] == "up_to_date"  # nothing landed yet
+    write_batch(shop, ts, lines)
+    first = run(ts, "inc-2", lake=shop.lake)
+    silver_after = len(shop.lake.read_pandas("silver.events", columns=["event_id"]))
+    order_lines = len(shop.lake.read_pandas("silver.order_lines", columns=["event_id"]))
+    on_hand = _stock(api, sku)["on_hand"]
+    replay = write_batch(shop, ts + timedelta(minutes=5), lines)  # the whole batch sent again
+    second = run(ts + timedelta(minutes=5), "inc-3", lake=shop.lake)
+
+    assert first["batch"] | {"duplicates": first["batch"]["duplicates"]} == {
+        "lines": 5,
+        "unique": 4,
+        "already_in_silver": 1,
+        "bots": 0,
+        "quarantined": 0,
+        "merged": 3,
+        "duplicates": 2,
+    }
+    assert silver_after == silver_before + 3
+    assert second["files"] == [replay.name]
+    assert second["batch"]["merged"] == 0 and second["batch"]["already_in_silver"] == 4
+    assert len(shop.lake.read_pandas("silver.events", columns=["event_id"])) == silver_after
+    assert len(shop.lake.read_pandas("silver.order_lines", columns=["event_id"])) == order_lines
+    assert sorted(_stream_rows(shop)["event_id"]) == ["r-1", "r-2", "r-3"]
+    assert _stock(api, sku)["on_hand"] == on_hand  # the replayed purchase did not sell stock twice
+    assert sku not in _items(api, user)
+
+
+def test_late_events_land_in_their_day_and_bad_lines_are_quarantined(shop):
+    user, sku = _personal_list_head(shop)
+    ts = shop.stream_day_ts(12)
+    lines = [
+        event("late-1", "view", sku, ts - timedelta(days=2), user),
+        event("late-2", "view", sku, ts - timedelta(days=9), user),  # older than late_event_max_days
+        event("odd-1", "wishlist", sku, ts - timedelta(minutes=1), user),
+        '{"event_id": "bad-1", "event_type": "view", "sku": ',
+    ]
+    path = write_batch(shop, ts, lines)
+
+    summary = run(ts, "inc-1", lake=shop.lake)
+
+    late = _stream_rows(shop).set_index("event_id").loc["late-1"]
+    assert late["event_date"] == (ts - timedelta(days=2)).date() and late["landing_date"] == ts.date()
+    quarantine = shop.lake.read_pandas("ops.quarantine", filter=pc.field("stage").isin(["stream_clean", "stream_validate"]))
+    found = {(row.record_key, row.reason, row.stage) for row in quarantine.itertuples()}
+    assert found == {
+        ("late-2", "event_ts_out_of_window", "stream_validate"),
+        ("odd-1", "unknown_event_type", "stream_validate"),
+        (None, "malformed_json", "stream_clean"),
+    }
+    assert set(quarantine["source_file"].str.rsplit("/", n=1).str[-1]) == {path.name}
+    assert summary["batch"]["lines"] == 4 and summary["batch"]["merged"] == 1
+    assert summary["batch"]["quarantined"] == 3
+
+
+def test_the_watermark_stays_when_the_store_refuses_writes_and_a_rerun_takes_the_same_files(shop, api, spark):
+    user, sku = _personal_list_head(shop)
+    ts = shop.stream_day_ts(10, 5)
+    path = write_batch(shop, ts, [event("p-1", "purchase", sku, ts - timedelta(minutes=1), user)])
+    impatient = open_shop(shop.settings.var_root.parent, spark, serving_store=ServingConfig(sqlite_busy_timeout_s=0.2))
+    holder = sqlite3.connect(shop.settings.var_root / "serving.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another writer holds the store: reads work, writes time out
+    try:
+        with pytest.raises(StoreUnavailableError):
+            run(ts, "inc-fails", lake=impatient.lake)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+    assert read_watermark(shop.lake, STREAM).last_file is None
+    assert sku in _items(api, user)
+    retry = run(ts, "inc-retry", lake=shop.lake)
+    assert retry["files"] == [path.name]
+    # The failed run had merged the event: the retry finds it in silver and still refreshes its user.
+    assert retry["batch"]["already_in_silver"] == 1 and retry["batch"]["merged"] == 0
+    assert sku not in _items(api, user)
+    assert read_watermark(shop.lake, STREAM).last_file == path.name
+
+
+def test_an_unreachable_store_fails_the_run_before_anything_is_read(shop, spark):
+    ts = shop.stream_day_ts(10, 5)
+    write_batch(shop, ts, [event("v-1", "view", "SKU-000001", ts - timedelta(minutes=1), "U-000001")])
+    down = open_shop(shop.settings.var_root.parent, spark, serving_url=f"redis://127.0.0.1:{free_port()}/0")
+    with pytest.raises(StoreUnavailableError):
+        run(ts, "inc-1", lake=down.lake)
+    assert read_watermark(shop.lake, STREAM).last_file is None
+    assert _stream_rows(shop).empty
+
+
+def test_a_newer_nightly_version_refuses_stale_overlays_and_supersedes_applied_ones(shop, api):
+    user, sku = _personal_list_head(shop)
+    settings, lake = shop.settings, shop.lake
+    ts = shop.stream_day_ts(10, 5)
+    write_batch(shop, ts, [event("p-1", "purchase", sku, ts - timedelta(minutes=1), user)])
+
+    # Computed against the nightly version V1; the nightly publishes V2 before the overlay is written.
+    watermark = read_watermark(lake, STREAM)
+    files = pending_files(settings.landing / "events/stream", None, 10, JSON_SUFFIXES + CSV_SUFFIXES)
+    batch = merge_batch(lake, files, ts, "inc-1")
+    refresh = build_refresh(lake, batch, watermark, current_versions(settings), ts, IncrementalConfig())
+    v2 = publish_dataset("recommendations", shop.scored_date, "nightly-2", settings, triggered_by="nightly_retrain")
+    assert publish_refresh(refresh, settings) is False
+    served = api.get(f"/v1/recommendations/{user}").json()
+    assert served["version"] == v2.version and sku in [item["sku"] for item in served["items"]]
+    assert read_watermark(lake, STREAM).last_file is None
+
+    # The next run computes against V2.
+    caught_up = run(ts, "inc-2", lake=lake)
+    assert "recommendations" in caught_up["caught_up"]
+    assert sku not in _items(api, user)
+
+    # A later nightly publish replaces the overlaid values wholesale...
+    v3 = publish_dataset("recommendations", shop.scored_date, "nightly-3", settings, triggered_by="nightly_retrain")
+    assert api.get(f"/v1/recommendations/{user}").json()["version"] == v3.version
+    assert sku in _items(api, user)
+    # ...and the next run, with no new file, re-applies what the stream delivered since V3's feature day.
+    again = run(ts + timedelta(minutes=5), "inc-3", lake=lake)
+    assert again["files"] == [] and again["caught_up"] == ["recommendations"]
+    assert sku not in _items(api, user)
+    assert read_watermark(lake, STREAM).served_versions["recommendations"] == v3.version
+
+
+@pytest.mark.slow
+def test_the_nightly_run_after_the_stream_delivers_each_event_once(shop):
+    day = shop.scored_date + timedelta(days=1)
+    landed = shop.settings.landing / "events" / f"date={day}"
+    with gzip.open(next(landed.glob("*.jsonl.gz")), "rt") as lines:
+        nightly_line = next(
+            line for line in lines if line.startswith("{") and '"view"' in line and f'"{day}' in line
+        )
+    delivered = json.loads(nightly_line)["event_id"]
+    ts = shop.stream_day_ts(23, 55)
+    write_batch(shop, ts, [nightly_line.strip()])
+    assert run(ts, "inc-1", lake=shop.lake)["batch"]["merged"] == 1
+
+    run_foundation(shop.lake, day, run_id="nightly-2")  # raises if a single row is unaccounted for
+
+    copies = shop.lake.read_pandas("silver.events", filter=pc.field("event_id") == delivered)
+    assert copies["feed"].tolist() == ["stream"]
+    accounting = shop.lake.read_pandas("ops.row_accounting", filter=pc.field("dataset") == "events")
+    assert accounting.set_index("landing_date").loc[day, "duplicates"] >= 1
+
+
+@pytest.mark.slow
+def test_the_dag_refreshes_through_airflow(shop, api):
+    user, sku = _personal_list_head(shop)
+    tick = shop.stream_day_ts(10, 10)
+    path = write_batch(shop, tick - timedelta(minutes=3), [event("p-1", "purchase", sku, tick - timedelta(minutes=4), user)])
+
+    test_dag("incremental_refresh", tick, settings=shop.settings)
+
+    watermark = read_watermark(Lake(shop.settings), STREAM)
+    assert watermark.last_file == path.name and watermark.run_id.startswith("manual__")
+    assert sku not in _items(api, user)
