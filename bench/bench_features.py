@@ -168,6 +168,7 @@ def main(argv: list[str] | None = None) -> dict:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
     from jobs import features
+    from jobs.features_config import HISTORY_DAYS
     from shopml.lake import Lake
     from shopml.settings import load_settings
     from shopml.spark import get_spark
@@ -210,7 +211,7 @@ def main(argv: list[str] | None = None) -> dict:
         late, late_s = _timed("night with late data", lambda: features.run(next_night, run_id="bench-late", lake=lake))
 
         window_events = per_day * min(days, 90)
-        rows_out = {table: counts[NIGHT.isoformat()] for table, counts in warm["rows"].items()}
+        rows_out = warm["rows"]
         result = {
             "machine": "2 cores (local[2]), shared; 24 GiB, no GPU",
             "history_days": days,
@@ -234,7 +235,8 @@ def main(argv: list[str] | None = None) -> dict:
             "spark_jvm_peak_mib": round(_jvm_peak_mib(spark)),
             "python_peak_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         }
-        assert cold["rows"] == warm["rows"] == longer["rows"], "a night's output must not depend on older history"
+        if days >= HISTORY_DAYS:
+            assert cold["rows"] == warm["rows"] == longer["rows"], "a night must not depend on history beyond 90 days"
     finally:
         spark.stop()
         if not args.work:

@@ -12,10 +12,11 @@ For the window F..R the job:
 2. reads only silver partitions ``event_date >= first date to build - 89`` (the
    longest window), so a night costs the same after 90 days or 3 years of
    history, and summarises them per day once for all dates;
-3. builds the dates oldest first (user features carry first-seen from the day
-   before) and replaces each date's partition of every gold table; a long
-   backfill builds ``sku_daily_demand`` for every date (many dates per commit)
-   and the per-entity snapshots for its last ``backfill_snapshot_days`` dates;
+3. builds the dates in passes of up to ``dates_per_pass`` dates, oldest first
+   (user features carry first-seen from the day before a pass), replacing those
+   dates' partitions: ``sku_daily_demand`` for every date, the per-entity
+   snapshot tables for the corrected dates and the window's last
+   ``backfill_snapshot_days`` dates (the nightly run: just R);
 4. replaces R's rows of ``gold.feature_corrections`` with the dates it re-derived.
 
 Rerunning R rewrites the same partitions with the same rows: no duplicates.
@@ -27,7 +28,6 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, date, datetime, timedelta
-from functools import reduce
 from typing import Any
 
 from pyspark.sql import DataFrame
@@ -102,6 +102,19 @@ def _previous_user_features(lake: Lake, day: date) -> DataFrame | None:
     )
 
 
+def _passes(dates: list[date], size: int) -> list[list[date]]:
+    return [dates[start : start + size] for start in range(0, len(dates), size)]
+
+
+def _write_pass(lake: Lake, chunk: list[date], rows: dict[str, int], built: dict[str, DataFrame]) -> None:
+    """Replace the pass's feature dates in each table (one Delta commit per table and pass)."""
+    where = "feature_date IN ({})".format(", ".join(f"'{day}'" for day in chunk))
+    for table, frame in built.items():
+        written = lake.write(frame, table, replace_where=where)
+        rows[table] += written
+        log.info("%s: %d rows for %s..%s (%d dates)", table, written, chunk[0], chunk[-1], len(chunk))
+
+
 def _record_corrections(lake: Lake, run_date: date, run_id: str, corrections: list[tuple[date, int]]) -> int:
     now = datetime.now(UTC)
     rows = [
@@ -152,33 +165,26 @@ def run(
         inventory = _read_between(lake, "silver.inventory_snapshots", "snapshot_date", inventory_start, run_date)
     activity = summarise_activity(events, order_lines, first, run_date, config).persist()
 
-    rows: dict[str, dict[str, int]] = {table: {} for table in FEATURE_TABLES}
     snapshot_dates = sorted({day for day, _ in corrections} | set(window.dates()[-config.backfill_snapshot_days :]))
+    rows = dict.fromkeys(FEATURE_TABLES, 0)
     try:
-        for day in snapshot_dates:
-            built = {
-                "gold.user_item_interactions": build_user_item_interactions(activity, day, config),
-                "gold.user_features": build_user_features(
-                    activity, products, day, config, _previous_user_features(lake, day)
-                ),
-                "gold.item_features": build_item_features(activity, products, inventory, day, config),
-                "gold.item_cooccurrence": build_item_cooccurrence(activity, day, config),
-            }
-            for table, frame in built.items():
-                rows[table][day.isoformat()] = lake.write(frame, table, replace_where=f"feature_date = '{day}'")
-            log.info("features as of %s: %s", day, {table: counts[day.isoformat()] for table, counts in rows.items()})
-        # Daily demand has no day-to-day carry-over: a backfill builds many dates per Delta commit.
-        for start in range(0, len(dates), config.demand_dates_per_write):
-            chunk = dates[start : start + config.demand_dates_per_write]
-            frame = reduce(
-                DataFrame.unionByName,
-                [build_sku_daily_demand(activity, products, inventory, day, config) for day in chunk],
+        for chunk in _passes(snapshot_dates, config.dates_per_pass):
+            previous = _previous_user_features(lake, chunk[0])
+            _write_pass(
+                lake,
+                chunk,
+                rows,
+                {
+                    "gold.user_item_interactions": build_user_item_interactions(activity, chunk, config),
+                    "gold.user_features": build_user_features(activity, products, chunk, config, previous),
+                    "gold.item_features": build_item_features(activity, products, inventory, chunk, config),
+                    "gold.item_cooccurrence": build_item_cooccurrence(activity, chunk, config),
+                },
             )
-            listed = ", ".join(f"'{day}'" for day in chunk)
-            label = chunk[0].isoformat() if len(chunk) == 1 else f"{chunk[0]}..{chunk[-1]}"
-            rows["gold.sku_daily_demand"][label] = lake.write(
-                frame, "gold.sku_daily_demand", replace_where=f"feature_date IN ({listed})"
-            )
+        # Daily demand has no day-to-day carry-over and forecasters read its whole history: every date.
+        for chunk in _passes(dates, config.dates_per_pass):
+            demand = build_sku_daily_demand(activity, products, inventory, chunk, config)
+            _write_pass(lake, chunk, rows, {"gold.sku_daily_demand": demand})
     finally:
         activity.unpersist()
     _record_corrections(lake, run_date, run_id, corrections)

@@ -64,9 +64,6 @@ class FeaturesConfig(BaseModel):
         "co-occurrence) are built for the last this-many dates (the models read T-14..T); sku_daily_demand "
         "is built for every date. Set it to the window length to rebuild every snapshot.",
     )
-    demand_dates_per_write: int = Field(
-        31, ge=1, description="Dates of sku_daily_demand built and committed together in a backfill."
-    )
     purchase_similarity_weight: float = Field(
         0.7, ge=0, le=1, description="Share of co-purchase cosine in the similarity (the rest is co-view cosine)."
     )
@@ -75,6 +72,12 @@ class FeaturesConfig(BaseModel):
     )
     promo_min_discount: float = Field(
         0.1, gt=0, lt=1, description="A price this far below the 28-day highest list price marks a promotion."
+    )
+    dates_per_pass: int = Field(
+        31,
+        ge=1,
+        description="Feature dates built and committed together in one Spark pass (corrections, backfills); a pass "
+        "joins each daily summary row to up to this many dates, so it bounds a backfill's memory.",
     )
     snapshot_lookback_days: int = Field(
         14, ge=0, description="How far back a product or inventory snapshot still counts as current."

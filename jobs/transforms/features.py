@@ -21,8 +21,10 @@ Bounded cost
     The longest window is 90 days (``HISTORY_DAYS``). A build of D reads
     event partitions D-89..D only, first summarised per day (user×SKU×day,
     SKU×day, …) by ``summarise_activity``; every family then aggregates those
-    daily rows, so several dates (corrections) share one scan and a night's
-    cost does not grow with the length of history.
+    daily rows, so a night's cost does not grow with the length of history.
+    A family builds a set of feature dates in one pass (each daily row joined
+    to the dates whose window holds it), so corrections and backfills share
+    one scan and pay Spark's per-job overhead once, not once per day.
 
 Windows
     An N-day window as of D covers event dates D-N+1..D (the 1-day window is D).
@@ -34,12 +36,13 @@ Money is summed as it comes: the platform assumes one shop currency.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
 from typing import NamedTuple
 
 from pyspark import StorageLevel
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -49,7 +52,6 @@ WINDOWS = {"user": (1, 7, 28, 90), "item": (1, 7, 28)}
 DEMAND_LAGS = (1, 7, 14, 28)
 ROLLING_DAYS = (7, 28)
 PROMO_REFERENCE_DAYS = 28
-INTERACTION_TYPES = ("view", "add_to_cart", "purchase")
 
 
 class ColumnDoc(NamedTuple):
@@ -251,10 +253,6 @@ def _days_back(as_of: date, days: int) -> date:
     return as_of - timedelta(days=days - 1)
 
 
-def _in_window(as_of: date, days: int, column: str = "event_date") -> Column:
-    return F.col(column).between(F.lit(_days_back(as_of, days)), F.lit(as_of))
-
-
 def _count_if(condition: Column) -> Column:
     return F.sum(F.when(condition, 1).otherwise(0))
 
@@ -386,61 +384,86 @@ def _view_baskets(views: DataFrame, max_items: int) -> tuple[DataFrame, DataFram
     return sku_counts, pairs
 
 
-# ---- catalogue and inventory as of a day -------------------------------------------------------
+# ---- feature dates, catalogue and inventory as of each -----------------------------------------
 
 
-def latest_snapshot(snapshots: DataFrame, as_of: date, lookback_days: int) -> DataFrame:
-    """Rows of the newest snapshot dated as_of - lookback_days .. as_of (none when there is no such snapshot)."""
-    recent = snapshots.where(F.col("snapshot_date").between(F.lit(as_of - timedelta(days=lookback_days)), F.lit(as_of)))
-    newest = recent.agg(F.max("snapshot_date").alias("_newest"))
-    return recent.join(F.broadcast(newest), F.col("snapshot_date") == F.col("_newest")).drop("_newest")
+def _feature_dates(spark: SparkSession, days: date | Sequence[date]) -> DataFrame:
+    """The feature dates of one build as a one-column frame (broadcast into the joins below)."""
+    chosen = [days] if isinstance(days, date) else sorted(set(days))
+    return spark.createDataFrame([(day,) for day in chosen], "feature_date date")
 
 
-def _catalogue(products: DataFrame, as_of: date, config: FeaturesConfig) -> DataFrame:
-    return latest_snapshot(products, as_of, config.snapshot_lookback_days).select(
-        "sku", "category", "brand", "active", F.col("unit_price").cast("double").alias("list_price")
+def _expand(daily: DataFrame, dates: DataFrame, window_days: int, column: str = "event_date") -> DataFrame:
+    """Each daily row once per feature date D whose ``window_days``-day window (D-N+1..D) contains it."""
+    feature_date = F.col("feature_date")
+    inside = (F.col(column) <= feature_date) & (F.col(column) > F.date_sub(feature_date, window_days))
+    return daily.join(F.broadcast(dates), inside)
+
+
+def _within(days: int, column: str = "event_date") -> Column:
+    """The row's day is inside the ``days``-day window of its feature date (rows are already <= it)."""
+    return F.col(column) > F.date_sub(F.col("feature_date"), days)
+
+
+def latest_snapshot(snapshots: DataFrame, dates: DataFrame, lookback_days: int, shift_days: int = 0) -> DataFrame:
+    """Per feature date D, the rows of the newest snapshot dated (D-shift)-lookback .. D-shift (none if none)."""
+    target = F.date_sub(F.col("feature_date"), shift_days)
+    chosen = (
+        snapshots.select("snapshot_date")
+        .distinct()
+        .join(F.broadcast(dates), F.col("snapshot_date").between(F.date_sub(target, lookback_days), target))
+        .groupBy("feature_date")
+        .agg(F.max("snapshot_date").alias("snapshot_date"))
+    )
+    return snapshots.join(F.broadcast(chosen), "snapshot_date")
+
+
+def _catalogue(products: DataFrame, dates: DataFrame, config: FeaturesConfig, shift_days: int = 0) -> DataFrame:
+    return latest_snapshot(products, dates, config.snapshot_lookback_days, shift_days).select(
+        "feature_date", "sku", "category", "brand", "active", F.col("unit_price").cast("double").alias("list_price")
     )
 
 
-def _stock(inventory: DataFrame | None, as_of: date, config: FeaturesConfig) -> DataFrame | None:
+def _stock(inventory: DataFrame | None, dates: DataFrame, config: FeaturesConfig) -> DataFrame | None:
     if inventory is None:
         return None
-    return latest_snapshot(inventory, as_of, config.snapshot_lookback_days).select("sku", "on_hand", "lead_time_days")
+    return latest_snapshot(inventory, dates, config.snapshot_lookback_days).select(
+        "feature_date", "sku", "on_hand", "lead_time_days"
+    )
 
 
 # ---- families ----------------------------------------------------------------------------------
+# Each builds every feature date of ``days`` (one date, or a backfill's dates) in one pass.
+
+USER_KEYS = ["feature_date", "user_id"]
+SKU_KEYS = ["feature_date", "sku"]
 
 
 def build_user_features(
     activity: DailyActivity,
     products: DataFrame,
-    as_of: date,
+    days: date | Sequence[date],
     config: FeaturesConfig,
     previous: DataFrame | None = None,
 ) -> DataFrame:
-    """RFM windows, category affinity, funnel rates, sessions and returns per user as of ``as_of``.
+    """RFM windows, category affinity, funnel rates, sessions and returns per user as of each day.
 
-    ``previous`` is ``gold.user_features`` of the day before (or None): it
-    carries ``days_since_first_seen`` beyond the 90 days this build reads.
+    ``previous`` is ``gold.user_features`` of the day before the first of
+    ``days`` (or None): it carries ``days_since_first_seen`` beyond the 90 days
+    this build reads.
     """
-    day = F.lit(as_of)
-    usd = activity.user_sku_days.where(_in_window(as_of, HISTORY_DAYS))
-    behaviour = usd.groupBy("user_id").agg(
-        F.sum("n_views").alias("views"),
-        F.sum("n_carts").alias("carts"),
-        F.sum("n_purchases").alias("purchases"),
-        F.min("event_date").alias("first_in_window"),
+    dates = _feature_dates(activity.sku_user_days.sparkSession, days)
+    usd = _expand(activity.user_sku_days, dates, HISTORY_DAYS)
+    behaviour = usd.groupBy(*USER_KEYS).agg(
+        F.sum("n_views").alias("views"), F.sum("n_carts").alias("carts"), F.sum("n_purchases").alias("purchases")
     )
     orders = (
-        activity.user_order_days.where(_in_window(as_of, HISTORY_DAYS))
-        .groupBy("user_id")
+        _expand(activity.user_order_days, dates, HISTORY_DAYS)
+        .groupBy(*USER_KEYS)
         .agg(
+            *[F.sum(F.when(_within(w), F.col("n_orders")).otherwise(0)).alias(f"orders_{w}d") for w in WINDOWS["user"]],
             *[
-                F.sum(F.when(_in_window(as_of, w), F.col("n_orders")).otherwise(0)).alias(f"orders_{w}d")
-                for w in WINDOWS["user"]
-            ],
-            *[
-                F.sum(F.when(_in_window(as_of, w), F.col("revenue")).otherwise(0.0)).alias(f"revenue_{w}d")
+                F.sum(F.when(_within(w), F.col("revenue")).otherwise(0.0)).alias(f"revenue_{w}d")
                 for w in WINDOWS["user"]
             ],
             F.max(F.when(F.col("n_orders") > 0, F.col("event_date"))).alias("last_order_date"),
@@ -450,67 +473,86 @@ def build_user_features(
         )
     )
     sessions = (
-        activity.user_session_days.where(_in_window(as_of, 28))
-        .groupBy("user_id")
+        _expand(activity.user_session_days, dates, 28)
+        .groupBy(*USER_KEYS)
         .agg(F.countDistinct("session_id").alias("sessions_28d"))
     )
     recent_buys = (
         usd.where(F.col("n_purchases") > 0)
-        .groupBy("user_id", "sku")
+        .groupBy(*USER_KEYS, "sku")
         .agg(F.max("last_purchase_ts").alias("ts"))
-        .groupBy("user_id")
+        .groupBy(*USER_KEYS)
         .agg(F.sort_array(F.collect_list(F.struct("ts", "sku")), asc=False).alias("_buys"))
-        .select("user_id", F.slice(F.col("_buys.sku"), 1, config.last_purchased_skus).alias("last_purchased_skus"))
+        .select(*USER_KEYS, F.slice(F.col("_buys.sku"), 1, config.last_purchased_skus).alias("last_purchased_skus"))
     )
     features = (
-        behaviour.join(orders, "user_id", "left")
-        .join(sessions, "user_id", "left")
-        .join(_category_affinity(usd, _catalogue(products, as_of, config), config.top_categories), "user_id", "left")
-        .join(recent_buys, "user_id", "left")
+        behaviour.join(orders, USER_KEYS, "left")
+        .join(sessions, USER_KEYS, "left")
+        .join(_category_affinity(usd, _catalogue(products, dates, config), config.top_categories), USER_KEYS, "left")
+        .join(recent_buys, USER_KEYS, "left")
+        .join(_first_seen(activity, dates, days, previous), USER_KEYS, "left")
     )
-    first_seen = F.col("first_in_window")
-    if previous is not None:
-        carried = previous.select(
-            "user_id",
-            F.date_sub(F.col("feature_date"), F.col("days_since_first_seen")).alias("_carried_first_seen"),
-        )
-        features = features.join(carried, "user_id", "left")
-        first_seen = F.least(first_seen, F.col("_carried_first_seen"))
-    empty_affinity = F.create_map().cast("map<string,double>")
+    day = F.col("feature_date")
     result = features.select(
-        day.alias("feature_date"),
+        "feature_date",
         "user_id",
         F.datediff(day, F.col("last_order_date")).alias("recency_days"),
         *[F.coalesce(F.col(f"orders_{w}d"), F.lit(0)).alias(f"orders_{w}d") for w in WINDOWS["user"]],
         *[F.coalesce(F.col(f"revenue_{w}d"), F.lit(0.0)).alias(f"revenue_{w}d") for w in WINDOWS["user"]],
-        F.coalesce(F.col("category_affinity"), empty_affinity).alias("category_affinity"),
+        F.coalesce(F.col("category_affinity"), F.create_map().cast("map<string,double>")).alias("category_affinity"),
         _ratio(F.col("carts"), F.col("views"), cap=1.0).alias("view_to_cart_rate"),
         _ratio(F.col("purchases"), F.col("carts"), cap=1.0).alias("cart_to_purchase_rate"),
         F.coalesce(F.col("sessions_28d"), F.lit(0)).alias("sessions_28d"),
         _ratio(F.col("_returned"), F.col("_units"), cap=1.0).alias("return_rate"),
-        F.datediff(day, first_seen).alias("days_since_first_seen"),
+        F.datediff(day, F.col("first_seen")).alias("days_since_first_seen"),
         F.coalesce(F.col("last_purchased_skus"), F.array().cast("array<string>")).alias("last_purchased_skus"),
         _ratio(F.col("_revenue"), F.col("_units")).alias("avg_unit_price"),
     )
     return conform(result, "gold.user_features")
 
 
+def _first_seen(
+    activity: DailyActivity, dates: DataFrame, days: date | Sequence[date], previous: DataFrame | None
+) -> DataFrame:
+    """feature_date, user_id, first_seen: the earliest event from 89 days before the first build date on,
+    or the first-seen date carried by the previous day's features when earlier (as a day-by-day chain would)."""
+    first_day = days if isinstance(days, date) else min(days)
+    active_days = (
+        activity.user_sku_days.where(F.col("event_date") >= F.lit(_days_back(first_day, HISTORY_DAYS)))
+        .select("user_id", "event_date")
+        .distinct()
+    )
+    first_seen = (
+        active_days.join(F.broadcast(dates), F.col("event_date") <= F.col("feature_date"))
+        .groupBy(*USER_KEYS)
+        .agg(F.min("event_date").alias("first_seen"))
+    )
+    if previous is None:
+        return first_seen
+    carried = previous.select(
+        "user_id", F.date_sub(F.col("feature_date"), F.col("days_since_first_seen")).alias("_carried")
+    )
+    return first_seen.join(carried, "user_id", "left").select(
+        *USER_KEYS, F.least(F.col("first_seen"), F.col("_carried")).alias("first_seen")
+    )
+
+
 def _category_affinity(user_sku_days: DataFrame, catalogue: DataFrame, top: int) -> DataFrame:
-    """user_id, category_affinity: each known category's share of the user's interactions, top ``top`` kept."""
+    """feature_date, user_id, category_affinity: each known category's share of the user's interactions."""
     interactions = F.col("n_views") + F.col("n_carts") + F.col("n_purchases")
     per_category = (
-        user_sku_days.join(catalogue.where(F.col("category").isNotNull()).select("sku", "category"), "sku")
-        .groupBy("user_id", "category")
+        user_sku_days.join(catalogue.where(F.col("category").isNotNull()).select(*SKU_KEYS, "category"), SKU_KEYS)
+        .groupBy(*USER_KEYS, "category")
         .agg(F.sum(interactions).alias("n"))
         .where(F.col("n") > 0)
     )
-    by_user = Window.partitionBy("user_id")
+    by_user = Window.partitionBy(*USER_KEYS)
     ranked = per_category.withColumn("share", F.col("n") / F.sum("n").over(by_user)).withColumn(
         "_rank", F.row_number().over(by_user.orderBy(F.col("share").desc(), F.col("category")))
     )
     return (
         ranked.where(F.col("_rank") <= top)
-        .groupBy("user_id")
+        .groupBy(*USER_KEYS)
         .agg(F.map_from_entries(F.collect_list(F.struct("category", "share"))).alias("category_affinity"))
     )
 
@@ -519,46 +561,42 @@ def build_item_features(
     activity: DailyActivity,
     products: DataFrame,
     inventory: DataFrame | None,
-    as_of: date,
+    days: date | Sequence[date],
     config: FeaturesConfig,
 ) -> DataFrame:
-    """Popularity, sales, trend, conversion, returns, price and stock status per SKU as of ``as_of``.
+    """Popularity, sales, trend, conversion, returns, price and stock status per SKU as of each day.
 
     ``inventory`` is None when there is no inventory feed: stock_status is then 'unknown'.
     """
-    day = F.lit(as_of)
+    dates = _feature_dates(activity.sku_days.sparkSession, days)
     interactions = F.col("n_views") + F.col("n_carts") + F.col("n_purchases")
     activity_by_sku = (
-        activity.sku_days.where(_in_window(as_of, HISTORY_DAYS))
-        .groupBy("sku")
+        _expand(activity.sku_days, dates, HISTORY_DAYS)
+        .groupBy(*SKU_KEYS)
         .agg(
+            *[F.sum(F.when(_within(w), F.col("n_views")).otherwise(0)).alias(f"views_{w}d") for w in WINDOWS["item"]],
             *[
-                F.sum(F.when(_in_window(as_of, w), F.col("n_views")).otherwise(0)).alias(f"views_{w}d")
+                F.sum(F.when(_within(w), F.col("units_purchased")).otherwise(0.0)).alias(f"units_sold_{w}d")
                 for w in WINDOWS["item"]
             ],
-            *[
-                F.sum(F.when(_in_window(as_of, w), F.col("units_purchased")).otherwise(0.0)).alias(f"units_sold_{w}d")
-                for w in WINDOWS["item"]
-            ],
-            F.sum(F.when(_in_window(as_of, 7), interactions).otherwise(0)).alias("_interactions_7d"),
-            F.sum(F.when(_in_window(as_of, 28), interactions).otherwise(0)).alias("_interactions_28d"),
-            F.sum(F.when(_in_window(as_of, 28), F.col("n_purchases")).otherwise(0)).alias("_purchases_28d"),
+            F.sum(F.when(_within(7), interactions).otherwise(0)).alias("_interactions_7d"),
+            F.sum(F.when(_within(28), interactions).otherwise(0)).alias("_interactions_28d"),
+            F.sum(F.when(_within(28), F.col("n_purchases")).otherwise(0)).alias("_purchases_28d"),
             F.sum("units_purchased").alias("_units_90d"),
             F.sum("units_returned").alias("_returned_90d"),
         )
     )
-    catalogue = _catalogue(products, as_of, config)
-    week_ago = _catalogue(products, as_of - timedelta(days=7), config).select(
-        "sku", F.col("list_price").alias("_price_7d_ago")
+    week_ago = _catalogue(products, dates, config, shift_days=7).select(
+        *SKU_KEYS, F.col("list_price").alias("_price_7d_ago")
     )
-    items = catalogue.join(activity_by_sku, "sku", "full").join(week_ago, "sku", "left")
-    stock = _stock(inventory, as_of, config)
+    items = _catalogue(products, dates, config).join(activity_by_sku, SKU_KEYS, "full").join(week_ago, SKU_KEYS, "left")
+    stock = _stock(inventory, dates, config)
     if stock is None:
         items = items.withColumn("on_hand", F.lit(None).cast("int")).withColumn(
             "lead_time_days", F.lit(None).cast("int")
         )
     else:
-        items = items.join(stock, "sku", "left")
+        items = items.join(stock, SKU_KEYS, "left")
     units_28d = F.coalesce(F.col("units_sold_28d"), F.lit(0.0))
     lead_time_demand = units_28d / 28.0 * F.coalesce(F.col("lead_time_days"), F.lit(0))
     stock_status = (
@@ -568,7 +606,7 @@ def build_item_features(
         .otherwise("in_stock")
     )
     result = items.select(
-        day.alias("feature_date"),
+        "feature_date",
         "sku",
         "category",
         "brand",
@@ -586,13 +624,16 @@ def build_item_features(
     return conform(result, "gold.item_features")
 
 
-def build_user_item_interactions(activity: DailyActivity, as_of: date, config: FeaturesConfig) -> DataFrame:
+def build_user_item_interactions(
+    activity: DailyActivity, days: date | Sequence[date], config: FeaturesConfig
+) -> DataFrame:
     """Implicit-feedback strength per (user, SKU): event weights decayed by age in days (day D weighs 1)."""
-    age_days = F.datediff(F.lit(as_of), F.col("event_date"))
+    dates = _feature_dates(activity.sku_user_days.sparkSession, days)
+    age_days = F.datediff(F.col("feature_date"), F.col("event_date"))
     decay = F.pow(F.lit(0.5), age_days / F.lit(config.decay_half_life_days))
     result = (
-        activity.user_sku_days.where(_in_window(as_of, config.interaction_window_days))
-        .groupBy("user_id", "sku")
+        _expand(activity.user_sku_days, dates, config.interaction_window_days)
+        .groupBy(*USER_KEYS, "sku")
         .agg(
             F.greatest(F.sum(F.col("points") * decay), F.lit(0.0)).alias("strength"),
             F.sum("n_views").alias("n_views"),
@@ -600,44 +641,50 @@ def build_user_item_interactions(activity: DailyActivity, as_of: date, config: F
             F.sum("n_purchases").alias("n_purchases"),
             F.max("last_ts").alias("last_interaction_ts"),
         )
-        .withColumn("feature_date", F.lit(as_of))
     )
     return conform(result, "gold.user_item_interactions")
 
 
-def build_item_cooccurrence(activity: DailyActivity, as_of: date, config: FeaturesConfig) -> DataFrame:
+def build_item_cooccurrence(activity: DailyActivity, days: date | Sequence[date], config: FeaturesConfig) -> DataFrame:
     """Top-N neighbours per SKU from co-purchases (same customer) and co-views (same session and day).
 
     similarity = w·cos_purchase + (1-w)·cos_view with cos = n(a and b) / sqrt(n(a)·n(b));
     ties rank by co-purchases, co-views, then other_sku so reruns agree.
     """
+    dates = _feature_dates(activity.sku_user_days.sparkSession, days)
     bought = (
-        activity.user_sku_days.where(_in_window(as_of, config.co_purchase_window_days) & (F.col("n_purchases") > 0))
-        .select("user_id", "sku")
+        _expand(activity.user_sku_days.where(F.col("n_purchases") > 0), dates, config.co_purchase_window_days)
+        .select("feature_date", "user_id", "sku")
         .distinct()
     )
-    basket_sizes = bought.groupBy("user_id").agg(F.count("*").alias("_size"))
-    bought = bought.join(basket_sizes.where(F.col("_size") <= config.max_basket_items).select("user_id"), "user_id")
-    buyers = bought.groupBy("sku").agg(F.count("*").alias("n_a"))
+    basket_sizes = bought.groupBy(*USER_KEYS).agg(F.count("*").alias("_size"))
+    bought = bought.join(basket_sizes.where(F.col("_size") <= config.max_basket_items).select(*USER_KEYS), USER_KEYS)
+    buyers = bought.groupBy(*SKU_KEYS).agg(F.count("*").alias("n_a"))
     co_purchases = (
-        bought.join(bought.select("user_id", F.col("sku").alias("other_sku")), "user_id")
+        bought.join(bought.select(*USER_KEYS, F.col("sku").alias("other_sku")), USER_KEYS)
         .where(F.col("sku") != F.col("other_sku"))
-        .groupBy("sku", "other_sku")
+        .groupBy(*SKU_KEYS, "other_sku")
         .agg(F.count("*").alias("co_purchase_count"))
     )
-    in_view_window = _in_window(as_of, config.co_view_window_days)
-    viewers = activity.view_sku_days.where(in_view_window).groupBy("sku").agg(F.sum("n_baskets").alias("n_a"))
+    viewers = (
+        _expand(activity.view_sku_days, dates, config.co_view_window_days)
+        .groupBy(*SKU_KEYS)
+        .agg(F.sum("n_baskets").alias("n_a"))
+    )
     co_views_once = (
-        activity.view_pair_days.where(in_view_window)
-        .groupBy("sku", "other_sku")
+        _expand(activity.view_pair_days, dates, config.co_view_window_days)
+        .groupBy(*SKU_KEYS, "other_sku")
         .agg(F.sum("n_baskets").alias("co_view_count"))
     )
-    mirrored = co_views_once.select(F.col("other_sku").alias("sku"), F.col("sku").alias("other_sku"), "co_view_count")
-    co_views = co_views_once.unionByName(mirrored)
-    pairs = co_purchases.join(co_views, ["sku", "other_sku"], "full").fillna(0, ["co_purchase_count", "co_view_count"])
+    mirrored = co_views_once.select(
+        "feature_date", F.col("other_sku").alias("sku"), F.col("sku").alias("other_sku"), "co_view_count"
+    )
+    pairs = co_purchases.join(co_views_once.unionByName(mirrored), [*SKU_KEYS, "other_sku"], "full").fillna(
+        0, ["co_purchase_count", "co_view_count"]
+    )
     weight = config.purchase_similarity_weight
     similarity = F.lit(weight) * _cosine("purchase") + F.lit(1 - weight) * _cosine("view")
-    ranking = Window.partitionBy("sku").orderBy(
+    ranking = Window.partitionBy(*SKU_KEYS).orderBy(
         F.col("similarity").desc(), F.col("co_purchase_count").desc(), F.col("co_view_count").desc(), F.col("other_sku")
     )
     result = (
@@ -646,16 +693,15 @@ def build_item_cooccurrence(activity: DailyActivity, as_of: date, config: Featur
         .withColumn("similarity", similarity)
         .withColumn("rank", F.row_number().over(ranking))
         .where(F.col("rank") <= config.cooccurrence_top_n)
-        .withColumn("feature_date", F.lit(as_of))
     )
     return conform(result, "gold.item_cooccurrence")
 
 
 def _with_counts(pairs: DataFrame, counts: DataFrame, kind: str) -> DataFrame:
     """Attach n(a) and n(b) of one signal to each pair as ``{kind}_a`` / ``{kind}_b``."""
-    a = counts.select("sku", F.col("n_a").alias(f"{kind}_a"))
-    b = counts.select(F.col("sku").alias("other_sku"), F.col("n_a").alias(f"{kind}_b"))
-    return pairs.join(a, "sku", "left").join(b, "other_sku", "left")
+    a = counts.select(*SKU_KEYS, F.col("n_a").alias(f"{kind}_a"))
+    b = counts.select("feature_date", F.col("sku").alias("other_sku"), F.col("n_a").alias(f"{kind}_b"))
+    return pairs.join(a, SKU_KEYS, "left").join(b, ["feature_date", "other_sku"], "left")
 
 
 def _cosine(kind: str) -> Column:
@@ -668,34 +714,37 @@ def build_sku_daily_demand(
     activity: DailyActivity,
     products: DataFrame,
     inventory: DataFrame | None,
-    day: date,
+    days: date | Sequence[date],
     config: FeaturesConfig,
 ) -> DataFrame:
-    """One row per SKU for demand day ``day``: units (zero-filled), price, promotion, stockout, calendar, lags.
+    """One row per SKU and demand day: units (zero-filled), price, promotion, stockout, calendar, lags.
 
     Lags and rolling statistics use earlier days only; days before the first
     day with any events in ``activity`` are unknown (null), not zero.
     """
-    span = max(max(DEMAND_LAGS), max(ROLLING_DAYS))
-    first_day = day - timedelta(days=span)
-    daily = activity.sku_days.where(F.col("event_date").between(F.lit(first_day), F.lit(day)))
-    sold = daily.where(F.col("units_purchased") > 0).select("sku").distinct()
-    catalogue = _catalogue(products, day, config)
-    skus = catalogue.where(F.col("active")).select("sku").unionByName(sold).distinct()
+    dates = _feature_dates(activity.sku_days.sparkSession, days)
+    span = max(*DEMAND_LAGS, *ROLLING_DAYS)
+    daily = _expand(activity.sku_days, dates, span + 1)
+    sold = daily.where(F.col("units_purchased") > 0).select(*SKU_KEYS).distinct()
+    catalogue = _catalogue(products, dates, config)
+    skus = catalogue.where(F.col("active")).select(*SKU_KEYS).unionByName(sold).distinct()
     history_start = activity.sku_days.agg(F.min("event_date").alias("_history_start"))
-    grid = skus.withColumn("event_date", F.explode(F.sequence(F.lit(first_day), F.lit(day)))).crossJoin(
+    day = F.col("feature_date")
+    grid = skus.withColumn("event_date", F.explode(F.sequence(F.date_sub(day, span), day))).crossJoin(
         F.broadcast(history_start)
     )
     units = F.when(F.col("event_date") >= F.col("_history_start"), F.coalesce(F.col("units_purchased"), F.lit(0.0)))
-    series = grid.join(daily, ["sku", "event_date"], "left").withColumn("_units", units)
+    series = grid.join(
+        daily.select(*SKU_KEYS, "event_date", "units_purchased", "paid_amount"), [*SKU_KEYS, "event_date"], "left"
+    ).withColumn("_units", units)
 
     def on(offset: int) -> Column:
-        return F.col("event_date") == F.lit(day - timedelta(days=offset))
+        return F.col("event_date") == F.date_sub(day, offset)
 
-    def before(days: int) -> Column:
-        return F.col("event_date").between(F.lit(day - timedelta(days=days)), F.lit(day - timedelta(days=1)))
+    def before(n: int) -> Column:
+        return F.col("event_date").between(F.date_sub(day, n), F.date_sub(day, 1))
 
-    per_sku = series.groupBy("sku").agg(
+    per_sku = series.groupBy(*SKU_KEYS).agg(
         F.max(F.when(on(0), F.col("_units"))).alias("units"),
         F.max(F.when(on(0), F.col("paid_amount"))).alias("_paid"),
         *[F.max(F.when(on(lag), F.col("_units"))).alias(f"lag_{lag}") for lag in DEMAND_LAGS],
@@ -703,32 +752,32 @@ def build_sku_daily_demand(
         *[F.stddev_samp(F.when(before(n), F.col("_units"))).alias(f"rolling_std_{n}") for n in ROLLING_DAYS],
     )
     reference = (
-        products.where(_in_window(day, PROMO_REFERENCE_DAYS, "snapshot_date"))
-        .groupBy("sku")
+        _expand(products, dates, PROMO_REFERENCE_DAYS, "snapshot_date")
+        .groupBy(*SKU_KEYS)
         .agg(F.max(F.col("unit_price").cast("double")).alias("_reference_price"))
     )
-    stock = _stock(inventory, day, config)
-    demand = per_sku.join(catalogue, "sku", "left").join(reference, "sku", "left")
-    if stock is not None:
-        demand = demand.join(stock.select("sku", "on_hand"), "sku", "left")
-    else:
+    demand = per_sku.join(catalogue, SKU_KEYS, "left").join(reference, SKU_KEYS, "left")
+    stock = _stock(inventory, dates, config)
+    if stock is None:
         demand = demand.withColumn("on_hand", F.lit(None).cast("int"))
+    else:
+        demand = demand.join(stock.select(*SKU_KEYS, "on_hand"), SKU_KEYS, "left")
     price = F.coalesce(_ratio(F.col("_paid"), F.col("units")), F.col("list_price"))
     promoted = price <= F.col("_reference_price") * (1 - config.promo_min_discount)
-    weekday = day.isoweekday()
+    weekday = (F.dayofweek(day) + 5) % 7 + 1
     result = demand.select(
-        F.lit(day).alias("feature_date"),
+        "feature_date",
         "sku",
         "category",
         "units",
         price.alias("unit_price"),
         F.coalesce(promoted, F.lit(False)).alias("on_promotion"),
         F.coalesce(F.col("on_hand") <= 0, F.lit(False)).alias("is_stockout"),
-        F.lit(weekday).alias("day_of_week"),
-        F.lit(day.day).alias("day_of_month"),
-        F.lit(day.month).alias("month"),
-        F.lit(day.isocalendar().week).alias("week_of_year"),
-        F.lit(weekday >= 6).alias("is_weekend"),
+        weekday.alias("day_of_week"),
+        F.dayofmonth(day).alias("day_of_month"),
+        F.month(day).alias("month"),
+        F.weekofyear(day).alias("week_of_year"),
+        (weekday >= 6).alias("is_weekend"),
         *[f"lag_{lag}" for lag in DEMAND_LAGS],
         *[f"rolling_mean_{n}" for n in ROLLING_DAYS],
         *[f"rolling_std_{n}" for n in ROLLING_DAYS],

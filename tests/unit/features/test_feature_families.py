@@ -233,6 +233,28 @@ def test_no_leakage_from_events_after_the_end_of_the_day(activity, base):
     assert with_future == {table: sorted(map(str, rows)) for table, rows in base["rows"].items()}
 
 
+def test_one_pass_over_several_dates_equals_building_each_date(activity, base):
+    act, data = activity()
+    days = [AS_OF - timedelta(days=1), AS_OF]
+    config = CONFIG
+    together = {
+        "gold.user_features": build_user_features(act, data["products"], days, config),
+        "gold.item_features": build_item_features(act, data["products"], data["inventory"], days, config),
+        "gold.user_item_interactions": build_user_item_interactions(act, days, config),
+        "gold.item_cooccurrence": build_item_cooccurrence(act, days, config),
+        "gold.sku_daily_demand": build_sku_daily_demand(act, data["products"], data["inventory"], days, config),
+    }
+    for table, frame in together.items():
+        rows = frame.collect()
+        assert {row["feature_date"] for row in rows} == set(days), table
+        assert sorted(map(str, (r for r in rows if r["feature_date"] == AS_OF))) == sorted(
+            map(str, base["rows"][table])
+        ), table
+    alone = build_sku_daily_demand(act, data["products"], data["inventory"], days[0], config).collect()
+    demand = together["gold.sku_daily_demand"].where(f"feature_date = '{days[0]}'").collect()
+    assert sorted(map(str, demand)) == sorted(map(str, alone))
+
+
 def test_plan_corrections_covers_every_day_a_late_event_is_inside():
     late = {date(2024, 3, 7): 2, date(2024, 3, 9): 1}
     assert plan_corrections(late, date(2024, 3, 10)) == [

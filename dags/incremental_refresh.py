@@ -1,0 +1,76 @@
+"""Incremental refresh, every 5 minutes: fresh events to fresh recommendations and stock status, no retraining.
+
+One task, `refresh`, calls `jobs.incremental.run` for the tick: it reads the micro-batch files that landed
+under `landing/events/stream/` after the committed watermark (`ops.stream_watermark`), validates them
+with the nightly parser and GX suite (rejects to `ops.quarantine`), MERGEs them insert-only into
+`silver.events` / `silver.order_lines` (`feed = 'stream'`), brings the nightly features up to now
+(stream interactions, last-hour activity, trending SKUs, on-hand = snapshot - purchases since),
+re-ranks the lists of affected users with the promoted recommender (just-bought and sold-out SKUs
+masked), re-plans stock for SKUs just bought, writes only those keys into the current serving versions
+(refused, never overwriting, once a newer nightly version is current) and then advances the watermark.
+A failed or timed-out run leaves the watermark alone: the retry, or the next tick, takes the same files.
+
+Why one task: the steps hand each other Spark frames and in-memory model inputs, and the watermark may
+move only after the store took the results; split tasks would persist intermediates and start Spark
+once per task, for no gain in retry granularity (every step is idempotent, so a retry redoes the run).
+
+Why Spark (local[2], 2 shuffle partitions): the micro-batch goes through the *same* parser, de-duplication,
+bot rule and GX suite as the nightly run, which are Spark code; a second engine would mean a second set
+of rules that drift. Measured on the 2-core dev box under heavy load from other jobs
+(`bench/bench_incremental.py --quick`): Spark start-up in a fresh process 21-23 s, a warm run of 1k events
+about 25 s, of which the GX suite is 10-15 s; a run with nothing new returns in milliseconds without
+starting Spark. Start-up is a fixed cost below the period; the run time grows slowly with batch size.
+Schedule and limits: max_active_runs=1 (a long run delays the next tick instead of racing it), no catchup
+(the watermark, not the schedule, says what is left to do), a 4-minute task timeout (inside the period),
+retries with exponential backoff capped at 2 minutes.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import dag, task
+
+from shopml.orchestration import asset, default_args
+
+READS = [
+    "silver.products",
+    "silver.inventory_snapshots",
+    "gold.user_item_interactions",
+    "gold.user_features",
+    "gold.item_features",
+    "gold.item_cooccurrence",
+    "gold.recommendations",
+    "gold.demand_forecasts",
+    "gold.inventory_plan",
+]
+WRITES = ["silver.events", "silver.order_lines", "ops.quarantine", "ops.stream_watermark"]
+
+
+@dag(
+    dag_id="incremental_refresh",
+    schedule="*/5 * * * *",
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=timedelta(minutes=15),
+    default_args=default_args(
+        execution_timeout=timedelta(minutes=4),
+        retry_delay=timedelta(seconds=15),
+        max_retry_delay=timedelta(minutes=2),
+    ),
+    tags=["incremental", "streaming", "spark", "delta", "serving"],
+    doc_md=__doc__,
+)
+def incremental_refresh():
+    @task(inlets=[asset(table) for table in READS], outlets=[asset(table) for table in WRITES])
+    def refresh(logical_date=None, run_id=None) -> dict:
+        from jobs.incremental import run
+
+        return run(run_ts=logical_date, run_id=run_id)
+
+    refresh()
+
+
+incremental_refresh()
