@@ -200,7 +200,8 @@ def _task(body: Task) -> Callable[..., dict]:
     def run(
         run_date: date, run_id: str, settings: Settings | None = None, config: RecommendConfig | None = None
     ) -> dict:
-        settings, config = settings or get_settings(), config or settings.recommend
+        settings = settings or get_settings()
+        config = config or settings.recommend
         with _cpu_threads(config.cpu_threads):
             return body(run_date, run_id, settings, config)
 
