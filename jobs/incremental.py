@@ -208,12 +208,15 @@ def merge_batch(lake: Lake, files: Sequence[Path], run_ts: datetime, run_id: str
     )
     bronze = lines.withColumn("landing_date", _batch_landing_date(run_ts.date()))
     parsed = parse_events(bronze, settings.non_product_skus).cache()
-    sources = [
-        (row.landing_date, row.source_file) for row in parsed.select("landing_date", "source_file").distinct().collect()
-    ]
     usable = parsed.where(F.col("quarantine_reason").isNull()).drop("quarantine_reason")
     unique = drop_duplicate_events(usable, spark.createDataFrame([], "event_id string")).cache()
-    event_dates = [row[0] for row in unique.select(F.to_date("event_ts")).distinct().collect()]
+    # One pass over the parsed lines: the files' landing dates, the events' dates and the line counts.
+    files_seen = parsed.groupBy("landing_date", "source_file", F.to_date("event_ts").alias("event_date")).agg(
+        F.count(F.lit(1)).alias("lines"), F.count("quarantine_reason").alias("unparsable")
+    )
+    seen = files_seen.collect()
+    sources = sorted({(row.landing_date, row.source_file) for row in seen})
+    event_dates = sorted({row.event_date for row in seen if row.event_date is not None})
     if lake.exists("silver.events"):
         loaded = lake.read("silver.events").where(F.col("event_date").isin(event_dates)).select("event_id")
     else:
@@ -253,15 +256,13 @@ def merge_batch(lake: Lake, files: Sequence[Path], run_ts: datetime, run_id: str
     quarantine = clean_rejects.withColumn("stage", F.lit("stream_clean")).unionByName(
         rejected.drop("days_late", "event_date", "feed").withColumn("stage", F.lit("stream_validate"))
     )
-    counts = {
-        "lines": parsed.count(),
-        "unique": unique.count(),
-        "already_in_silver": known.count(),
-        "bots": flagged.where("is_bot").count(),
-        "quarantined": quarantine.count(),
-        "merged": passed.count(),
-    }
-    counts["duplicates"] = usable.count() - counts["unique"] + counts["already_in_silver"]
+    screened = flagged.agg(F.count(F.lit(1)).alias("rows"), F.count_if("is_bot").alias("bots")).first()
+    lines, unparsable = sum(row.lines for row in seen), sum(row.unparsable for row in seen)
+    counts = {"lines": lines, "unique": unique.count(), "already_in_silver": known.count(), "bots": screened.bots}
+    rejected_count = rejected.count()
+    counts["duplicates"] = lines - unparsable - counts["unique"] + counts["already_in_silver"]
+    counts["quarantined"] = unparsable + screened.bots + rejected_count
+    counts["merged"] = screened.rows - screened.bots - rejected_count
     if counts["quarantined"]:
         _write_quarantine(lake, quarantine, sources, run_id)
     if counts["merged"]:
@@ -475,6 +476,12 @@ def publish_refresh(refresh: Refresh, settings: Settings) -> bool:
 # ---- the run ------------------------------------------------------------------------------------
 
 
+def _utc(moment: datetime) -> datetime:
+    """A plain aware UTC datetime (Airflow hands over pendulum ones, which pandas does not compare with)."""
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return datetime.fromtimestamp(moment.timestamp(), tz=UTC)
+
+
 def micro_batch_settings(settings: Settings, config: IncrementalConfig) -> Settings:
     """Settings with Spark sized for micro-batches (local mode, few shuffle partitions)."""
     update: dict[str, Any] = {"spark_shuffle_partitions": config.shuffle_partitions}
@@ -496,7 +503,7 @@ def run(
     """
     started = time.monotonic()
     config = config or IncrementalConfig()
-    run_ts = (run_ts or datetime.now(UTC)).astimezone(UTC)
+    run_ts = _utc(run_ts or datetime.now(UTC))
     lake = lake or Lake(micro_batch_settings(get_settings(), config))
     settings = lake.settings
     watermark = read_watermark(lake, config.stream)

@@ -63,11 +63,13 @@ def airflow_env(settings: Settings | None = None) -> dict[str, str]:
     return env
 
 
-def airflow(*args: str, settings: Settings | None = None, check: bool = True) -> subprocess.CompletedProcess:
+def airflow(
+    *args: str, settings: Settings | None = None, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """Run the airflow CLI of this venv with this project's environment."""
     command = [str(Path(sys.executable).parent / "airflow"), *args]
     log.info("$ %s", " ".join(command))
-    return subprocess.run(command, env=airflow_env(settings), check=check)
+    return subprocess.run(command, env=env or airflow_env(settings), check=check)
 
 
 def migrate(settings: Settings | None = None) -> None:
@@ -87,12 +89,16 @@ def test_dag(
     only the failed part of a night, as clearing those tasks in the UI would.
     """
     migrate(settings)
+    env = airflow_env(settings)
+    # Airflow 3.3.2's `dags test` cannot finish a run of a DAG with a deadline alert
+    # (DeadlineAlertModel.get_by_id is handed the serialized dict): test runs go without one.
+    env["SHOPML_NOTIFY__DEADLINE_HOURS"] = "0"
     args = ["dags", "test", dag_id, logical_date.isoformat()]
     if conf:
         args += ["-c", json.dumps(conf)]
     if skip_tasks:
         args += ["--mark-success-pattern", skip_tasks]
-    result = airflow(*args, settings=settings, check=False)
+    result = airflow(*args, settings=settings, check=False, env=env)
     if result.returncode != 0:
         raise RuntimeError(
             f"DAG {dag_id} failed for {logical_date} (airflow dags test exit {result.returncode}); see the task logs above"

@@ -82,7 +82,9 @@ class NotifyConfig(BaseModel):
             "in the past and would miss a logical-date deadline at once."
         ),
     )
-    deadline_hours: float = Field(6.0, gt=0, description="A run still unfinished this long after the reference alerts.")
+    deadline_hours: float = Field(
+        6.0, ge=0, description="A run still unfinished this long after the reference alerts; 0 switches it off."
+    )
 
 
 def _jsonable(value: Any) -> Any:
@@ -411,11 +413,16 @@ async def notify_deadline_missed(context: Mapping[str, Any] | None = None, deadl
     return message.model_dump(mode="json")
 
 
-def nightly_deadline(config: NotifyConfig | None = None) -> DeadlineAlert:
-    """What ``@dag(deadline=...)`` takes: alert when a run is unfinished ``deadline_hours`` after its reference."""
+def nightly_deadline(config: NotifyConfig | None = None) -> DeadlineAlert | None:
+    """What ``@dag(deadline=...)`` takes: alert when a run is unfinished ``deadline_hours`` after its reference.
+
+    ``deadline_hours=0`` gives None (no deadline).
+    """
     from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
 
     config = config or notify_config(_current_settings())
+    if not config.deadline_hours:
+        return None
     reference = (
         DeadlineReference.DAGRUN_QUEUED_AT
         if config.deadline_reference == "queued_at"
