@@ -9,7 +9,7 @@ from typing import ClassVar
 
 import pytest
 
-from shopml.airflow_env import test_dag
+from shopml import airflow_env
 from shopml.generate import GeneratorConfig, generate
 from shopml.lake import Lake
 from shopml.settings import load_settings
@@ -64,7 +64,7 @@ def test_nightly_run_then_failed_publish_then_rerun(tmp_path, monkeypatch, webho
     settings = load_settings(var_root=tmp_path / "var", landing_root=tmp_path / "landing")
     last = SHOP.end_date
 
-    test_dag("nightly_retrain", last, {"backfill_from": SHOP.start_date.isoformat()}, settings=settings)
+    airflow_env.test_dag("nightly_retrain", last, {"backfill_from": SHOP.start_date.isoformat()}, settings=settings)
 
     lake = Lake(settings)
     served = _served(settings)
@@ -83,7 +83,7 @@ def test_nightly_run_then_failed_publish_then_rerun(tmp_path, monkeypatch, webho
         var_root=tmp_path / "var", landing_root=tmp_path / "landing", serving_url="sqlite:////proc/no-such-dir/x.db"
     )
     with pytest.raises(RuntimeError, match="failed"):
-        test_dag(
+        airflow_env.test_dag(
             "nightly_retrain", last, {"backfill_from": last.isoformat()}, settings=broken, skip_tasks=SPARK_AND_MODELS
         )
     assert _served(settings) == served
@@ -91,7 +91,7 @@ def test_nightly_run_then_failed_publish_then_rerun(tmp_path, monkeypatch, webho
     assert failed >= {f"publish.publish_{name}" for name in DATASETS}
 
     # Clear-and-rerun of what failed completes, with the same keys served.
-    test_dag(
+    airflow_env.test_dag(
         "nightly_retrain", last, {"backfill_from": last.isoformat()}, settings=settings, skip_tasks=SPARK_AND_MODELS
     )
     rerun = _served(settings)
