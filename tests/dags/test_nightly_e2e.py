@@ -52,7 +52,7 @@ def _served(settings) -> dict[str, tuple[str, int]]:
     try:
         return {
             name: (version, store.count_entries(name, version))
-            for name in DATASETS
+            for name in ("recommendations", "similar", *sorted(FORECAST_DATASETS))
             if (version := store.current_version(name)) is not None
         }
     finally:
