@@ -53,6 +53,8 @@ def airflow_env(settings: Settings | None = None) -> dict[str, str]:
             "SHOPML_VAR_ROOT": str(var),
         }
     )
+    if settings.serving_url:
+        env["SHOPML_SERVING_URL"] = settings.serving_url
     for name in ("lake_root", "landing_root", "models_root", "reports_root"):
         value = getattr(settings, name)
         if value is not None and "://" not in str(value):

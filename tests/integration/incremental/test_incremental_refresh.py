@@ -13,7 +13,6 @@ import pyarrow.compute as pc
 import pytest
 
 from jobs.incremental import (
-    IncrementalConfig,
     build_refresh,
     current_versions,
     merge_batch,
@@ -21,6 +20,7 @@ from jobs.incremental import (
     publish_refresh,
     run,
 )
+from jobs.incremental_config import IncrementalConfig
 from jobs.ingest import CSV_SUFFIXES, JSON_SUFFIXES
 from shopml import airflow_env
 from shopml.lake import Lake
