@@ -40,8 +40,7 @@ import time
 started = time.perf_counter()
 import jobs.incremental
 imported = time.perf_counter()
-from jobs.incremental import micro_batch_settings
-from jobs.incremental_config import IncrementalConfig
+from jobs.incremental import IncrementalConfig, micro_batch_settings
 from shopml.settings import load_settings
 from shopml.spark import get_spark
 spark = get_spark(micro_batch_settings(load_settings(var_root={var!r}), IncrementalConfig()))
@@ -122,8 +121,7 @@ def main(argv: list[str] | None = None) -> dict:
     runs = args.runs or (3 if args.quick else 20)
     sizes = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
 
-    from jobs.incremental import micro_batch_settings
-    from jobs.incremental_config import IncrementalConfig
+    from jobs.incremental import IncrementalConfig, micro_batch_settings
     from shopml.settings import load_settings
     from shopml.spark import get_spark
     from tests.integration.incremental.serving_shop import TINY_SHOP, build_serving_shop

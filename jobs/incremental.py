@@ -41,10 +41,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from pydantic import BaseModel, ConfigDict, Field
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from jobs.incremental_config import IncrementalConfig
 from jobs.ingest import CSV_SUFFIXES, JSON_SUFFIXES, read_landed_lines
 from jobs.transforms import realtime
 from jobs.transforms.cleaning import drop_duplicate_events, flag_bot_sessions, to_order_lines, with_event_date
@@ -63,9 +63,9 @@ from models.recommend.retrieval import load_retrieval
 from models.registry import ModelRegistry
 from shopml.lake import Lake
 from shopml.quality import ValidationFailed, validate
-from shopml.serving.encoding import dataset_spec, decode_payload
+from shopml.serving.encoding import dataset_spec
 from shopml.serving.publish import dataset_versions, overlay_keys
-from shopml.serving.store import VersionInfo, open_store
+from shopml.serving.store import VersionInfo
 from shopml.settings import Settings, get_settings
 from shopml.watermark import Watermark, commit_watermark, pending_files, read_watermark
 
@@ -77,6 +77,35 @@ MERGE_KEYS = ("event_date", "event_id")
 EVENT_COLUMNS = ["event_id", "event_type", "user_id", "sku", "quantity", "event_ts"]
 
 
+class IncrementalConfig(BaseModel):
+    """Knobs of the 5-minute refresh (the lead nests it into Settings as ``incremental``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stream: str = Field("events", description="Name of the stream in ops.stream_watermark.")
+    stream_folder: str = Field("events/stream", description="Folder of the micro-batch files under the landing root.")
+    max_files_per_run: int = Field(
+        12,
+        ge=1,
+        description="Most files one run reads (an hour of 5-minute batches): after an outage the backlog is "
+        "worked off in bounded runs that each fit the task timeout.",
+    )
+    activity_window_minutes: int = Field(60, ge=1, description="Window of the last-hour activity and trending SKUs.")
+    trending_top_n: int = Field(20, ge=1, description="Trending SKUs reported per run.")
+    spark_master: str | None = Field(
+        "local[2]",
+        description="Spark master for micro-batches; local mode by default even where the nightly uses a cluster "
+        "(a cluster's executor start-up costs more than a micro-batch's work). None: Settings.spark_master.",
+    )
+    shuffle_partitions: int = Field(2, ge=1, description="spark.sql.shuffle.partitions for micro-batches.")
+    publish_attempts: int = Field(
+        2,
+        ge=1,
+        description="Rebuilds when a newer nightly version became current while the run computed "
+        "(its overlays are refused); then the run fails and the watermark stays.",
+    )
+
+
 class OverlayRefusedError(RuntimeError):
     """The serving store kept refusing the overlays: a newer version kept appearing while the run computed."""
 
@@ -85,13 +114,14 @@ class OverlayRefusedError(RuntimeError):
 class Batch:
     """What one run took from the stream."""
 
+    files: list[str]
     counts: dict[str, int]
     # Valid events of the batch (new ones and ones silver already held): who and what they affect.
     events: pd.DataFrame
 
     @classmethod
     def empty(cls) -> Batch:
-        return cls({}, pd.DataFrame({column: pd.Series(dtype=object) for column in EVENT_COLUMNS}))
+        return cls([], {}, pd.DataFrame({column: pd.Series(dtype=object) for column in EVENT_COLUMNS}))
 
 
 @dataclass
@@ -244,7 +274,7 @@ def merge_batch(lake: Lake, files: Sequence[Path], run_ts: datetime, run_id: str
     for frame in (parsed, unique, flagged, staged, rejected, passed):
         frame.unpersist()
     log.info("micro-batch %s..%s: %s", files[0].name, files[-1].name, counts)
-    return Batch(counts, events)
+    return Batch([path.name for path in files], counts, events)
 
 
 # ---- serving: what changed, recomputed with the promoted models ------------------------------------
@@ -285,21 +315,6 @@ def _stock_now(lake: Lake, day: date, exclude: pd.Series) -> tuple[pd.DataFrame,
     )
     before = purchases[~purchases["event_id"].isin(exclude)]
     return realtime.estimate_on_hand(snapshots, purchases), realtime.estimate_on_hand(snapshots, before)
-
-
-def _served_holders(settings: Settings, users: set[str], skus: set[str]) -> set[str]:
-    """Those of ``users`` whose list in the current serving version shows any of ``skus`` (one lookup each)."""
-    store = open_store(settings.serving, settings.serving_store)
-    try:
-        found = set()
-        for user in sorted(users):
-            hit = store.lookup("recommendations", user)
-            shown = decode_payload(hit.payload)["items"] if hit is not None and hit.payload is not None else []
-            if any(item["sku"] in skus for item in shown):
-                found.add(user)
-        return found
-    finally:
-        store.close()
 
 
 def _inventory_overlay(
@@ -360,16 +375,12 @@ def _recommendation_overlay(
     if catch_up:
         users |= realtime.active_users(stream)
     if sold_out:
-        # Holders in the nightly lists, and among the users overlaid since (all active in the stream) those
-        # whose served list shows a sold-out SKU.
+        # Holders in the nightly lists, plus everyone overlaid since (they are active in the stream).
         where = (pc.field("scored_date") == pa.scalar(feature_day, pa.date32())) & pc.field("sku").isin(
             sorted(sold_out)
         )
-        nightly_holders = realtime.holders(
-            lake.read_pandas("gold.recommendations", columns=["user_id", "sku"], filter=where), sold_out
-        )
-        overlaid = realtime.active_users(stream) - nightly_holders - users
-        users |= nightly_holders | _served_holders(settings, overlaid, sold_out)
+        nightly_lists = lake.read_pandas("gold.recommendations", columns=["user_id", "sku"], filter=where)
+        users |= realtime.holders(nightly_lists, sold_out) | realtime.active_users(stream)
 
     since = run_ts - timedelta(minutes=config.activity_window_minutes)
     hours = config.activity_window_minutes / 60
