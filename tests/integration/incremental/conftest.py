@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from shopml.serving.api import create_app
-from tests.integration.incremental.serving_shop import ServingShop, build_serving_shop, open_shop
+from tests.integration.incremental.serving_shop import ServingShop, open_shop
 
 
 @pytest.fixture(scope="session")
