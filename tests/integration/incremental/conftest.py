@@ -10,12 +10,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from shopml.serving.api import create_app
-from tests.integration.incremental.serving_shop import ServingShop, open_shop
+from tests.integration.incremental.serving_shop import ServingShop, build_serving_shop, open_shop
 
 
 @pytest.fixture(scope="session")
 def pristine_shop(tmp_path_factory, spark) -> Path:
-    return Path("/tmp/inc/shop")  # DEV ONLY
+    root = tmp_path_factory.mktemp("incremental-shop")
+    build_serving_shop(root, spark)
+    return root
 
 
 @pytest.fixture
