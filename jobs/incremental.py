@@ -63,9 +63,9 @@ from models.recommend.retrieval import load_retrieval
 from models.registry import ModelRegistry
 from shopml.lake import Lake
 from shopml.quality import ValidationFailed, validate
-from shopml.serving.encoding import dataset_spec
+from shopml.serving.encoding import dataset_spec, decode_payload
 from shopml.serving.publish import dataset_versions, overlay_keys
-from shopml.serving.store import VersionInfo
+from shopml.serving.store import VersionInfo, open_store
 from shopml.settings import Settings, get_settings
 from shopml.watermark import Watermark, commit_watermark, pending_files, read_watermark
 
@@ -114,14 +114,13 @@ class OverlayRefusedError(RuntimeError):
 class Batch:
     """What one run took from the stream."""
 
-    files: list[str]
     counts: dict[str, int]
     # Valid events of the batch (new ones and ones silver already held): who and what they affect.
     events: pd.DataFrame
 
     @classmethod
     def empty(cls) -> Batch:
-        return cls([], {}, pd.DataFrame({column: pd.Series(dtype=object) for column in EVENT_COLUMNS}))
+        return cls({}, pd.DataFrame({column: pd.Series(dtype=object) for column in EVENT_COLUMNS}))
 
 
 @dataclass
@@ -274,7 +273,7 @@ def merge_batch(lake: Lake, files: Sequence[Path], run_ts: datetime, run_id: str
     for frame in (parsed, unique, flagged, staged, rejected, passed):
         frame.unpersist()
     log.info("micro-batch %s..%s: %s", files[0].name, files[-1].name, counts)
-    return Batch([path.name for path in files], counts, events)
+    return Batch(counts, events)
 
 
 # ---- serving: what changed, recomputed with the promoted models ------------------------------------
@@ -315,6 +314,21 @@ def _stock_now(lake: Lake, day: date, exclude: pd.Series) -> tuple[pd.DataFrame,
     )
     before = purchases[~purchases["event_id"].isin(exclude)]
     return realtime.estimate_on_hand(snapshots, purchases), realtime.estimate_on_hand(snapshots, before)
+
+
+def _served_holders(settings: Settings, users: set[str], skus: set[str]) -> set[str]:
+    """Those of ``users`` whose list in the current serving version shows any of ``skus`` (one lookup each)."""
+    store = open_store(settings.serving, settings.serving_store)
+    try:
+        found = set()
+        for user in sorted(users):
+            hit = store.lookup("recommendations", user)
+            shown = decode_payload(hit.payload)["items"] if hit is not None and hit.payload is not None else []
+            if any(item["sku"] in skus for item in shown):
+                found.add(user)
+        return found
+    finally:
+        store.close()
 
 
 def _inventory_overlay(
@@ -375,12 +389,16 @@ def _recommendation_overlay(
     if catch_up:
         users |= realtime.active_users(stream)
     if sold_out:
-        # Holders in the nightly lists, plus everyone overlaid since (they are active in the stream).
+        # Holders in the nightly lists, and among the users overlaid since (all active in the stream) those
+        # whose served list shows a sold-out SKU.
         where = (pc.field("scored_date") == pa.scalar(feature_day, pa.date32())) & pc.field("sku").isin(
             sorted(sold_out)
         )
-        nightly_lists = lake.read_pandas("gold.recommendations", columns=["user_id", "sku"], filter=where)
-        users |= realtime.holders(nightly_lists, sold_out) | realtime.active_users(stream)
+        nightly_holders = realtime.holders(
+            lake.read_pandas("gold.recommendations", columns=["user_id", "sku"], filter=where), sold_out
+        )
+        overlaid = realtime.active_users(stream) - nightly_holders - users
+        users |= nightly_holders | _served_holders(settings, overlaid, sold_out)
 
     since = run_ts - timedelta(minutes=config.activity_window_minutes)
     hours = config.activity_window_minutes / 60

@@ -111,6 +111,26 @@ def test_a_sold_out_sku_disappears_from_every_served_list_after_one_run(shop, ap
     assert _stock(api, sku)["on_hand"] == 0
 
 
+def test_a_sku_selling_out_leaves_the_lists_earlier_runs_overlaid(shop, api):
+    user, bought = _personal_list_head(shop)
+    lists = _nightly_lists(shop)
+    nightly = set(lists.loc[lists["user_id"] == user, "sku"])
+    ts = shop.stream_day_ts(10, 5)
+    write_batch(shop, ts, [event("p-1", "purchase", bought, ts - timedelta(minutes=1), user)])
+    run(ts, "inc-1", lake=shop.lake)
+    # The list moved up one place and took in a SKU the nightly list did not show.
+    newcomers = [sku for sku in _items(api, user) if sku not in nightly]
+    sku = newcomers[0]
+    later = ts + timedelta(minutes=5)
+    units = _stock(api, sku)["on_hand"]
+    write_batch(shop, later, [event("so-1", "purchase", sku, later - timedelta(minutes=1), None, quantity=units)])
+
+    summary = run(later, "inc-2", lake=shop.lake)
+
+    assert units > 0 and sku in summary["sold_out_skus"]
+    assert sku not in _items(api, user)
+
+
 def test_replayed_and_duplicated_batches_are_idempotent(shop, api):
     user, sku = _personal_list_head(shop)
     replayed = shop.lake.read_pandas("silver.events").sort_values("event_id").iloc[0]
