@@ -276,16 +276,15 @@ class DailyActivity:
     sku_days:          sku, event_date and the same counters, all users together
     user_order_days:   user_id, event_date, n_orders, revenue, units_purchased, units_returned (from order lines)
     user_session_days: user_id, session_id, event_date (distinct)
-    view_sku_days:     sku, event_date, n_baskets (session-days that viewed the SKU)
-    view_pair_days:    sku < other_sku, event_date, n_baskets (session-days that viewed both)
+    view_baskets:      event_date, skus: the sorted distinct SKUs one session viewed that day (at most
+                       ``max_basket_items``), from the co-view window of the first build date on
     """
 
     sku_user_days: DataFrame
     sku_days: DataFrame
     user_order_days: DataFrame
     user_session_days: DataFrame
-    view_sku_days: DataFrame
-    view_pair_days: DataFrame
+    view_baskets: DataFrame
 
     @property
     def user_sku_days(self) -> DataFrame:
@@ -358,30 +357,32 @@ def summarise_activity(
     user_session_days = (
         events.where(F.col("user_id").isNotNull()).select("user_id", "session_id", "event_date").distinct()
     )
-    view_sku_days, view_pair_days = _view_baskets(
-        events.where(
-            (kind == "view") & (F.col("event_date") >= F.lit(_days_back(first_date, config.co_view_window_days)))
-        ),
-        config.max_basket_items,
+    viewed = events.where(
+        (kind == "view") & (F.col("event_date") >= F.lit(_days_back(first_date, config.co_view_window_days)))
     )
-    return DailyActivity(sku_user_days, sku_days, user_order_days, user_session_days, view_sku_days, view_pair_days)
+    basket = F.concat_ws("|", F.coalesce(F.col("user_id"), F.lit("")), F.col("session_id"))
+    view_baskets = (
+        viewed.groupBy(basket.alias("basket"), "event_date")
+        .agg(F.array_sort(F.collect_set("sku")).alias("skus"))
+        .where(F.size("skus") <= config.max_basket_items)
+        .select("event_date", "skus")
+    )
+    return DailyActivity(sku_user_days, sku_days, user_order_days, user_session_days, view_baskets)
 
 
-def _view_baskets(views: DataFrame, max_items: int) -> tuple[DataFrame, DataFrame]:
-    """Session-day baskets of viewed SKUs: SKU counts and SKU-pair counts per day (each pair once, sku < other_sku)."""
-    basket = F.concat_ws("|", F.coalesce(F.col("user_id"), F.lit("")), F.col("session_id"), F.col("event_date"))
-    items = views.select(basket.alias("basket"), "event_date", "sku").distinct()
-    sizes = items.groupBy("basket").agg(F.count("*").alias("_size")).where(F.col("_size") <= max_items)
-    kept = items.join(sizes.select("basket"), "basket")
-    sku_counts = kept.groupBy("sku", "event_date").agg(F.count("*").alias("n_baskets"))
-    other = kept.select("basket", F.col("sku").alias("other_sku"))
-    pairs = (
-        kept.join(other, "basket")
-        .where(F.col("sku") < F.col("other_sku"))
-        .groupBy("sku", "other_sku", "event_date")
-        .agg(F.count("*").alias("n_baskets"))
+def _pairs(skus: Column) -> Column:
+    """Every unordered pair of a sorted array, as structs (sku, other_sku) with sku < other_sku.
+
+    Pairs come from arrays rather than a self-join: no shuffle of every basket item against every other.
+    """
+    return F.flatten(
+        F.transform(
+            skus,
+            lambda sku, i: F.transform(
+                F.slice(skus, i + 2, F.size(skus)), lambda other: F.struct(sku.alias("sku"), other.alias("other_sku"))
+            ),
+        )
     )
-    return sku_counts, pairs
 
 
 # ---- feature dates, catalogue and inventory as of each -----------------------------------------
@@ -454,8 +455,14 @@ def build_user_features(
     """
     dates = _feature_dates(activity.sku_user_days.sparkSession, days)
     usd = _expand(activity.user_sku_days, dates, HISTORY_DAYS)
-    behaviour = usd.groupBy(*USER_KEYS).agg(
-        F.sum("n_views").alias("views"), F.sum("n_carts").alias("carts"), F.sum("n_purchases").alias("purchases")
+    catalogue = _catalogue(products, dates, config).select(*SKU_KEYS, "category")
+    per_category = (
+        usd.join(F.broadcast(catalogue), SKU_KEYS, "left")
+        .groupBy(*USER_KEYS, "category")
+        .agg(F.sum("n_views").alias("views"), F.sum("n_carts").alias("carts"), F.sum("n_purchases").alias("purchases"))
+    )
+    behaviour = per_category.groupBy(*USER_KEYS).agg(
+        F.sum("views").alias("views"), F.sum("carts").alias("carts"), F.sum("purchases").alias("purchases")
     )
     orders = (
         _expand(activity.user_order_days, dates, HISTORY_DAYS)
@@ -488,7 +495,7 @@ def build_user_features(
     features = (
         behaviour.join(orders, USER_KEYS, "left")
         .join(sessions, USER_KEYS, "left")
-        .join(_category_affinity(usd, _catalogue(products, dates, config), config.top_categories), USER_KEYS, "left")
+        .join(_category_affinity(per_category, config.top_categories), USER_KEYS, "left")
         .join(recent_buys, USER_KEYS, "left")
         .join(_first_seen(activity, dates, days, previous), USER_KEYS, "left")
     )
@@ -518,7 +525,7 @@ def _first_seen(
     or the first-seen date carried by the previous day's features when earlier (as a day-by-day chain would)."""
     first_day = days if isinstance(days, date) else min(days)
     active_days = (
-        activity.user_sku_days.where(F.col("event_date") >= F.lit(_days_back(first_day, HISTORY_DAYS)))
+        activity.user_session_days.where(F.col("event_date") >= F.lit(_days_back(first_day, HISTORY_DAYS)))
         .select("user_id", "event_date")
         .distinct()
     )
@@ -537,18 +544,15 @@ def _first_seen(
     )
 
 
-def _category_affinity(user_sku_days: DataFrame, catalogue: DataFrame, top: int) -> DataFrame:
+def _category_affinity(per_category: DataFrame, top: int) -> DataFrame:
     """feature_date, user_id, category_affinity: each known category's share of the user's interactions."""
-    interactions = F.col("n_views") + F.col("n_carts") + F.col("n_purchases")
-    per_category = (
-        user_sku_days.join(catalogue.where(F.col("category").isNotNull()).select(*SKU_KEYS, "category"), SKU_KEYS)
-        .groupBy(*USER_KEYS, "category")
-        .agg(F.sum(interactions).alias("n"))
-        .where(F.col("n") > 0)
-    )
+    interactions = F.col("views") + F.col("carts") + F.col("purchases")
+    known = per_category.where(F.col("category").isNotNull()).select(*USER_KEYS, "category", interactions.alias("n"))
     by_user = Window.partitionBy(*USER_KEYS)
-    ranked = per_category.withColumn("share", F.col("n") / F.sum("n").over(by_user)).withColumn(
-        "_rank", F.row_number().over(by_user.orderBy(F.col("share").desc(), F.col("category")))
+    ranked = (
+        known.where(F.col("n") > 0)
+        .withColumn("share", F.col("n") / F.sum("n").over(by_user))
+        .withColumn("_rank", F.row_number().over(by_user.orderBy(F.col("share").desc(), F.col("category"))))
     )
     return (
         ranked.where(F.col("_rank") <= top)
@@ -648,53 +652,63 @@ def build_user_item_interactions(
 def build_item_cooccurrence(activity: DailyActivity, days: date | Sequence[date], config: FeaturesConfig) -> DataFrame:
     """Top-N neighbours per SKU from co-purchases (same customer) and co-views (same session and day).
 
-    similarity = w·cos_purchase + (1-w)·cos_view with cos = n(a and b) / sqrt(n(a)·n(b));
-    ties rank by co-purchases, co-views, then other_sku so reruns agree.
+    similarity = w·cos_purchase + (1-w)·cos_view with cos = n(a and b) / sqrt(n(a)·n(b)); it is
+    symmetric, so pairs are counted once (sku < other_sku) and mirrored only for the ranking.
+    Ties rank by co-purchases, co-views, then other_sku so reruns agree.
     """
     dates = _feature_dates(activity.sku_user_days.sparkSession, days)
-    bought = (
+    baskets = (
         _expand(activity.user_sku_days.where(F.col("n_purchases") > 0), dates, config.co_purchase_window_days)
-        .select("feature_date", "user_id", "sku")
-        .distinct()
+        .groupBy(*USER_KEYS)
+        .agg(F.array_sort(F.collect_set("sku")).alias("skus"))
+        .where(F.size("skus") <= config.max_basket_items)
     )
-    basket_sizes = bought.groupBy(*USER_KEYS).agg(F.count("*").alias("_size"))
-    bought = bought.join(basket_sizes.where(F.col("_size") <= config.max_basket_items).select(*USER_KEYS), USER_KEYS)
-    buyers = bought.groupBy(*SKU_KEYS).agg(F.count("*").alias("n_a"))
-    co_purchases = (
-        bought.join(bought.select(*USER_KEYS, F.col("sku").alias("other_sku")), USER_KEYS)
-        .where(F.col("sku") != F.col("other_sku"))
-        .groupBy(*SKU_KEYS, "other_sku")
-        .agg(F.count("*").alias("co_purchase_count"))
-    )
-    viewers = (
-        _expand(activity.view_sku_days, dates, config.co_view_window_days)
-        .groupBy(*SKU_KEYS)
-        .agg(F.sum("n_baskets").alias("n_a"))
-    )
-    co_views_once = (
-        _expand(activity.view_pair_days, dates, config.co_view_window_days)
-        .groupBy(*SKU_KEYS, "other_sku")
-        .agg(F.sum("n_baskets").alias("co_view_count"))
-    )
-    mirrored = co_views_once.select(
-        "feature_date", F.col("other_sku").alias("sku"), F.col("sku").alias("other_sku"), "co_view_count"
-    )
-    pairs = co_purchases.join(co_views_once.unionByName(mirrored), [*SKU_KEYS, "other_sku"], "full").fillna(
-        0, ["co_purchase_count", "co_view_count"]
-    )
+    viewed = _expand(activity.view_baskets, dates, config.co_view_window_days)
+    buyers, co_purchases = _basket_counts(baskets, "purchase")
+    viewers, co_views = _basket_counts(viewed, "view")
+    pair_keys = [*SKU_KEYS, "other_sku"]
+    pairs = co_purchases.join(co_views, pair_keys, "full").fillna(0, ["co_purchase_count", "co_view_count"])
     weight = config.purchase_similarity_weight
-    similarity = F.lit(weight) * _cosine("purchase") + F.lit(1 - weight) * _cosine("view")
+    scored = (
+        _with_counts(pairs, buyers, "purchase")
+        .transform(lambda frame: _with_counts(frame, viewers, "view"))
+        .select(
+            *pair_keys,
+            "co_purchase_count",
+            "co_view_count",
+            (F.lit(weight) * _cosine("purchase") + F.lit(1 - weight) * _cosine("view")).alias("similarity"),
+        )
+    )
+    mirrored = scored.select(
+        "feature_date",
+        F.col("other_sku").alias("sku"),
+        F.col("sku").alias("other_sku"),
+        "co_purchase_count",
+        "co_view_count",
+        "similarity",
+    )
     ranking = Window.partitionBy(*SKU_KEYS).orderBy(
         F.col("similarity").desc(), F.col("co_purchase_count").desc(), F.col("co_view_count").desc(), F.col("other_sku")
     )
     result = (
-        _with_counts(pairs, buyers, "purchase")
-        .transform(lambda frame: _with_counts(frame, viewers, "view"))
-        .withColumn("similarity", similarity)
+        scored.unionByName(mirrored)
         .withColumn("rank", F.row_number().over(ranking))
         .where(F.col("rank") <= config.cooccurrence_top_n)
     )
     return conform(result, "gold.item_cooccurrence")
+
+
+def _basket_counts(baskets: DataFrame, kind: str) -> tuple[DataFrame, DataFrame]:
+    """Baskets holding each SKU (feature_date, sku, n_a) and each unordered pair (…, other_sku, co_{kind}_count)."""
+    singles = (
+        baskets.select("feature_date", F.explode("skus").alias("sku")).groupBy(*SKU_KEYS).agg(F.count("*").alias("n_a"))
+    )
+    pairs = (
+        baskets.select("feature_date", F.explode(_pairs(F.col("skus"))).alias("pair"))
+        .groupBy("feature_date", F.col("pair.sku").alias("sku"), F.col("pair.other_sku").alias("other_sku"))
+        .agg(F.count("*").alias(f"co_{kind}_count"))
+    )
+    return singles, pairs
 
 
 def _with_counts(pairs: DataFrame, counts: DataFrame, kind: str) -> DataFrame:
