@@ -1,12 +1,14 @@
-"""Publish scored Delta outputs to the serving store: atomic, versioned, idempotent per run id.
+"""Publish scored Delta outputs to the serving store: atomic, versioned, idempotent by content.
 
 One publish of one dataset, identical on Redis and SQLite:
 
 1. Take the dataset's publish lock, a lease renewed while writing (a killed publisher's lease lapses).
 2. Remove orphans: under the lock, any version still ``writing`` was left by a publisher that died.
-3. The version id is ``<scored_date>-<hash of run_id>``: rerunning a run id lands on the same version.
-   If that version is already complete it is reused (made current again if needed), never rewritten.
-4. Stream the ``scored_date`` partition from Delta in key-range passes (at most ``rows_per_pass`` rows
+3. Rerun check: when the store already holds a complete, un-overlaid version of the same scored date,
+   encode the partition without writing and compare checksums. Identical content reuses that version
+   (made current again if needed): a rerun of a night publishes the same version, never a duplicate.
+4. Otherwise write a new version ``<scored_date>-<hash of run_id>`` (``-2``, ``-3``… when a rerun of
+   the same run id brought new content). Stream the ``scored_date`` partition from Delta in key-range passes (at most ``rows_per_pass`` rows
    in memory), encode one JSON value per entity and write them in pipelined batches.
 5. Verify the store holds exactly the keys written, then store the metadata and flip the pointer in
    one atomic step. Until then readers keep getting the previous version, whatever fails.
@@ -23,7 +25,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from itertools import pairwise
 from typing import Any
@@ -80,7 +82,7 @@ class PublishResult:
 
 
 def version_id(run_date: date, run_id: str) -> str:
-    """Deterministic version id of a run: reruns of a run id publish the same version."""
+    """The id a run's new version of ``run_date`` gets: readable date first, then a short run hash."""
     return f"{run_date:%Y%m%d}-{hashlib.blake2b(run_id.encode(), digest_size=4).hexdigest()}"
 
 
@@ -244,18 +246,16 @@ class _Written:
     model_versions: frozenset[str] = frozenset()
     generated_at: datetime | None = None
     has_fallback: bool = False
+    digest: Any = field(default_factory=hashlib.sha256)
 
 
-def _write_entries(
-    store: ServingStore,
-    lake: Lake,
-    spec: DatasetSpec,
-    version: str,
-    run_date: date,
-    config: ServingConfig,
-    lease: _Lease,
-    digest: Any,
-) -> _Written:
+def _encoded_passes(
+    lake: Lake, spec: DatasetSpec, run_date: date, config: ServingConfig, lease: _Lease, written: _Written
+) -> Iterator[pa.Table]:
+    """The partition as encoded (entity, payload) tables, one per key-range pass, in key order.
+
+    Counts keys and gathers provenance into ``written`` as it goes.
+    """
     rows = lake.read_arrow(spec.table, columns=[], filter=_partition_filter(run_date)).num_rows
     if rows == 0:
         raise PublishError(f"{spec.table} has no rows for scored_date {run_date}: nothing to publish")
@@ -265,8 +265,7 @@ def _write_entries(
         if passes > 1
         else [(None, None)]
     )
-    log.info("publishing %s rows of %s for %s in %s pass(es)", rows, spec.table, run_date, len(ranges))
-    written = _Written()
+    log.info("reading %s rows of %s for %s in %s pass(es)", rows, spec.table, run_date, len(ranges))
     for lo, hi in ranges:
         lease.renew_if_due()
         batches = list(
@@ -282,7 +281,6 @@ def _write_entries(
         # Files written in key order come back in any order: putting their batches back in key order
         # lets the encoder skip sorting (any order is still correct, only slower).
         batches.sort(key=lambda batch: batch.column(spec.entity)[0].as_py() if batch.num_rows else "")
-        started = time.monotonic()
         rows_in_pass = pa.Table.from_batches(batches)
         del batches
         latest = pc.max(rows_in_pass["generated_at"]).as_py()
@@ -291,26 +289,66 @@ def _write_entries(
             written.generated_at = max(filter(None, [written.generated_at, latest]))
         written.model_versions |= {v for v in pc.unique(rows_in_pass["model_version"]).to_pylist() if v}
         encoded = encode_entities(rows_in_pass, spec, config.float_digits)
-        encoded_at = time.monotonic()
+        del rows_in_pass
+        _update_digest(written.digest, encoded)
+        written.key_count += encoded.num_rows
+        if spec.fallback_entity:
+            written.has_fallback |= pc.any(pc.equal(encoded["entity"], spec.fallback_entity)).as_py() or False
+        yield encoded
+
+
+def _write_entries(
+    store: ServingStore,
+    lake: Lake,
+    spec: DatasetSpec,
+    version: str,
+    run_date: date,
+    config: ServingConfig,
+    lease: _Lease,
+) -> _Written:
+    written = _Written()
+    for encoded in _encoded_passes(lake, spec, run_date, config, lease, written):
+        started = time.monotonic()
         per_batch = _keys_per_batch(encoded, config)
         for start in range(0, encoded.num_rows, per_batch):
             store.write_batch(spec.name, version, encoded.slice(start, per_batch))
             lease.renew_if_due()
-        log.info(
-            "pass %s..%s: %s rows -> %s keys, encoded in %.1fs, written in %.1fs",
-            lo or "",
-            hi or "",
-            rows_in_pass.num_rows,
-            encoded.num_rows,
-            encoded_at - started,
-            time.monotonic() - encoded_at,
-        )
-        del rows_in_pass
-        _update_digest(digest, encoded)
-        written.key_count += encoded.num_rows
-        if spec.fallback_entity:
-            written.has_fallback |= pc.any(pc.equal(encoded["entity"], spec.fallback_entity)).as_py() or False
+        log.info("wrote %s keys in %.1fs", encoded.num_rows, time.monotonic() - started)
     return written
+
+
+def _same_content(
+    store: ServingStore, lake: Lake, spec: DatasetSpec, run_date: date, config: ServingConfig, lease: _Lease
+) -> VersionInfo | None:
+    """A complete, intact version of ``run_date`` holding exactly what the partition would publish now.
+
+    Versions changed by incremental overlays since their publish never match: a nightly publish
+    supersedes overlays.
+    """
+    same_date = [
+        v
+        for v in store.list_versions(spec.name)
+        if v.status == "complete" and v.scored_date == run_date.isoformat() and v.refreshed_at is None
+    ]
+    if not same_date:
+        return None
+    content = _Written()
+    for _ in _encoded_passes(lake, spec, run_date, config, lease, content):
+        pass
+    checksum = content.digest.hexdigest()
+    for info in reversed(same_date):
+        if (info.checksum, info.key_count) == (checksum, content.key_count) and store.count_entries(
+            spec.name, info.version
+        ) == info.key_count:
+            return info
+    return None
+
+
+def _free_version_id(store: ServingStore, dataset: str, run_date: date, run_id: str) -> str:
+    """``<scored_date>-<hash of run_id>``, suffixed ``-2``, ``-3``… while the store already has that id."""
+    base = version_id(run_date, run_id)
+    taken = {v.version for v in store.list_versions(dataset)}
+    return next(v for n in range(1, len(taken) + 2) if (v := base if n == 1 else f"{base}-{n}") not in taken)
 
 
 def _write_version(
@@ -324,8 +362,7 @@ def _write_version(
 ) -> VersionInfo:
     store.begin_version(draft)
     try:
-        digest = hashlib.sha256()
-        written = _write_entries(store, lake, spec, draft.version, run_date, config, lease, digest)
+        written = _write_entries(store, lake, spec, draft.version, run_date, config, lease)
         stored = store.count_entries(spec.name, draft.version)
         if written.key_count == 0 or stored != written.key_count:
             raise PublishError(
@@ -342,7 +379,7 @@ def _write_version(
         status="complete",
         published_at=utc_now(),
         key_count=written.key_count,
-        checksum=digest.hexdigest(),
+        checksum=written.digest.hexdigest(),
         model_version=",".join(sorted(written.model_versions)),
         generated_at=written.generated_at,
     )
@@ -382,7 +419,7 @@ def publish_dataset(
     triggered_by: str = "manual",
     config: ServingConfig | None = None,
 ) -> PublishResult:
-    """Publish one scored partition as a new current version (or re-point to it if this run already did).
+    """Publish one scored partition as a new current version, or re-point to the version that already holds it.
 
     Raises ``StoreUnavailableError`` when the store is down (retry), ``PublishConflictError`` when another
     publish of the dataset runs, ``PublishError`` when there is nothing valid to publish. On any error the
@@ -390,26 +427,21 @@ def publish_dataset(
     """
     spec = dataset_spec(dataset)
     started = time.monotonic()
-    version = version_id(run_date, run_id)
     with _open(settings, config) as (settings, config, store), _publish_lock(store, dataset, config) as lease:
         lake = Lake(settings)
         orphans = _remove_orphans(store, dataset)
         previous = store.current_version(dataset)
-        existing = store.get_version(dataset, version)
-        reused = existing is not None and existing.status == "complete"
-        if reused and store.count_entries(dataset, version) != existing.key_count:
-            log.warning("version %s of %s lost keys since it was published; rewriting it", version, dataset)
-            store.delete_version(dataset, version)
-            reused = False
-        if reused:
+        existing = _same_content(store, lake, spec, run_date, config, lease)
+        reused = existing is not None
+        if existing is not None:
             info = existing
-            if previous != version:
-                log.info("run %s already published %s version %s; making it current again", run_id, dataset, version)
+            if previous != info.version:
+                log.info("%s version %s already holds this content; making it current again", dataset, info.version)
                 store.activate_version(info, previous)
         else:
             draft = VersionInfo(
                 dataset=dataset,
-                version=version,
+                version=_free_version_id(store, dataset, run_date, run_id),
                 status="writing",
                 run_id=run_id,
                 scored_date=run_date.isoformat(),
@@ -425,14 +457,14 @@ def publish_dataset(
         "%s %s version %s: %s keys in %.1fs (previous %s)",
         "re-published" if reused else "published",
         dataset,
-        version,
+        info.version,
         info.key_count,
         duration,
         previous,
     )
     return PublishResult(
         dataset=dataset,
-        version=version,
+        version=info.version,
         key_count=info.key_count,
         checksum=info.checksum,
         duration_s=duration,

@@ -93,6 +93,51 @@ def test_rerun_of_a_run_id_republishes_the_same_version(serving_settings, servin
     assert all(r["duration_s"] >= 0 and r["triggered_by"] == "manual" for r in audit)
 
 
+def test_another_run_of_the_same_night_with_the_same_content_reuses_its_version(
+    serving_settings, serving_lake, serving_config
+):
+    """``make backfill`` of a published date: a new run id, rescored later, same lists: no new version."""
+    write_scored(serving_lake, "gold.recommendations", recommendations_table(LISTS, D1, "run-1"))
+    first = publish(serving_settings, serving_config, run_id="run-1")
+    write_scored(serving_lake, "gold.recommendations", recommendations_table({"u1": ["z"]}, D2, "run-2"))
+    publish(serving_settings, serving_config, D2, "run-2")
+    rescored_at = GENERATED_AT.replace(hour=GENERATED_AT.hour + 1)
+    write_scored(
+        serving_lake, "gold.recommendations", recommendations_table(LISTS, D1, "run-1b", generated_at=rescored_at)
+    )
+
+    again = publish(serving_settings, serving_config, run_id="run-1b")
+
+    assert (again.version, again.reused, again.checksum) == (first.version, True, first.checksum)
+    current, versions = dataset_versions("recommendations", serving_settings, serving_config)
+    assert current == first.version and len(versions) == 2
+    assert read(serving_settings, serving_config, "u1").run_id == "run-1"
+
+
+def test_a_rerun_with_new_content_publishes_a_new_version(serving_settings, serving_lake, serving_config):
+    """Late data changed the night: the same run id, cleared and rerun, must not serve the old lists."""
+    write_scored(serving_lake, "gold.recommendations", recommendations_table(LISTS, D1))
+    first = publish(serving_settings, serving_config)
+    write_scored(serving_lake, "gold.recommendations", recommendations_table({**LISTS, "u1": ["b", "a"]}, D1))
+
+    again = publish(serving_settings, serving_config)
+
+    assert (again.reused, again.version, again.previous_version) == (False, f"{first.version}-2", first.version)
+    assert [i["sku"] for i in json.loads(read(serving_settings, serving_config, "u1").payload)["items"]] == ["b", "a"]
+
+
+def test_an_overlaid_version_is_superseded_not_reused(serving_settings, serving_lake, serving_config):
+    write_scored(serving_lake, "gold.recommendations", recommendations_table(LISTS, D1))
+    first = publish(serving_settings, serving_config)
+    overlay = {"u1": {"is_fallback": False, "items": [{"sku": "b", "score": 1.0, "reason": "recent"}]}}
+    assert overlay_keys("recommendations", overlay, first.version, serving_settings, serving_config)
+
+    again = publish(serving_settings, serving_config)
+
+    assert not again.reused and again.version != first.version
+    assert [i["sku"] for i in json.loads(read(serving_settings, serving_config, "u1").payload)["items"]] == ["a", "b"]
+
+
 def test_new_runs_flip_the_pointer_and_gc_keeps_the_last_versions(serving_settings, serving_lake, serving_config):
     results = []
     for day, run_id in [(D1, "run-1"), (D2, "run-2"), (D3, "run-3")]:
