@@ -21,6 +21,7 @@ from pyspark.sql import functions as F
 from jobs.cli import run_job
 from jobs.transforms.cleaning import to_order_lines
 from shopml import accounting
+from shopml.catalog import spec
 from shopml.dates import DateWindow
 from shopml.lake import Lake
 from shopml.notify import alert
@@ -32,16 +33,24 @@ SILVER_TABLE = {"events": "silver.events", "products": "silver.products", "inven
 DATE_COLUMN = {"events": "landing_date", "products": "snapshot_date", "inventory": "snapshot_date"}
 KEY_COLUMNS = {"events": ["event_id"], "products": ["snapshot_date", "sku"], "inventory": ["snapshot_date", "sku"]}
 VALIDATION_RESULTS = "ops.validation_results"
+LINEAGE_COLUMNS = ("source_file", "payload")
 
 
-def rejected_rows(staged: DataFrame, outcome: ValidationOutcome, keys: list[str]) -> DataFrame:
-    """Staged rows GX listed as unexpected, each with one failing expectation's reason."""
+def rejection_reasons(staged: DataFrame, outcome: ValidationOutcome, keys: list[str]) -> DataFrame:
+    """The keys of the rows GX listed as unexpected, each with one failing expectation's reason.
+
+    A small local relation: Spark broadcasts it to the staged rows instead of shuffling them.
+    """
     from pyspark.sql.types import StringType, StructField, StructType
 
     schema = StructType([staged.schema[key] for key in keys] + [StructField("quarantine_reason", StringType())])
     rows = [(*key_values, reason) for reason, found in sorted(outcome.rejected_keys.items()) for key_values in found]
-    reasons = staged.sparkSession.createDataFrame(rows, schema)
-    return staged.join(reasons.dropDuplicates(keys), keys, "inner")
+    return staged.sparkSession.createDataFrame(rows, schema).dropDuplicates(keys)
+
+
+def rejected_rows(staged: DataFrame, outcome: ValidationOutcome, keys: list[str]) -> DataFrame:
+    """Staged rows GX listed as unexpected, each with one failing expectation's reason."""
+    return staged.join(rejection_reasons(staged, outcome, keys), keys, "inner")
 
 
 def daily_volume(staged_per_date: dict[date, int], previous: int | None) -> list[dict[str, Any]]:
@@ -83,21 +92,7 @@ def _known_skus(lake: Lake, window: DateWindow) -> list[str] | None:
 def _write_results(lake: Lake, outcome: ValidationOutcome, window: DateWindow) -> None:
     import pyarrow as pa
 
-    schema = pa.schema(
-        [
-            ("suite", pa.string()),
-            ("landing_date", pa.date32()),
-            ("run_id", pa.string()),
-            ("expectation", pa.string()),
-            ("column", pa.string()),
-            ("severity", pa.string()),
-            ("success", pa.bool_()),
-            ("element_count", pa.int64()),
-            ("unexpected_count", pa.int64()),
-            ("observed_value", pa.string()),
-            ("validated_at", pa.timestamp("us", tz="UTC")),
-        ]
-    )
+    schema = spec(VALIDATION_RESULTS).arrow_schema()
     rows = [result | {"landing_date": window.last} for result in outcome.results]
     where = f"landing_date = '{window.last}' AND suite = '{outcome.suite}'"
     lake.write_arrow(pa.Table.from_pylist(rows, schema=schema), VALIDATION_RESULTS, replace_where=where)
@@ -149,10 +144,11 @@ def validate_dataset(lake: Lake, dataset: str, window: DateWindow, run_id: str) 
         staged = staged.withColumn("days_late", F.datediff("landing_date", "event_date"))
     elif staged.isEmpty():
         return None
-    staged = staged.cache()
+    # GX checks the data columns; the lineage columns (whole payload, source file) stay out of the cache.
+    checked = staged.drop(*LINEAGE_COLUMNS).cache()
     known_skus = _known_skus(lake, window) if dataset != "products" else None
     outcome = validate(
-        staged,
+        checked,
         dataset,
         keys,
         window.last,
@@ -162,11 +158,12 @@ def validate_dataset(lake: Lake, dataset: str, window: DateWindow, run_id: str) 
         skip=() if known_skus else ("unknown_sku",),
     )
     _gate(lake, outcome, window, dataset)
-    rejected = rejected_rows(staged, outcome, keys)
+    reasons = rejection_reasons(checked, outcome, keys)
+    rejected = staged.join(reasons, keys, "inner")
     if dataset != "events":
         rejected = rejected.withColumn("landing_date", F.col("snapshot_date"))
     quarantined = accounting.write_quarantine(lake, rejected, dataset, "validate", window, run_id)
-    passed = staged.join(rejected.select(*keys), keys, "left_anti").drop("source_file", "payload", "days_late")
+    passed = checked.join(reasons.select(*keys), keys, "left_anti").drop("days_late")
     silver_where = window.predicate(date_column)
     if dataset == "events":  # rows the 5-minute stream merged are not the nightly run's to replace
         silver_where += " AND feed = 'nightly'"
@@ -174,7 +171,7 @@ def validate_dataset(lake: Lake, dataset: str, window: DateWindow, run_id: str) 
     published = accounting.count_by_date(lake.read(SILVER_TABLE[dataset]).where(silver_where), date_column)
     if dataset == "events":
         lake.write(to_order_lines(passed), "silver.order_lines", replace_where=silver_where)
-    staged.unpersist()
+    checked.unpersist()
     dates = set(published) | set(quarantined) | set(accounting.read_counts(lake, dataset, window.dates()))
     rows = accounting.record_stage_counts(
         lake,

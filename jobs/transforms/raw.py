@@ -66,6 +66,9 @@ FIELDS_BY_DATASET: dict[str, tuple[Field, ...]] = {
 ORDER_EVENT_TYPES = ("purchase", "return")
 
 
+_CORRUPT = Field("_corrupt_record", "string")
+
+
 def _first_reason(checks: list[tuple[Column, str]]) -> Column:
     reason = F.lit(None).cast("string")
     for condition, text in reversed(checks):
@@ -83,21 +86,30 @@ def parse_records(bronze: DataFrame, fields: tuple[Field, ...]) -> DataFrame:
     Returns the bronze metadata columns (landing_date, source_file, payload),
     one column per field (null when blank or unparseable) and the reason.
     """
-    as_text = StructType([StructField(field.name, StringType()) for field in fields])
-    parsed = F.from_json("payload", as_text)
-    raw = {field.name: F.nullif(F.trim(parsed[field.name]), F.lit("")) for field in fields}
+    as_text = StructType([StructField(field.name, StringType()) for field in [*fields, _CORRUPT]])
+    # Parse each line once: every field and check below reads this column, and a column referenced
+    # many times is not inlined back (inlined, the JSON would be parsed once per field reference).
+    # Lines that are not one JSON object come back whole in the corrupt-record field.
+    lines = bronze.select(
+        "landing_date",
+        "source_file",
+        "payload",
+        F.from_json("payload", as_text, {"columnNameOfCorruptRecord": _CORRUPT.name}).alias("_json"),
+    )
+    raw = {field.name: F.nullif(F.trim(F.col("_json")[field.name]), F.lit("")) for field in fields}
     typed = {
         field.name: raw[field.name] if field.type == "string" else raw[field.name].try_cast(field.type)
         for field in fields
     }
-    checks: list[tuple[Column, str]] = [(F.json_object_keys("payload").isNull(), "malformed_json")]
+    malformed = F.col("_json").isNull() | F.col("_json")[_CORRUPT.name].isNotNull()
+    checks: list[tuple[Column, str]] = [(malformed, "malformed_json")]
     checks += [(_blank(raw[f.name]), f"missing_field:{f.name}") for f in fields if f.required]
     checks += [
         (raw[f.name].isNotNull() & typed[f.name].isNull(), f"invalid_type:{f.name}")
         for f in fields
         if f.type != "string"
     ]
-    return bronze.select(
+    return lines.select(
         "landing_date",
         "source_file",
         "payload",
