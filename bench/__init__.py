@@ -15,3 +15,12 @@ def write_result(name: str, result: dict[str, Any]) -> Path:
     path = RESULTS_DIR / f"{name}.json"
     path.write_text(json.dumps(result, indent=2, default=str) + "\n")
     return path
+
+
+def jvm_peak_mib(spark) -> float:
+    """Peak resident memory (VmHWM) of the Spark session's JVM in MiB; NaN where /proc does not say."""
+    pid = spark._jvm.java.lang.ProcessHandle.current().pid()
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
-from bench import write_result
+from bench import jvm_peak_mib, write_result
 
 log = logging.getLogger(__name__)
 
@@ -173,14 +173,6 @@ class _Clock:
         return value, seconds
 
 
-def _jvm_peak_mib(spark) -> float:
-    pid = spark._jvm.java.lang.ProcessHandle.current().pid()
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10 days x 20k events, a smoke run")
@@ -262,7 +254,7 @@ def main(argv: list[str] | None = None) -> dict:
             "rows_written_per_s": round(sum(rows_out.values()) / warm_s),
             "add_older_history_s": round(older_s, 1),
             "target_s": 180,
-            "spark_jvm_peak_mib": round(_jvm_peak_mib(spark)),
+            "spark_jvm_peak_mib": round(jvm_peak_mib(spark)),
             "python_peak_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         }
         if days >= HISTORY_DAYS:

@@ -18,17 +18,9 @@ import time
 from datetime import date
 from pathlib import Path
 
-from bench import write_result
+from bench import jvm_peak_mib, write_result
 
 log = logging.getLogger(__name__)
-
-
-def _jvm_peak_mib(spark) -> float:
-    pid = spark._jvm.java.lang.ProcessHandle.current().pid()
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -69,7 +61,7 @@ def main(argv: list[str] | None = None) -> dict:
         **{f"{name}_events_per_s": round(lines / seconds) for name, seconds in timings.items()},
         "ingest_clean_validate_s": round(total, 1),
         "target_s": 180,
-        "spark_jvm_peak_mib": round(_jvm_peak_mib(spark)),
+        "spark_jvm_peak_mib": round(jvm_peak_mib(spark)),
         "python_peak_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "silver_events": lake.read_arrow("silver.events", columns=[]).num_rows,
     }

@@ -92,6 +92,14 @@ class ModelRegistry:
             return []
         return sorted(p.name for p in folder.iterdir() if (p / "meta.json").exists())
 
+    def trained_by(self, name: str, run_id: str) -> ModelVersion | None:
+        """The newest version a training run created (a retried task leaves older ones behind), or None."""
+        for version in reversed(self.versions(name)):
+            model = self.get(name, version)
+            if model.metadata.get("run_id") == run_id:
+                return model
+        return None
+
     def _pointer(self, name: str) -> dict[str, Any]:
         path = self.root / name / "current.json"
         return json.loads(path.read_text()) if path.exists() else {"version": None, "history": []}

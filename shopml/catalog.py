@@ -10,6 +10,25 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+
+def _arrow_type(name: str) -> pa.DataType:
+    # Named as pyarrow prints them; resolved on use because DAG files import the catalog and must parse cheaply.
+    import pyarrow as pa
+
+    return {
+        "string": pa.string(),
+        "int32": pa.int32(),
+        "int64": pa.int64(),
+        "double": pa.float64(),
+        "bool": pa.bool_(),
+        "date32[day]": pa.date32(),
+        "timestamp[us, tz=UTC]": pa.timestamp("us", tz="UTC"),
+    }[name]
 
 
 @dataclass(frozen=True)
@@ -19,10 +38,20 @@ class TableSpec:
     partition_by: tuple[str, ...] = ()
     keys: tuple[str, ...] = ()
     columns: dict[str, str] = field(default_factory=dict)
+    # (column, Arrow type) of tables written from Python rows, in on-disk order; empty for Spark-written ones.
+    arrow_fields: tuple[tuple[str, str], ...] = ()
 
     @property
     def layer(self) -> str:
         return self.name.split(".", 1)[0]
+
+    def arrow_schema(self) -> pa.Schema:
+        """The table's on-disk Arrow schema (every column nullable), for writers and tests that build rows."""
+        import pyarrow as pa
+
+        if not self.arrow_fields:
+            raise ValueError(f"{self.name} declares no Arrow schema in the catalog")
+        return pa.schema([(column, _arrow_type(kind)) for column, kind in self.arrow_fields])
 
 
 def _raw(kind: str) -> TableSpec:
@@ -140,7 +169,9 @@ TABLES: dict[str, TableSpec] = {
             columns={
                 "dataset": "events, products or inventory.",
                 "landing_date": "Landing date of the row.",
-                "stage": "clean (parsing, duplicates-free rules, bots) or validate (a Great Expectations expectation).",
+                "stage": "Where it was rejected: clean (parsing, non-product lines, bots) or validate (a Great "
+                "Expectations expectation) in the nightly run; stream_clean or stream_validate, the same rules on "
+                "a 5-minute micro-batch (incremental_refresh).",
                 "reason": "Why the row was kept out, e.g. malformed_json, invalid_type:quantity, bot_traffic.",
                 "record_key": "event_id or sku when it could be read.",
                 "payload": "The original line.",
@@ -159,6 +190,19 @@ TABLES: dict[str, TableSpec] = {
             name="ops.validation_results",
             description="Every Great Expectations result of every run, one row per expectation.",
             partition_by=("landing_date",),
+            arrow_fields=(
+                ("suite", "string"),
+                ("landing_date", "date32[day]"),
+                ("run_id", "string"),
+                ("expectation", "string"),
+                ("column", "string"),
+                ("severity", "string"),
+                ("success", "bool"),
+                ("element_count", "int64"),
+                ("unexpected_count", "int64"),
+                ("observed_value", "string"),
+                ("validated_at", "timestamp[us, tz=UTC]"),
+            ),
         ),
         TableSpec(
             name="gold.user_features",
@@ -223,11 +267,33 @@ TABLES: dict[str, TableSpec] = {
             name="ops.model_metrics",
             description="Every evaluation metric of every model and baseline, per training run.",
             partition_by=("model_name",),
+            arrow_fields=(
+                ("run_id", "string"),
+                ("model_name", "string"),
+                ("model_version", "string"),
+                ("candidate", "string"),
+                ("metric", "string"),
+                ("k", "int32"),
+                ("segment", "string"),
+                ("value", "double"),
+                ("promoted", "bool"),
+                ("evaluated_at", "timestamp[us, tz=UTC]"),
+            ),
         ),
         TableSpec(
             name="ops.stream_watermark",
             description="Last micro-batch file each stream processed; advanced only after the serving store took the results.",
             keys=("stream",),
+            columns={
+                "stream": "Stream name (events: the files under `<landing>/events/stream/`); one row per stream.",
+                "last_file": "Name of the last micro-batch file processed; the next run reads the files sorting after it.",
+                "files": "Micro-batch files the committing run processed.",
+                "events": "Events the committing run merged into silver (new ones only, not replays).",
+                "served_versions": "Serving version each dataset's overlays went into (dataset -> version id); a "
+                "different current version means a nightly publish since, and the next run catches up.",
+                "run_id": "Airflow run id (or manual) that committed the row.",
+                "committed_at": "When the row was committed (UTC), after the serving store took the run's results.",
+            },
         ),
         TableSpec(
             name="ops.publish_audit",

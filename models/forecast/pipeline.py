@@ -25,6 +25,7 @@ from models.forecast.inventory import PLAN_COLUMNS, plan_inventory
 from models.forecast.metrics import QUANTILE_COLUMNS, metric_value
 from models.forecast.model import QuantileForecaster, fit_quantile_model
 from models.registry import ModelRegistry, ModelVersion, RegistryError
+from shopml.catalog import spec
 from shopml.lake import Lake
 from shopml.settings import Settings, get_settings
 
@@ -61,20 +62,7 @@ PLAN_SCHEMA = pa.schema(
         *STAMP_FIELDS,
     ]
 )
-METRICS_SCHEMA = pa.schema(
-    [
-        pa.field("run_id", pa.string()),
-        pa.field("model_name", pa.string()),
-        pa.field("model_version", pa.string()),
-        pa.field("candidate", pa.string()),
-        pa.field("metric", pa.string()),
-        pa.field("k", pa.int32()),
-        pa.field("segment", pa.string()),
-        pa.field("value", pa.float64()),
-        pa.field("promoted", pa.bool_()),
-        pa.field("evaluated_at", pa.timestamp("us", tz="UTC")),
-    ]
-)
+METRICS_SCHEMA = spec(METRICS_TABLE).arrow_schema()
 
 
 class ForecastOutputError(ValueError):
@@ -170,11 +158,10 @@ def _stamp(frame: pd.DataFrame, schema: pa.Schema, model_version: str, run_id: s
 
 
 def _find_candidate(registry: ModelRegistry, run_id: str) -> ModelVersion:
-    for version in reversed(registry.versions(MODEL_NAME)):
-        model = registry.get(MODEL_NAME, version)
-        if model.metadata.get("run_id") == run_id:
-            return model
-    raise RegistryError(f"no {MODEL_NAME} candidate trained by run {run_id}: run train_forecaster first")
+    model = registry.trained_by(MODEL_NAME, run_id)
+    if model is None:
+        raise RegistryError(f"no {MODEL_NAME} candidate trained by run {run_id}: run train_forecaster first")
+    return model
 
 
 def _metric_rows(metrics: pd.DataFrame, run_id: str, version: str, promoted: bool) -> pa.Table:

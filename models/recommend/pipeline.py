@@ -56,6 +56,7 @@ from models.recommend.ranker import (
 )
 from models.recommend.retrieval import TrainedRetrieval, load_retrieval, save_retrieval, train_retrieval_model
 from models.registry import ModelRegistry, ModelVersion
+from shopml.catalog import spec
 from shopml.lake import Lake
 from shopml.settings import Settings, get_settings
 
@@ -100,20 +101,7 @@ SIMILAR_ITEMS_SCHEMA = pa.schema(
         ("scored_date", pa.date32()),
     ]
 )
-MODEL_METRICS_SCHEMA = pa.schema(
-    [
-        ("run_id", pa.string()),
-        ("model_name", pa.string()),
-        ("model_version", pa.string()),
-        ("candidate", pa.string()),
-        ("metric", pa.string()),
-        ("k", pa.int32()),
-        ("segment", pa.string()),
-        ("value", pa.float64()),
-        ("promoted", pa.bool_()),
-        ("evaluated_at", pa.timestamp("us", tz="UTC")),
-    ]
-)
+MODEL_METRICS_SCHEMA = spec("ops.model_metrics").arrow_schema()
 
 
 # ---- reading -------------------------------------------------------------------------------
@@ -221,11 +209,10 @@ def _io(settings: Settings) -> tuple[Lake, ModelRegistry]:
 
 def find_candidate(registry: ModelRegistry, run_id: str) -> ModelVersion:
     """The newest version trained by ``run_id`` (a retried train_retrieval leaves older ones behind)."""
-    for version in reversed(registry.versions(MODEL_NAME)):
-        model = registry.get(MODEL_NAME, version)
-        if model.metadata.get("run_id") == run_id:
-            return model
-    raise LookupError(f"no {MODEL_NAME} version was trained by run {run_id!r}: run train_retrieval first")
+    model = registry.trained_by(MODEL_NAME, run_id)
+    if model is None:
+        raise LookupError(f"no {MODEL_NAME} version was trained by run {run_id!r}: run train_retrieval first")
+    return model
 
 
 def _dates(model: ModelVersion) -> SplitDates:

@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from shopml.catalog import spec
 from shopml.lake import Lake
 from shopml.report import (
     NOT_AVAILABLE,
@@ -49,7 +50,7 @@ def _at(offset: int, hour: int = 3) -> datetime:
     return datetime.combine(_day(offset), datetime.min.time(), UTC) + timedelta(hours=hour)
 
 
-def _write(lake: Lake, table: str, rows: list[dict], schema: list[tuple[str, pa.DataType]]) -> None:
+def _write(lake: Lake, table: str, rows: list[dict], schema: pa.Schema | list[tuple[str, pa.DataType]]) -> None:
     lake.write_arrow(pa.Table.from_pylist(rows, schema=pa.schema(schema)), table)
 
 
@@ -247,19 +248,7 @@ def build_tiny_lake(lake: Lake) -> None:
         lake,
         "ops.validation_results",
         _validation_rows(),
-        [
-            ("suite", pa.string()),
-            ("landing_date", pa.date32()),
-            ("run_id", pa.string()),
-            ("expectation", pa.string()),
-            ("column", pa.string()),
-            ("severity", pa.string()),
-            ("success", pa.bool_()),
-            ("element_count", pa.int64()),
-            ("unexpected_count", pa.int64()),
-            ("observed_value", pa.string()),
-            ("validated_at", ts),
-        ],
+        spec("ops.validation_results").arrow_schema(),
     )
     _write(
         lake,
@@ -331,18 +320,7 @@ def build_tiny_lake(lake: Lake) -> None:
         lake,
         "ops.model_metrics",
         _metric_rows(),
-        [
-            ("run_id", pa.string()),
-            ("model_name", pa.string()),
-            ("model_version", pa.string()),
-            ("candidate", pa.string()),
-            ("metric", pa.string()),
-            ("k", pa.int32()),
-            ("segment", pa.string()),
-            ("value", pa.float64()),
-            ("promoted", pa.bool_()),
-            ("evaluated_at", ts),
-        ],
+        spec("ops.model_metrics").arrow_schema(),
     )
     _write(
         lake,
@@ -586,19 +564,7 @@ def test_missing_tables_say_not_available(tmp_path: Path):
         lake,
         "ops.validation_results",
         _validation_rows()[-2:],
-        [
-            ("suite", pa.string()),
-            ("landing_date", pa.date32()),
-            ("run_id", pa.string()),
-            ("expectation", pa.string()),
-            ("column", pa.string()),
-            ("severity", pa.string()),
-            ("success", pa.bool_()),
-            ("element_count", pa.int64()),
-            ("unexpected_count", pa.int64()),
-            ("observed_value", pa.string()),
-            ("validated_at", pa.timestamp("us", tz="UTC")),
-        ],
+        spec("ops.validation_results").arrow_schema(),
     )
     sections = _sections(build_report(RUN_DATE, RUN_ID, settings, CONFIG).read_text())
     statuses = {anchor: status for anchor, (status, _) in sections.items()}
