@@ -1,12 +1,17 @@
-"""The whole nightly DAG through real Airflow on a small generated shop, then a failure and its rerun."""
+"""The whole nightly DAG through real Airflow on a small generated shop: a first night, a 3-day
+backfill over it, then a failure at publish and the rerun of what failed."""
 
 from __future__ import annotations
 
 import json
 import threading
+from datetime import date, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import ClassVar
 
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from shopml import airflow_env
@@ -16,6 +21,18 @@ from shopml.settings import load_settings
 
 SHOP = GeneratorConfig(users=300, skus=80, categories=6, days=63, events_per_day=1200, seed=5)
 FORECAST_DATASETS = {"forecasts", "inventory"}
+NIGHT_TABLES = {
+    "silver.events": "event_date",
+    "silver.order_lines": "event_date",
+    "gold.user_features": "feature_date",
+    "gold.item_features": "feature_date",
+    "gold.user_item_interactions": "feature_date",
+    "gold.item_cooccurrence": "feature_date",
+    "gold.sku_daily_demand": "feature_date",
+    "gold.demand_forecasts": "scored_date",
+    "gold.inventory_plan": "scored_date",
+}
+RUN_METADATA = ["ingested_at", "run_id", "model_version", "generated_at"]
 # Rerun only the publish and report tasks of the night, as clearing them in the UI would.
 ALREADY_DONE = (
     r"^(ingest|clean|validate|build_features|forecaster\..*|recommender\..*"
@@ -59,9 +76,25 @@ def _served(settings) -> dict[str, tuple[str, int]]:
         store.close()
 
 
+def _night_outputs(lake: Lake, night: date) -> dict[str, tuple[int, int]]:
+    """(rows, order-free content hash) of each table's partition for ``night``, run metadata left out."""
+    outputs = {}
+    for table, column in NIGHT_TABLES.items():
+        frame = lake.read_pandas(table, filter=pc.field(column) == pa.scalar(night, pa.date32()))
+        frame = frame.drop(columns=[c for c in RUN_METADATA if c in frame.columns])
+        frame = frame.astype({c: str for c in frame.columns if frame[c].dtype == object})
+        outputs[table] = (len(frame), int(pd.util.hash_pandas_object(frame, index=False).sum()))
+    return outputs
+
+
+def _row_accounting(lake: Lake) -> pd.DataFrame:
+    counts = lake.read_pandas("ops.row_accounting").drop(columns=["run_id", "updated_at"])
+    return counts.sort_values(["dataset", "landing_date"], ignore_index=True)
+
+
 @pytest.mark.slow
-def test_first_night_then_failed_publish_then_rerun(tmp_path, monkeypatch, webhook):
-    """A whole night through real Airflow, then the store down at publish, then a rerun of what failed.
+def test_a_night_then_its_backfill_then_a_failed_publish_and_its_rerun(tmp_path, monkeypatch, webhook):
+    """A whole night through real Airflow, a 3-day backfill over it, the store down at publish, a rerun.
 
     On this small shop the recommender candidate does not beat its baselines (category popularity
     and co-occurrence win on 300 users), and no model was promoted before: it is gated, nothing is
@@ -90,6 +123,23 @@ def test_first_night_then_failed_publish_then_rerun(tmp_path, monkeypatch, webho
     forecasts = lake.read_pandas("gold.demand_forecasts")
     assert not forecasts.duplicated(["scored_date", "sku", "forecast_date"]).any()
     assert set(lake.read_pandas("ops.publish_audit")["dataset"]) == FORECAST_DATASETS
+
+    # `make backfill FROM=last-2 DATE=last` over nights already done: the same tables, nothing twice,
+    # and the serving store re-points to the versions it holds instead of publishing duplicates.
+    night = _night_outputs(lake, last)
+    accounting = _row_accounting(lake)
+    with pytest.raises(RuntimeError, match="failed"):
+        airflow_env.test_dag(
+            "nightly_retrain", last, {"backfill_from": (last - timedelta(days=2)).isoformat()}, settings=settings
+        )
+    assert _night_outputs(lake, last) == night
+    assert lake.read_pandas("silver.events", columns=["event_id"])["event_id"].is_unique
+    assert _row_accounting(lake).equals(accounting)
+    assert _served(settings) == served
+    audit = lake.read_pandas("ops.publish_audit")
+    assert audit.groupby("dataset")["version"].agg(["size", "nunique"]).to_dict("index") == {
+        name: {"size": 2, "nunique": 1} for name in FORECAST_DATASETS
+    }
 
     # The store goes away at publish time: the publish tasks fail and alert; the last versions keep serving.
     broken = load_settings(
