@@ -22,6 +22,8 @@ calls ``run`` every 5 minutes). One run:
 A failure anywhere leaves the watermark where it was, so the next run reads the same files again.
 When the nightly publishes a new version, overlays of the old one are gone with it: the first run
 that sees the new version re-applies everything the stream delivered since its feature day.
+
+Knobs: ``settings.incremental`` (``jobs/incremental_config.py``; env ``SHOPML_INCREMENTAL__<FIELD>``).
 """
 
 from __future__ import annotations
@@ -41,16 +43,16 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import BaseModel, ConfigDict, Field
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from jobs.incremental_config import IncrementalConfig
 from jobs.ingest import CSV_SUFFIXES, JSON_SUFFIXES, read_landed_lines
 from jobs.transforms import realtime
 from jobs.transforms.cleaning import drop_duplicate_events, flag_bot_sessions, to_order_lines, with_event_date
 from jobs.transforms.features import end_of_day
 from jobs.transforms.raw import parse_events
-from jobs.validate import rejected_rows
+from jobs.validate import LINEAGE_COLUMNS, rejected_rows
 from models.device import resolve_device
 from models.forecast import pipeline as forecaster
 from models.forecast.config import ForecastConfig
@@ -75,35 +77,6 @@ DATASETS = ("recommendations", "inventory")
 # event_date first: Delta prunes the target to the batch's partitions before matching ids.
 MERGE_KEYS = ("event_date", "event_id")
 EVENT_COLUMNS = ["event_id", "event_type", "user_id", "sku", "quantity", "event_ts"]
-
-
-class IncrementalConfig(BaseModel):
-    """Knobs of the 5-minute refresh (the lead nests it into Settings as ``incremental``)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    stream: str = Field("events", description="Name of the stream in ops.stream_watermark.")
-    stream_folder: str = Field("events/stream", description="Folder of the micro-batch files under the landing root.")
-    max_files_per_run: int = Field(
-        12,
-        ge=1,
-        description="Most files one run reads (an hour of 5-minute batches): after an outage the backlog is "
-        "worked off in bounded runs that each fit the task timeout.",
-    )
-    activity_window_minutes: int = Field(60, ge=1, description="Window of the last-hour activity and trending SKUs.")
-    trending_top_n: int = Field(20, ge=1, description="Trending SKUs reported per run.")
-    spark_master: str | None = Field(
-        "local[2]",
-        description="Spark master for micro-batches; local mode by default even where the nightly uses a cluster "
-        "(a cluster's executor start-up costs more than a micro-batch's work). None: Settings.spark_master.",
-    )
-    shuffle_partitions: int = Field(2, ge=1, description="spark.sql.shuffle.partitions for micro-batches.")
-    publish_attempts: int = Field(
-        2,
-        ge=1,
-        description="Rebuilds when a newer nightly version became current while the run computed "
-        "(its overlays are refused); then the run fails and the watermark stays.",
-    )
 
 
 class OverlayRefusedError(RuntimeError):
@@ -230,7 +203,7 @@ def merge_batch(lake: Lake, files: Sequence[Path], run_ts: datetime, run_id: str
     )
     skus = _known_skus(lake, run_ts.date())
     outcome = validate(
-        staged,
+        staged.drop(*LINEAGE_COLUMNS),
         "events",
         ["event_id"],
         run_ts.date(),
@@ -371,13 +344,7 @@ def _recommendation_overlay(
         nightly.interactions, stream, settings.features.event_weights, day_end
     )
     items = nightly.items if stock is None else realtime.mark_sold_out(nightly.items, stock[0])
-    # Users first seen in the stream: no category interests yet (an empty affinity, not a missing one).
-    newcomers = sorted(set(interactions["user_id"]) - set(nightly.users["user_id"]))
-    users_frame = pd.concat(
-        [nightly.users, pd.DataFrame({"user_id": newcomers, "category_affinity": [[] for _ in newcomers]})],
-        ignore_index=True,
-    )
-    features = build_feature_set(feature_day, interactions, items, users_frame, nightly.cooccurrence)
+    features = build_feature_set(feature_day, interactions, items, nightly.users, nightly.cooccurrence)
 
     users = realtime.active_users(batch_events)
     sold_out: set[str] = set()
@@ -500,8 +467,12 @@ def _utc(moment: datetime) -> datetime:
     return datetime.fromtimestamp(moment.timestamp(), tz=UTC)
 
 
-def micro_batch_settings(settings: Settings, config: IncrementalConfig) -> Settings:
-    """Settings with Spark sized for micro-batches (local mode, few shuffle partitions)."""
+def micro_batch_settings(settings: Settings, config: IncrementalConfig | None = None) -> Settings:
+    """Settings with Spark sized for micro-batches (local mode, few shuffle partitions).
+
+    The sizes come from ``config``, by default ``settings.incremental``.
+    """
+    config = config or settings.incremental
     update: dict[str, Any] = {"spark_shuffle_partitions": config.shuffle_partitions}
     if config.spark_master:
         update["spark_master"] = config.spark_master
@@ -516,14 +487,17 @@ def run(
 ) -> dict[str, Any]:
     """One refresh: new micro-batches → silver → re-ranked lists and stock → serving store → watermark.
 
+    ``config`` defaults to ``settings.incremental`` of the lake's settings (or of ``get_settings()``).
     Raises (and leaves the watermark untouched) when any step fails: the store unreachable, a critical
     expectation, or overlays refused ``publish_attempts`` times in a row.
     """
     started = time.monotonic()
-    config = config or IncrementalConfig()
     run_ts = _utc(run_ts or datetime.now(UTC))
-    lake = lake or Lake(micro_batch_settings(get_settings(), config))
+    if lake is None:
+        config = config or get_settings().incremental
+        lake = Lake(micro_batch_settings(get_settings(), config))
     settings = lake.settings
+    config = config or settings.incremental
     watermark = read_watermark(lake, config.stream)
     folder = settings.landing / config.stream_folder
     files = pending_files(folder, watermark.last_file, config.max_files_per_run, JSON_SUFFIXES + CSV_SUFFIXES)

@@ -20,6 +20,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jobs.features_config import FeaturesConfig
+from jobs.incremental_config import IncrementalConfig
 from models.distributed import DistributedConfig
 from models.forecast.config import ForecastConfig
 from models.recommend.config import RecommendConfig
@@ -85,6 +86,7 @@ class Settings(BaseSettings):
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     recommend: RecommendConfig = Field(default_factory=RecommendConfig)
     forecast: ForecastConfig = Field(default_factory=ForecastConfig)
+    incremental: IncrementalConfig = Field(default_factory=IncrementalConfig)
     serving_store: ServingConfig = Field(default_factory=ServingConfig)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     distributed: DistributedConfig = Field(default_factory=DistributedConfig)

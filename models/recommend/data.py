@@ -91,11 +91,18 @@ def purchases_between(order_lines: pd.DataFrame, start: date, end: date) -> pd.D
     return lines[["user_id", "sku"]].drop_duplicates(ignore_index=True)
 
 
+def _affinity_pairs(value: object) -> list:
+    """(category, share) pairs of one user's affinity; missing (None, NaN) is no interest yet."""
+    if isinstance(value, dict):
+        return list(value.items())
+    return list(value) if isinstance(value, list | tuple | np.ndarray) else []
+
+
 def _affinity_matrix(users: pd.DataFrame, categories: pd.Index) -> np.ndarray:
     matrix = np.zeros((len(users), len(categories)), dtype=np.float32)
     if "category_affinity" not in users or not len(categories):
         return matrix
-    pairs = users["category_affinity"].map(lambda v: list(v.items()) if isinstance(v, dict) else list(v or []))
+    pairs = users["category_affinity"].map(_affinity_pairs)
     lengths = pairs.map(len).to_numpy()
     flat = [pair for row in pairs for pair in row]
     if not flat:
@@ -206,7 +213,9 @@ def build_feature_set(
         items = items.reset_index(drop=True)
     users = user_features.drop_duplicates("user_id")
     extra = pd.Index(interactions["user_id"].unique()).difference(users["user_id"])
-    users = pd.concat([users, pd.DataFrame({"user_id": extra})], ignore_index=True)
+    # Users known only from interactions: no category interests yet (empty, not missing).
+    newcomers = pd.DataFrame({"user_id": extra, "category_affinity": [[] for _ in extra]})
+    users = pd.concat([users, newcomers], ignore_index=True)
     for column in USER_FEATURES:
         if column not in users:
             users[column] = np.nan

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -51,3 +53,32 @@ def test_yaml_unknown_key_is_rejected(tmp_path):
     config.write_text("lake_rot: /x\n")
     with pytest.raises(SettingsError, match="lake_rot"):
         load_settings(config)
+
+
+def test_incremental_knobs_nest_under_incremental(monkeypatch, tmp_path):
+    config = tmp_path / "shopml.yaml"
+    config.write_text("incremental:\n  spark_master: null\n  max_files_per_run: 6\n")
+    from_file = load_settings(config).incremental
+    assert (from_file.spark_master, from_file.max_files_per_run) == (None, 6)
+    monkeypatch.setenv("SHOPML_INCREMENTAL__MAX_FILES_PER_RUN", "24")
+    from_env = load_settings().incremental
+    assert (from_env.max_files_per_run, from_env.stream_folder) == (24, "events/stream")
+
+
+def test_unknown_incremental_knob_is_named(monkeypatch):
+    monkeypatch.setenv("SHOPML_INCREMENTAL__MAX_FILE", "3")
+    with pytest.raises(SettingsError, match=r"incremental\.max_file"):
+        load_settings()
+
+
+def test_loading_settings_imports_nothing_heavy():
+    """DAG files import the settings at parse time: no Spark, pandas or model libraries may come with them."""
+    code = (
+        "import sys\n"
+        "from shopml.settings import load_settings\n"
+        "load_settings()\n"
+        "heavy = ('pyspark', 'pandas', 'numpy', 'torch', 'xgboost', 'great_expectations', 'deltalake', 'duckdb')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

@@ -9,24 +9,27 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
 from jobs.incremental import (
-    IncrementalConfig,
     build_refresh,
     current_versions,
     merge_batch,
+    micro_batch_settings,
     pending_files,
     publish_refresh,
     run,
 )
+from jobs.incremental_config import IncrementalConfig
 from jobs.ingest import CSV_SUFFIXES, JSON_SUFFIXES
 from shopml import airflow_env
 from shopml.lake import Lake
 from shopml.serving.config import ServingConfig
 from shopml.serving.publish import publish_dataset
 from shopml.serving.store import StoreUnavailableError
+from shopml.settings import load_settings
 from shopml.watermark import read_watermark
 from tests.integration.incremental.serving_shop import RECOMMEND_CONFIG, event, open_shop, write_batch
 from tests.shop import run_foundation
@@ -236,6 +239,19 @@ def test_an_unreachable_store_fails_the_run_before_anything_is_read(shop, spark)
     assert _stream_rows(shop).empty
 
 
+def _rescore(shop, keep: str) -> None:
+    """The nightly scores its date again with new content (a retrained model): every list but ``keep``'s moves."""
+    where = pc.field("scored_date") == pa.scalar(shop.scored_date, pa.date32())
+    rows = shop.lake.read_arrow("gold.recommendations", filter=where)
+    score = rows.schema.get_field_index("score")
+    moved = pc.if_else(pc.equal(rows["user_id"], keep), rows["score"], pc.add(rows["score"], 1.0))
+    shop.lake.write_arrow(
+        rows.set_column(score, rows.schema.field(score), moved),
+        "gold.recommendations",
+        replace_where=f"scored_date = '{shop.scored_date}'",
+    )
+
+
 def test_a_newer_nightly_version_refuses_stale_overlays_and_supersedes_applied_ones(shop, api):
     user, sku = _personal_list_head(shop)
     settings, lake = shop.settings, shop.lake
@@ -246,8 +262,10 @@ def test_a_newer_nightly_version_refuses_stale_overlays_and_supersedes_applied_o
     watermark = read_watermark(lake, STREAM)
     files = pending_files(settings.landing / "events/stream", None, 10, JSON_SUFFIXES + CSV_SUFFIXES)
     batch = merge_batch(lake, files, ts, "inc-1")
-    refresh = build_refresh(lake, batch, watermark, current_versions(settings), ts, IncrementalConfig())
+    refresh = build_refresh(lake, batch, watermark, current_versions(settings), ts, settings.incremental)
+    _rescore(shop, keep=user)  # V2 must hold new lists: publishing the same content re-points to V1
     v2 = publish_dataset("recommendations", shop.scored_date, "nightly-2", settings, triggered_by="nightly_retrain")
+    assert v2.version not in {overlay.based_on for overlay in refresh.overlays}
     assert publish_refresh(refresh, settings) is False
     served = api.get(f"/v1/recommendations/{user}").json()
     assert served["version"] == v2.version and sku in [item["sku"] for item in served["items"]]
@@ -267,6 +285,29 @@ def test_a_newer_nightly_version_refuses_stale_overlays_and_supersedes_applied_o
     assert again["files"] == [] and again["caught_up"] == ["recommendations"]
     assert sku not in _items(api, user)
     assert read_watermark(lake, STREAM).served_versions["recommendations"] == v3.version
+
+
+def test_the_settings_bound_how_many_files_one_run_takes(shop, spark):
+    ts = shop.stream_day_ts(10, 5)
+    first = write_batch(shop, ts, [event("v-1", "view", "SKU-000001", ts - timedelta(minutes=2))])
+    second = write_batch(shop, ts, [event("v-2", "view", "SKU-000001", ts - timedelta(minutes=1))], index=1)
+    bounded = open_shop(shop.settings.var_root.parent, spark, incremental={"max_files_per_run": 1})
+
+    summary = run(ts, "inc-1", lake=bounded.lake)
+
+    assert summary["files"] == [first.name] and summary["batch"]["merged"] == 1
+    assert read_watermark(shop.lake, STREAM).last_file == first.name
+    left = pending_files(shop.stream_dir, first.name, 10, JSON_SUFFIXES + CSV_SUFFIXES)
+    assert left == [second]
+
+
+def test_micro_batches_run_spark_as_the_incremental_settings_say():
+    settings = load_settings(spark_master="spark://cluster:7077", spark_shuffle_partitions=8)
+    local = micro_batch_settings(settings)
+    assert (local.spark_master, local.spark_shuffle_partitions) == ("local[2]", 2)
+    on_cluster = settings.model_copy(update={"incremental": IncrementalConfig(spark_master=None, shuffle_partitions=4)})
+    cluster = micro_batch_settings(on_cluster)
+    assert (cluster.spark_master, cluster.spark_shuffle_partitions) == ("spark://cluster:7077", 4)
 
 
 def _on_time_view(line: str, day) -> bool:

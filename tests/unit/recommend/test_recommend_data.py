@@ -137,3 +137,17 @@ def test_candidates_without_cooccurrence_table(tiny_features):
     )
     assert candidates["item"].tolist() == [3, 4]  # B1 and B2: the best two available SKUs
     assert (candidates["cooc_seed"] == -1).all() and (candidates["cooc_score"] == 0).all()
+
+
+def test_a_user_known_only_from_interactions_has_no_category_interest_yet(tiny_features):
+    users = tiny_features.users[tiny_features.users["user_id"] != "u1"]
+    features = build_feature_set(
+        tiny_features.as_of,
+        tiny_features.interactions.drop(columns=["user", "item"]),
+        tiny_features.items,
+        users,
+        tiny_features.cooccurrence,
+    )
+    row = features.user_index.get_loc("u1")
+    assert not features.affinity[row].any()
+    assert features.affinity.sum(axis=1)[features.user_index != "u1"].all()
