@@ -521,26 +521,42 @@ def build_user_features(
 def _first_seen(
     activity: DailyActivity, dates: DataFrame, days: date | Sequence[date], previous: DataFrame | None
 ) -> DataFrame:
-    """feature_date, user_id, first_seen: the earliest event from 89 days before the first build date on,
-    or the first-seen date carried by the previous day's features when earlier (as a day-by-day chain would)."""
+    """feature_date, user_id, first_seen, as a day-by-day chain of builds has it, however many dates one build has.
+
+    A chain carries first-seen from the previous day's row, and a user drops out of the rows after 90 days
+    without events, so the count starts over then. Read from 89 days before the first build date on, the
+    user's active days split into runs wherever more than 90 days separate two of them; each date takes the
+    start of its latest run, and the earliest run, when it reaches the first build date, continues the
+    previous day's first-seen date (a one-date build reads 90 days: one run, the nightly rule).
+    """
     first_day = days if isinstance(days, date) else min(days)
     active_days = (
         activity.user_session_days.where(F.col("event_date") >= F.lit(_days_back(first_day, HISTORY_DAYS)))
         .select("user_id", "event_date")
         .distinct()
     )
-    first_seen = (
-        active_days.join(F.broadcast(dates), F.col("event_date") <= F.col("feature_date"))
-        .groupBy(*USER_KEYS)
-        .agg(F.min("event_date").alias("first_seen"))
+    gap = F.datediff("event_date", F.lag("event_date").over(Window.partitionBy("user_id").orderBy("event_date")))
+    run_starts = (
+        active_days.withColumn("_gap", gap)
+        .where(F.col("_gap").isNull() | (F.col("_gap") > HISTORY_DAYS))
+        .select("user_id", F.struct(F.col("event_date").alias("start"), F.col("_gap").isNull().alias("earliest")))
+        .toDF("user_id", "_run")
     )
+    runs = (
+        run_starts.join(F.broadcast(dates), F.col("_run.start") <= F.col("feature_date"))
+        .groupBy(*USER_KEYS)
+        .agg(F.max("_run").alias("_run"))
+    )
+    first_seen = F.col("_run.start")
     if previous is None:
-        return first_seen
+        return runs.select(*USER_KEYS, first_seen.alias("first_seen"))
     carried = previous.select(
         "user_id", F.date_sub(F.col("feature_date"), F.col("days_since_first_seen")).alias("_carried")
     )
-    return first_seen.join(carried, "user_id", "left").select(
-        *USER_KEYS, F.least(F.col("first_seen"), F.col("_carried")).alias("first_seen")
+    continues = F.col("_run.earliest") & (first_seen <= F.lit(first_day))
+    return runs.join(carried, "user_id", "left").select(
+        *USER_KEYS,
+        F.when(continues, F.least(first_seen, F.col("_carried"))).otherwise(first_seen).alias("first_seen"),
     )
 
 
