@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,11 @@ RESULTS_DIR = Path(__file__).parent / "results"
 
 
 def write_result(name: str, result: dict[str, Any]) -> Path:
-    """Save a benchmark's figures as ``bench/results/<name>.json`` (git-ignored)."""
+    """Save a benchmark's figures as ``bench/results/<name>.json`` (git-ignored).
+
+    The load average at the end goes with them: other work on the machine inflates every wall time.
+    """
+    result = result | {"load_average_1m_at_end": round(os.getloadavg()[0], 2)}
     RESULTS_DIR.mkdir(exist_ok=True)
     path = RESULTS_DIR / f"{name}.json"
     path.write_text(json.dumps(result, indent=2, default=str) + "\n")

@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> dict:
 
         rows_out = warm["rows"]
         result = {
-            "machine": "2 cores (local[2]), shared; 24 GiB, no GPU",
+            "machine": "2 cores (local[2]), 24 GiB, no GPU",
             "history_days": days,
             "events_per_day": per_day,
             "users": shop.users,

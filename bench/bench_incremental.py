@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> dict:
     freshness = [wait + seconds for wait, seconds in zip(waits, cold, strict=True)]
     ten_k = next((r["run_s"] for r in sizes_result if r["events"] == 10_000), None)
     result = {
-        "machine": "2 cores, 24 GiB, no GPU (shared with other jobs: figures are upper bounds)",
+        "machine": "2 cores, 24 GiB, no GPU",
         "quick": args.quick,
         "shop": TINY_SHOP if args.quick else MEDIUM_SHOP,
         "setup_s": round(setup_s, 1),
