@@ -178,7 +178,8 @@ def test_healthz_is_ok_only_when_every_dataset_is_fresh(serving_settings, servin
 
     with TestClient(create_app(serving_settings, config)) as client:
         one_stale = client.get("/healthz")
-        serving_lake.write_arrow(forecasts_table(["s1"], D1, generated_at=fresh), "gold.demand_forecasts")
+        # Rescored with new content (identical content would re-point to the stale version, its age kept).
+        serving_lake.write_arrow(forecasts_table(["s1", "s2"], D1, generated_at=fresh), "gold.demand_forecasts")
         publish_dataset("forecasts", D1, "run-2", settings=serving_settings, config=serving_config)
         all_fresh = client.get("/healthz")
 
