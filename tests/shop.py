@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -39,3 +41,20 @@ def land_and_run(root: Path, spark, **overrides) -> LandedLake:
     lake = Lake(settings, spark)
     run_foundation(lake, config.end_date, config.start_date)
     return LandedLake(lake, manifest, config.start_date, config.end_date)
+
+
+# On frames of a few rows, adaptive execution and code generation cost 3-5x the work itself.
+TINY_DATA_CONF = {"spark.sql.adaptive.enabled": "false", "spark.sql.codegen.wholeStage": "false"}
+
+
+@contextmanager
+def tiny_data_conf(spark) -> Iterator[None]:
+    """Spark tuned for tiny test frames for the block, the session's settings restored after."""
+    saved = {key: spark.conf.get(key) for key in TINY_DATA_CONF}
+    for key, value in TINY_DATA_CONF.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            spark.conf.set(key, value)

@@ -30,7 +30,7 @@ from shopml.accounting import ACCOUNTING_TABLE, COUNT_COLUMNS, QUARANTINE_TABLE,
 from shopml.generate import GeneratorConfig, generate
 from shopml.lake import Lake
 from shopml.settings import load_settings
-from tests.shop import run_foundation
+from tests.shop import run_foundation, tiny_data_conf
 
 # Five nightly pipelines' worth of Spark jobs (history, three nights, the backfill) and a rerun: minutes, not seconds.
 pytestmark = pytest.mark.slow
@@ -52,7 +52,6 @@ SILVER_TABLES = ("silver.events", "silver.order_lines", "silver.products", "silv
 # Who wrote a row and when; everything else must be equal.
 RUN_METADATA = {"run_id", "ingested_at", "quarantined_at", "updated_at", "validated_at", "corrected_at"}
 # On days of a few hundred rows, adaptive execution and code generation cost more than the work itself.
-TINY_DATA_CONF = {"spark.sql.adaptive.enabled": "false", "spark.sql.codegen.wholeStage": "false"}
 
 
 def _nightly(lake: Lake, day, first=None, run_id: str = "nightly") -> None:
@@ -63,12 +62,8 @@ def _nightly(lake: Lake, day, first=None, run_id: str = "nightly") -> None:
 
 @pytest.fixture(scope="module")
 def tiny_data_spark(spark) -> Iterator[None]:
-    saved = {key: spark.conf.get(key) for key in TINY_DATA_CONF}
-    for key, value in TINY_DATA_CONF.items():
-        spark.conf.set(key, value)
-    yield
-    for key, value in saved.items():
-        spark.conf.set(key, value)
+    with tiny_data_conf(spark):
+        yield
 
 
 @pytest.fixture(scope="module")

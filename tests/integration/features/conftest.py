@@ -17,6 +17,7 @@ from tests.integration.features.feature_lake import (
     write_silver,
     write_snapshots,
 )
+from tests.shop import tiny_data_conf
 
 
 @pytest.fixture(scope="package")
@@ -58,15 +59,8 @@ def scenario(spark, tmp_path_factory):
     )
 
 
-TINY_DATA_CONF = {"spark.sql.adaptive.enabled": "false", "spark.sql.codegen.wholeStage": "false"}
-
-
 @pytest.fixture(scope="package", autouse=True)
 def tiny_data_spark(spark):
     """On frames of a few rows, adaptive execution and code generation cost 3-5x the work itself."""
-    saved = {key: spark.conf.get(key) for key in TINY_DATA_CONF}
-    for key, value in TINY_DATA_CONF.items():
-        spark.conf.set(key, value)
-    yield
-    for key, value in saved.items():
-        spark.conf.set(key, value)
+    with tiny_data_conf(spark):
+        yield

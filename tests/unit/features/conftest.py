@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.shop import tiny_data_conf
 from tests.unit.features.feature_rows import (
     BASE_EVENTS,
     EVENTS_SCHEMA,
@@ -31,15 +32,8 @@ def frames(spark):
     return build
 
 
-TINY_DATA_CONF = {"spark.sql.adaptive.enabled": "false", "spark.sql.codegen.wholeStage": "false"}
-
-
 @pytest.fixture(scope="package", autouse=True)
 def tiny_data_spark(spark):
     """On frames of a few rows, adaptive execution and code generation cost 3-5x the work itself."""
-    saved = {key: spark.conf.get(key) for key in TINY_DATA_CONF}
-    for key, value in TINY_DATA_CONF.items():
-        spark.conf.set(key, value)
-    yield
-    for key, value in saved.items():
-        spark.conf.set(key, value)
+    with tiny_data_conf(spark):
+        yield
