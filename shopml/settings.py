@@ -122,6 +122,17 @@ class Settings(BaseSettings):
         return self.serving_url or f"sqlite:///{(self.var_root / 'serving.db').as_posix()}"
 
 
+def _without(values: dict[str, Any], paths: list[tuple[str, ...]]) -> dict[str, Any]:
+    """``values`` less each key path in ``paths`` (nested blocks keep their other keys)."""
+    kept = {}
+    for key, value in values.items():
+        inner = [path[1:] for path in paths if path[0] == key]
+        if any(not rest for rest in inner):
+            continue
+        kept[key] = _without(value, inner) if inner and isinstance(value, dict) else value
+    return kept
+
+
 def _expand(value: Any) -> Any:
     if isinstance(value, str):
         return os.path.expandvars(value)
@@ -143,17 +154,19 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
         if not isinstance(loaded, dict):
             raise SettingsError(f"{path}: expected a mapping of settings, got {type(loaded).__name__}")
         file_values = _expand(loaded)
-    env_keys = {
-        key[len(ENV_PREFIX) :].lower().split("__")[0]
+    env_paths = [
+        tuple(key[len(ENV_PREFIX) :].lower().split("__"))
         for key in os.environ
         if key.startswith(ENV_PREFIX) and key != f"{ENV_PREFIX}CONFIG"
-    }
-    unknown = env_keys - set(Settings.model_fields)
+    ]
+    unknown = {path[0] for path in env_paths} - set(Settings.model_fields)
     if unknown:
         raise SettingsError(
             f"unknown setting(s) in environment: {', '.join(sorted(ENV_PREFIX + k.upper() for k in unknown))}"
         )
-    values = {key: value for key, value in file_values.items() if key not in env_keys}
+    # File values arrive as init arguments, which outrank the environment: drop exactly what the
+    # environment sets, so SHOPML_INCREMENTAL__X replaces field x and keeps the file's other fields.
+    values = _without(file_values, env_paths)
     values.update(overrides)
     try:
         return Settings(**values)

@@ -65,6 +65,14 @@ def test_incremental_knobs_nest_under_incremental(monkeypatch, tmp_path):
     assert (from_env.max_files_per_run, from_env.stream_folder) == (24, "events/stream")
 
 
+def test_env_replaces_one_nested_field_and_keeps_the_files_others(monkeypatch, tmp_path):
+    config = tmp_path / "shopml.yaml"
+    config.write_text("incremental:\n  stream_folder: events/live\n  max_files_per_run: 6\n")
+    monkeypatch.setenv("SHOPML_INCREMENTAL__MAX_FILES_PER_RUN", "24")
+    incremental = load_settings(config).incremental
+    assert (incremental.max_files_per_run, incremental.stream_folder) == (24, "events/live")
+
+
 def test_unknown_incremental_knob_is_named(monkeypatch):
     monkeypatch.setenv("SHOPML_INCREMENTAL__MAX_FILE", "3")
     with pytest.raises(SettingsError, match=r"incremental\.max_file"):
