@@ -322,8 +322,9 @@ def _same_content(
 ) -> VersionInfo | None:
     """A complete, intact version of ``run_date`` holding exactly what the partition would publish now.
 
-    Versions changed by incremental overlays since their publish never match: a nightly publish
-    supersedes overlays.
+    Its ``generated_at`` moves up to the partition's newest score time: a rerun that confirms the
+    content makes the version fresh again for ``/healthz``. Versions changed by incremental overlays
+    since their publish never match: a nightly publish supersedes overlays.
     """
     same_date = [
         v
@@ -340,7 +341,9 @@ def _same_content(
         if (info.checksum, info.key_count) == (checksum, content.key_count) and store.count_entries(
             spec.name, info.version
         ) == info.key_count:
-            return info
+            return replace(
+                info, generated_at=max(filter(None, [info.generated_at, content.generated_at]), default=None)
+            )
     return None
 
 
@@ -437,7 +440,7 @@ def publish_dataset(
             info = existing
             if previous != info.version:
                 log.info("%s version %s already holds this content; making it current again", dataset, info.version)
-                store.activate_version(info, previous)
+            store.activate_version(info, previous)
         else:
             draft = VersionInfo(
                 dataset=dataset,
