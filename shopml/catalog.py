@@ -299,6 +299,16 @@ TABLES: dict[str, TableSpec] = {
             name="ops.publish_audit",
             description="Every publish to the serving store: dataset, version, key count, checksum, duration, trigger.",
             partition_by=("dataset",),
+            arrow_fields=(
+                ("dataset", "string"),
+                ("version", "string"),
+                ("key_count", "int64"),
+                ("checksum", "string"),
+                ("duration_s", "double"),
+                ("triggered_by", "string"),
+                ("run_id", "string"),
+                ("published_at", "timestamp[us, tz=UTC]"),
+            ),
         ),
     ]
 }

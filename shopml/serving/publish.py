@@ -34,6 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from shopml import catalog
 from shopml.lake import Lake
 from shopml.serving.config import ServingConfig
 from shopml.serving.encoding import DATASETS, DatasetSpec, dataset_spec, encode_entities, encode_payload
@@ -43,18 +44,6 @@ from shopml.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 AUDIT_TABLE = "ops.publish_audit"
-_AUDIT_SCHEMA = pa.schema(
-    [
-        ("dataset", pa.string()),
-        ("version", pa.string()),
-        ("key_count", pa.int64()),
-        ("checksum", pa.string()),
-        ("duration_s", pa.float64()),
-        ("triggered_by", pa.string()),
-        ("run_id", pa.string()),
-        ("published_at", pa.timestamp("us", tz="UTC")),
-    ]
-)
 _SAMPLES_PER_PASS = 1_000
 
 
@@ -408,7 +397,7 @@ def _append_audit(
         "run_id": [run_id],
         "published_at": [at],
     }
-    lake.write_arrow(pa.table(row, schema=_AUDIT_SCHEMA), AUDIT_TABLE, mode="append")
+    lake.write_arrow(pa.table(row, schema=catalog.spec(AUDIT_TABLE).arrow_schema()), AUDIT_TABLE, mode="append")
 
 
 # ---- public entry points (CLI and Airflow tasks) -------------------------------------------------

@@ -330,16 +330,7 @@ def build_tiny_lake(lake: Lake) -> None:
             _audit("recommendations", "20260310-1", 110, RUN_ID, _at(0)),
             _audit("forecasts", "20260310-1", 50, RUN_ID, _at(0)),
         ],
-        [
-            ("dataset", pa.string()),
-            ("version", pa.string()),
-            ("key_count", pa.int64()),
-            ("checksum", pa.string()),
-            ("duration_s", pa.float64()),
-            ("triggered_by", pa.string()),
-            ("run_id", pa.string()),
-            ("published_at", ts),
-        ],
+        spec("ops.publish_audit").arrow_schema(),
     )
 
 
