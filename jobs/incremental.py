@@ -49,10 +49,16 @@ from pyspark.sql import functions as F
 from jobs.incremental_config import IncrementalConfig
 from jobs.ingest import CSV_SUFFIXES, JSON_SUFFIXES, read_landed_lines
 from jobs.transforms import realtime
-from jobs.transforms.cleaning import drop_duplicate_events, flag_bot_sessions, to_order_lines, with_event_date
+from jobs.transforms.cleaning import (
+    drop_duplicate_events,
+    flag_bot_sessions,
+    to_order_lines,
+    with_catalogue_check,
+    with_event_date,
+)
 from jobs.transforms.features import end_of_day
 from jobs.transforms.raw import parse_events
-from jobs.validate import LINEAGE_COLUMNS, rejected_rows
+from jobs.validate import LINEAGE_COLUMNS, catalogue_skus, rejected_rows
 from models.device import resolve_device
 from models.forecast import pipeline as forecaster
 from models.forecast.config import ForecastConfig
@@ -119,13 +125,6 @@ def _batch_landing_date(fallback: date):
     """The batch's UTC date from its file name (``batch-YYYYMMDDT…``): reruns assign the same landing date."""
     stamp = F.regexp_extract(F.col("source_file"), r"batch-(\d{8})T", 1)
     return F.coalesce(F.to_date(F.try_to_timestamp(stamp, F.lit("yyyyMMdd"))), F.lit(fallback))
-
-
-def _known_skus(lake: Lake, day: date) -> list[str] | None:
-    if not lake.exists("silver.products"):
-        return None
-    skus = lake.read_arrow("silver.products", columns=["sku"], filter=pc.field("snapshot_date") <= pa.scalar(day))
-    return pc.unique(skus["sku"]).to_pylist() or None
 
 
 def _flag_bots(lake: Lake, fresh: DataFrame, event_dates: list[date]) -> DataFrame:
@@ -201,16 +200,16 @@ def merge_batch(lake: Lake, files: Sequence[Path], run_ts: datetime, run_id: str
         .withColumn("days_late", F.datediff("landing_date", "event_date"))
         .cache()
     )
-    skus = _known_skus(lake, run_ts.date())
+    catalogue = catalogue_skus(lake, run_ts.date())
     outcome = validate(
-        staged.drop(*LINEAGE_COLUMNS),
+        with_catalogue_check(staged.drop(*LINEAGE_COLUMNS), catalogue),
         "events",
         ["event_id"],
         run_ts.date(),
         run_id,
         settings.var_root / "gx",
-        parameters={"known_skus": skus or [], "late_event_max_days": settings.late_event_max_days},
-        skip=() if skus else ("unknown_sku",),
+        parameters={"late_event_max_days": settings.late_event_max_days},
+        skip=() if catalogue is not None else ("unknown_sku",),
     )
     if outcome.critical_failures:
         raise ValidationFailed(

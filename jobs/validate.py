@@ -19,7 +19,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs.cli import run_job
-from jobs.transforms.cleaning import to_order_lines
+from jobs.transforms.cleaning import to_order_lines, with_catalogue_check
 from shopml import accounting
 from shopml.catalog import spec
 from shopml.dates import DateWindow
@@ -82,11 +82,11 @@ def _previous_staged(lake: Lake, before: date) -> int | None:
     return row.staged if row else None
 
 
-def _known_skus(lake: Lake, window: DateWindow) -> list[str] | None:
+def catalogue_skus(lake: Lake, last_day: date) -> DataFrame | None:
+    """SKUs of every product snapshot up to ``last_day``; None when the shop has no product feed."""
     if not lake.exists("silver.products"):
         return None
-    products = lake.read("silver.products").where(F.col("snapshot_date") <= F.lit(window.last))
-    return [row.sku for row in products.select("sku").distinct().collect()]
+    return lake.read("silver.products").where(F.col("snapshot_date") <= F.lit(last_day)).select("sku")
 
 
 def _write_results(lake: Lake, outcome: ValidationOutcome, window: DateWindow) -> None:
@@ -145,8 +145,11 @@ def validate_dataset(lake: Lake, dataset: str, window: DateWindow, run_id: str) 
     elif staged.isEmpty():
         return None
     # GX checks the data columns; the lineage columns (whole payload, source file) stay out of the cache.
-    checked = staged.drop(*LINEAGE_COLUMNS).cache()
-    known_skus = _known_skus(lake, window) if dataset != "products" else None
+    checked = staged.drop(*LINEAGE_COLUMNS)
+    catalogue = catalogue_skus(lake, window.last) if dataset != "products" else None
+    if dataset != "products":
+        checked = with_catalogue_check(checked, catalogue)
+    checked = checked.cache()
     outcome = validate(
         checked,
         dataset,
@@ -154,8 +157,8 @@ def validate_dataset(lake: Lake, dataset: str, window: DateWindow, run_id: str) 
         window.last,
         run_id,
         lake.settings.var_root / "gx",
-        parameters={"known_skus": known_skus or [], "late_event_max_days": lake.settings.late_event_max_days},
-        skip=() if known_skus else ("unknown_sku",),
+        parameters={"late_event_max_days": lake.settings.late_event_max_days},
+        skip=() if catalogue is not None else ("unknown_sku",),
     )
     _gate(lake, outcome, window, dataset)
     reasons = rejection_reasons(checked, outcome, keys)
@@ -163,7 +166,7 @@ def validate_dataset(lake: Lake, dataset: str, window: DateWindow, run_id: str) 
     if dataset != "events":
         rejected = rejected.withColumn("landing_date", F.col("snapshot_date"))
     quarantined = accounting.write_quarantine(lake, rejected, dataset, "validate", window, run_id)
-    passed = checked.join(reasons.select(*keys), keys, "left_anti").drop("days_late")
+    passed = checked.join(reasons.select(*keys), keys, "left_anti").drop("days_late", "sku_in_catalogue")
     silver_where = window.predicate(date_column)
     if dataset == "events":  # rows the 5-minute stream merged are not the nightly run's to replace
         silver_where += " AND feed = 'nightly'"

@@ -60,3 +60,16 @@ def latest_per_key(records: DataFrame, keys: list[str], order_column: str) -> Da
     """Keep the last record per key (a snapshot may list a SKU twice; the later line wins)."""
     last = Window.partitionBy(*keys).orderBy(F.col(order_column).desc_nulls_last(), F.col("payload").desc())
     return records.withColumn("_n", F.row_number().over(last)).where("_n = 1").drop("_n")
+
+
+def with_catalogue_check(records: DataFrame, catalogue_skus: DataFrame | None) -> DataFrame:
+    """Add ``sku_in_catalogue``: whether the row's SKU is a product the catalogue knows (null: no catalogue).
+
+    A broadcast join, so the check costs the same for ten SKUs or a million (a literal value set
+    would be sent to Spark value by value and grow the validation results with the catalogue).
+    """
+    if catalogue_skus is None:
+        return records.withColumn("sku_in_catalogue", F.lit(None).cast("boolean"))
+    known = catalogue_skus.select("sku").distinct().withColumn("sku_in_catalogue", F.lit(True))
+    flagged = records.join(F.broadcast(known), "sku", "left")
+    return flagged.select(*records.columns, F.coalesce("sku_in_catalogue", F.lit(False)).alias("sku_in_catalogue"))

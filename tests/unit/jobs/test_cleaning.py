@@ -8,6 +8,7 @@ from jobs.transforms.cleaning import (
     flag_bot_sessions,
     latest_per_key,
     to_order_lines,
+    with_catalogue_check,
     with_event_date,
 )
 
@@ -76,3 +77,18 @@ def test_latest_per_key_keeps_the_later_line(spark):
         "landing_date date, sku string, snapshot_ts timestamp, payload string",
     )
     assert [row.payload for row in latest_per_key(rows, ["landing_date", "sku"], "snapshot_ts").collect()] == ["new"]
+
+
+def test_catalogue_check_flags_unknown_and_missing_skus_and_keeps_every_row(spark):
+    rows = spark.createDataFrame([("e1", "SKU-1"), ("e2", "SKU-9"), ("e3", None)], "event_id string, sku string")
+    # The catalogue lists a SKU once per snapshot: a SKU seen twice must not duplicate rows.
+    catalogue = spark.createDataFrame([("SKU-1",), ("SKU-1",), ("SKU-2",)], "sku string")
+    checked = with_catalogue_check(rows, catalogue)
+    assert checked.columns == ["event_id", "sku", "sku_in_catalogue"]
+    assert sorted((row.event_id, row.sku_in_catalogue) for row in checked.collect()) == [
+        ("e1", True),
+        ("e2", False),
+        ("e3", False),
+    ]
+    without_catalogue = with_catalogue_check(rows, None)
+    assert {row.sku_in_catalogue for row in without_catalogue.collect()} == {None}
