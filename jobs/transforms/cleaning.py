@@ -22,11 +22,21 @@ def drop_duplicate_events(events: DataFrame, already_loaded_ids: DataFrame) -> D
 
 
 def flag_bot_sessions(events: DataFrame, max_events_per_session: int) -> DataFrame:
-    """Add ``is_bot``: in one landing day the session sent more events than a person could, or its agent says bot."""
-    per_session = Window.partitionBy("landing_date", "session_id")
-    busy_session = F.col("session_id").isNotNull() & (F.count(F.lit(1)).over(per_session) > max_events_per_session)
+    """Add ``is_bot``: in one landing day the session sent more events than a person could, or its agent says bot.
+
+    Sessions are counted on their keys alone and the few busy ones broadcast back, so the events
+    (with their payloads) are not shuffled a second time.
+    """
+    busy = (
+        events.where(F.col("session_id").isNotNull())
+        .groupBy("landing_date", "session_id")
+        .count()
+        .where(F.col("count") > max_events_per_session)
+        .select("landing_date", "session_id", F.lit(True).alias("_busy"))
+    )
+    flagged = events.join(F.broadcast(busy), ["landing_date", "session_id"], "left")
     bot_agent = F.coalesce(F.col("user_agent").rlike(BOT_USER_AGENT), F.lit(False))
-    return events.withColumn("is_bot", busy_session | bot_agent)
+    return flagged.select(*events.columns, (F.col("_busy").isNotNull() | bot_agent).alias("is_bot"))
 
 
 def with_event_date(events: DataFrame) -> DataFrame:
