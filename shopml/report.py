@@ -35,9 +35,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
 
 from shopml.lake import Lake
+from shopml.report_config import ReportConfig
 from shopml.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -62,31 +62,6 @@ FRESHNESS_TABLES: dict[str, str] = {
 PLAN_STATUSES = ("ok", "reorder", "at_risk", "overstock")
 _LOWER_IS_BETTER = ("wape", "mase", "mae", "rmse", "pinball", "fallback_share")
 _COLOURS = {"model": "#1f77b4", "past": "#ff7f0e", "actual": "#222222", "quarantine": "#d62728"}
-
-
-class ReportConfig(BaseModel):
-    """What the nightly report compares against and how much it plots."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    trailing_days: int = Field(7, ge=1, description="Days before the run date that volumes are compared against.")
-    max_feature_lag_days: int = Field(
-        0, ge=0, description="Feature/scored tables whose latest date is older than run date minus this are stale."
-    )
-    primary_metrics: dict[str, str] = Field(
-        default_factory=lambda: {"recommender": "ndcg@10", "forecaster": "wape"},
-        description="Metric plotted over time per model (metric@k as in the gate); others are tabled only.",
-    )
-    history_runs: int = Field(30, ge=2, description="Evaluations shown in the metric-over-time plots.")
-    lookback_days: int = Field(
-        28, ge=7, description="Days looked back for actuals, forecast origins, the latest plan and feature dates."
-    )
-    past_origin_days: int = Field(
-        7, ge=1, description="The past forecast compared with actuals is the latest made at least this many days ago."
-    )
-    top_skus: int = Field(4, ge=0, description="Best-selling SKUs (units over the lookback) plotted.")
-    random_skus: int = Field(2, ge=0, description="Further SKUs plotted, drawn with a seed fixed per run date.")
-    at_risk_rows: int = Field(10, ge=0, description="At-risk SKUs listed from the inventory plan.")
 
 
 @dataclass(frozen=True)
@@ -792,7 +767,7 @@ def build_report(
 ) -> Path:
     """Write ``<reports_root>/<run_date>/index.html`` for the run and return its path (rewritten on reruns)."""
     settings = settings or get_settings()
-    run = ReportRun(Lake(settings), run_date, run_id, config or ReportConfig(), settings.seed)
+    run = ReportRun(Lake(settings), run_date, run_id, config or settings.report, settings.seed)
     sections = [build_section(title, builder, run) for title, builder in SECTIONS]
     path = report_path(run_date, settings)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,7 @@ from models.distributed import DistributedConfig
 from models.forecast.config import ForecastConfig
 from models.recommend.config import RecommendConfig
 from shopml.notify import NotifyConfig
+from shopml.report_config import ReportConfig
 from shopml.serving.config import ServingConfig
 
 ENV_PREFIX = "SHOPML_"
@@ -89,6 +90,7 @@ class Settings(BaseSettings):
     incremental: IncrementalConfig = Field(default_factory=IncrementalConfig)
     serving_store: ServingConfig = Field(default_factory=ServingConfig)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
     distributed: DistributedConfig = Field(default_factory=DistributedConfig)
 
     @field_validator("spark_master")

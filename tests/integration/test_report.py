@@ -19,7 +19,6 @@ from shopml.catalog import spec
 from shopml.lake import Lake
 from shopml.report import (
     NOT_AVAILABLE,
-    ReportConfig,
     build_report,
     choose_origins,
     compare_metrics,
@@ -35,6 +34,7 @@ from shopml.report import (
     summarise_validation,
     summarise_volumes,
 )
+from shopml.report_config import ReportConfig
 
 RUN_DATE = date(2026, 3, 10)
 RUN_ID = "scheduled__2026-03-10T00:00:00+00:00"

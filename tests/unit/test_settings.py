@@ -73,6 +73,12 @@ def test_env_replaces_one_nested_field_and_keeps_the_files_others(monkeypatch, t
     assert (incremental.max_files_per_run, incremental.stream_folder) == (24, "events/live")
 
 
+def test_report_knobs_nest_under_report(monkeypatch):
+    monkeypatch.setenv("SHOPML_REPORT__TOP_SKUS", "8")
+    report = load_settings().report
+    assert (report.top_skus, report.trailing_days) == (8, 7)
+
+
 def test_unknown_incremental_knob_is_named(monkeypatch):
     monkeypatch.setenv("SHOPML_INCREMENTAL__MAX_FILE", "3")
     with pytest.raises(SettingsError, match=r"incremental\.max_file"):
