@@ -126,7 +126,7 @@ class Lake:
         version: int | None = None,
     ) -> pa.Table:
         """The table as Arrow, without Spark (model training, serving, analysts' DuckDB)."""
-        return self._delta(table, version).to_pyarrow_dataset().to_table(columns=columns, filter=filter)
+        return self.arrow_dataset(table, version).to_table(columns=columns, filter=filter)
 
     def read_pandas(self, table: str, columns: Sequence[str] | None = None, filter=None, version=None) -> pd.DataFrame:
         return self.read_arrow(table, columns=columns, filter=filter, version=version).to_pandas()
@@ -139,8 +139,20 @@ class Lake:
         batch_size: int = 50_000,
     ) -> Iterator[pa.RecordBatch]:
         """Stream a table in bounded-size Arrow batches (publishing never holds a whole table)."""
-        dataset = self._delta(table).to_pyarrow_dataset()
+        dataset = self.arrow_dataset(table)
         yield from dataset.to_batches(columns=columns, filter=filter, batch_size=batch_size)
+
+    def arrow_dataset(self, table: str, version: int | None = None) -> pa.dataset.Dataset:
+        """The table's files as an Arrow dataset, read through Arrow's own local filesystem.
+
+        delta-rs's default filesystem is a Python handler that Arrow's reader threads call back into;
+        they can outlive the interpreter and abort the process at exit ("terminate called without an
+        active exception", exit 134, after all work is done).
+        """
+        import pyarrow.fs as pafs
+
+        filesystem = pafs.SubTreeFileSystem(str(Path(self.path(table)).resolve()), pafs.LocalFileSystem())
+        return self._delta(table, version).to_pyarrow_dataset(filesystem=filesystem)
 
     @staticmethod
     def _arrow_schema(delta) -> pa.Schema:

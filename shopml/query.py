@@ -127,7 +127,7 @@ def _run_duckdb(lake: Lake, sql: str, plan: _Plan, travel: TimeTravel) -> pa.Tab
     try:
         con.execute("SET TimeZone = 'UTC'")
         for table in plan.tables:
-            dataset = lake._delta(table, travel.version(lake, table)).to_pyarrow_dataset()
+            dataset = lake.arrow_dataset(table, travel.version(lake, table))
             con.register(view_name(table), dataset)
         try:
             for name, body in plan.views:

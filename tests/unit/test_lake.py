@@ -73,3 +73,21 @@ def test_reading_a_missing_table_says_which(lake):
 def test_unknown_table_names_are_rejected(lake):
     with pytest.raises(KeyError, match="known tables"):
         lake.path("silver.evnts")
+
+
+def test_a_process_that_read_partitioned_tables_exits_cleanly(lake):
+    """Arrow's reader threads once called back into delta-rs's Python filesystem during interpreter
+    shutdown and aborted the process (exit 134) after its work was done, in most runs."""
+    import subprocess
+    import sys
+
+    for dataset in ("a", "b", "c", "a"):  # one file per append, as publishes add audit rows
+        lake.write_arrow(pa.table({"dataset": [dataset], "key_count": [1]}), "ops.publish_audit", mode="append")
+    script = (
+        "from shopml.lake import Lake; from shopml.settings import load_settings; "
+        f"lake = Lake(load_settings(var_root={str(lake.settings.var_root)!r})); "
+        "assert lake.read_arrow('ops.publish_audit', columns=[]).num_rows == 4; "
+        "assert sum(b.num_rows for b in lake.iter_batches('ops.publish_audit')) == 4"
+    )
+    exits = [subprocess.run([sys.executable, "-c", script], capture_output=True).returncode for _ in range(6)]
+    assert exits == [0] * 6
