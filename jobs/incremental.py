@@ -492,9 +492,7 @@ def run(
     """
     started = time.monotonic()
     run_ts = _utc(run_ts or datetime.now(UTC))
-    if lake is None:
-        config = config or get_settings().incremental
-        lake = Lake(micro_batch_settings(get_settings(), config))
+    lake = lake or Lake(micro_batch_settings(get_settings(), config))
     settings = lake.settings
     config = config or settings.incremental
     watermark = read_watermark(lake, config.stream)

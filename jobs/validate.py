@@ -146,8 +146,9 @@ def validate_dataset(lake: Lake, dataset: str, window: DateWindow, run_id: str) 
         return None
     # GX checks the data columns; the lineage columns (whole payload, source file) stay out of the cache.
     checked = staged.drop(*LINEAGE_COLUMNS)
-    catalogue = catalogue_skus(lake, window.last) if dataset != "products" else None
-    if dataset != "products":
+    catalogue = None
+    if dataset != "products":  # events and inventory must name products the catalogue knows
+        catalogue = catalogue_skus(lake, window.last)
         checked = with_catalogue_check(checked, catalogue)
     checked = checked.cache()
     outcome = validate(

@@ -101,7 +101,8 @@ SIMILAR_ITEMS_SCHEMA = pa.schema(
         ("scored_date", pa.date32()),
     ]
 )
-MODEL_METRICS_SCHEMA = spec("ops.model_metrics").arrow_schema()
+MODEL_METRICS_TABLE = "ops.model_metrics"
+MODEL_METRICS_SCHEMA = spec(MODEL_METRICS_TABLE).arrow_schema()
 
 
 # ---- reading -------------------------------------------------------------------------------
@@ -404,7 +405,7 @@ def evaluate_and_gate(run_date: date, run_id: str, settings: Settings, config: R
         metrics["model"], {n: m for n, m in metrics.items() if n != "model"}, current_value, config.gate, k
     )
     lake.write_arrow(
-        _metric_rows(run_id, model.version, metrics, decision.promoted), "ops.model_metrics", mode="append"
+        _metric_rows(run_id, model.version, metrics, decision.promoted), MODEL_METRICS_TABLE, mode="append"
     )
     registry.update_metadata(
         model,
