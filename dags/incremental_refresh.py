@@ -33,10 +33,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pendulum
 from airflow.sdk import dag, task
 
-from shopml.orchestration import asset, default_args
+from shopml.orchestration import HISTORY_START, asset, default_args
 
 READS = [
     "silver.products",
@@ -55,7 +54,7 @@ WRITES = ["silver.events", "silver.order_lines", "ops.quarantine", "ops.stream_w
 @dag(
     dag_id="incremental_refresh",
     schedule="*/5 * * * *",
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    start_date=HISTORY_START,
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(minutes=15),

@@ -7,10 +7,9 @@ Same as `python -m shopml.serving rollback <dataset>`.
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import Param, dag, task
 
-from shopml.orchestration import asset, default_args
+from shopml.orchestration import HISTORY_START, asset, default_args
 
 DATASETS = ["recommendations", "similar", "forecasts", "inventory"]
 
@@ -18,7 +17,7 @@ DATASETS = ["recommendations", "similar", "forecasts", "inventory"]
 @dag(
     dag_id="serving_rollback",
     schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    start_date=HISTORY_START,
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),

@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any
 
+from shopml.errors import PERMANENT_EXIT_CODE, PermanentError
+
 
 def parse_job_args(description: str, argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
@@ -30,10 +32,17 @@ def parse_job_args(description: str, argv: Sequence[str] | None = None) -> argpa
 
 
 def run_job(description: str, job: Callable[..., dict[str, Any]], argv: Sequence[str] | None = None) -> None:
-    """Parse the arguments, run ``job(run_date=, run_id=, from_date=)`` and print its summary as JSON."""
+    """Parse the arguments, run ``job(run_date=, run_id=, from_date=)`` and print its summary as JSON.
+
+    A ``PermanentError`` exits with ``PERMANENT_EXIT_CODE``, so the DAG fails the task without retries.
+    """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("great_expectations", "py4j"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     args = parse_job_args(description, argv)
-    summary = job(run_date=args.date, run_id=args.run_id, from_date=args.from_date)
+    try:
+        summary = job(run_date=args.date, run_id=args.run_id, from_date=args.from_date)
+    except PermanentError as exc:
+        logging.getLogger(job.__module__).exception("%s", exc)
+        sys.exit(PERMANENT_EXIT_CODE)
     sys.stdout.write(json.dumps(summary, default=str, indent=2) + "\n")

@@ -69,6 +69,7 @@ from models.recommend.filters import available_items, code_pairs, recently_bough
 from models.recommend.ranker import ServingContext, load_ranker
 from models.recommend.retrieval import load_retrieval
 from models.registry import ModelRegistry
+from shopml.errors import PermanentError
 from shopml.lake import Lake
 from shopml.quality import ValidationFailed, validate
 from shopml.serving.encoding import dataset_spec, decode_payload
@@ -85,7 +86,7 @@ MERGE_KEYS = ("event_date", "event_id")
 EVENT_COLUMNS = ["event_id", "event_type", "user_id", "sku", "quantity", "event_ts"]
 
 
-class OverlayRefusedError(RuntimeError):
+class OverlayRefusedError(PermanentError, RuntimeError):
     """The serving store kept refusing the overlays: a newer version kept appearing while the run computed."""
 
 

@@ -10,7 +10,7 @@ have only order lines).
 from __future__ import annotations
 
 import logging
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +20,10 @@ from pyspark.sql.types import StringType, StructField, StructType
 
 from jobs.cli import run_job
 from jobs.transforms.raw import FIELDS_BY_DATASET
+from jobs.transforms.volume import expected_volume
 from shopml import accounting
 from shopml.dates import DateWindow
+from shopml.errors import PermanentError
 from shopml.lake import Lake
 
 log = logging.getLogger(__name__)
@@ -32,7 +34,7 @@ JSON_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".ndjson", ".ndjson
 CSV_SUFFIXES = (".csv", ".csv.gz")
 
 
-class LandingError(RuntimeError):
+class LandingError(PermanentError, RuntimeError):
     """The landing zone does not hold what the run needs, said plainly."""
 
 
@@ -87,6 +89,28 @@ def read_landed_lines(spark: SparkSession, json_files: list[str], csv_files: lis
     return lines.select(landing_date.alias("landing_date"), "source_file", "payload")
 
 
+def _closed(lake: Lake, window: DateWindow, present: list[date]) -> bool:
+    """True when the shop's history shows no trading on the window's weekday; otherwise a missing day is an error."""
+    weeks = lake.settings.volume_reference_weeks
+    looked_back = [window.last - timedelta(days=n) for n in range(1, 7 * (weeks + 1) + 1)]
+    landed = {day: row["landed"] or 0 for day, row in accounting.read_counts(lake, "events", looked_back).items()}
+    # Days of this window not landed yet: a folder means trading, no folder means none.
+    landed |= {day: int(day in present) for day in window.dates()[:-1]}
+    first_landing = min([*landed, *present, window.last])
+    expected = expected_volume(landed, window.last, weeks, first_landing)
+    if expected == 0:
+        log.info(
+            "no events landed for %s: the shop's history shows no trading on %ss", window.last, f"{window.last:%A}"
+        )
+        return True
+    folder = landing_dir(lake.settings.landing, "events", window.last)
+    raise LandingError(
+        f"no events landed for {window.last}: expected folder {folder} (the shop's history expects "
+        f"{'trading' if expected is None else f'about {expected:,.0f} events'} that day; landing root "
+        f"{lake.settings.landing}; set SHOPML_LANDING_ROOT or LANDING= to point elsewhere)"
+    )
+
+
 def ingest_dataset(lake: Lake, dataset: str, window: DateWindow, run_id: str) -> dict[date, int] | None:
     """Land one dataset for the window's dates into ``bronze.<dataset>``.
 
@@ -94,12 +118,9 @@ def ingest_dataset(lake: Lake, dataset: str, window: DateWindow, run_id: str) ->
     """
     folders = [landing_dir(lake.settings.landing, dataset, day) for day in window.dates()]
     present = [folder for folder in folders if folder.is_dir()]
-    if dataset in REQUIRED_DATASETS and not folders[-1].is_dir():
-        raise LandingError(
-            f"no {dataset} landed for {window.last}: expected folder {folders[-1]} "
-            f"(landing root {lake.settings.landing}; set SHOPML_LANDING_ROOT or LANDING= to point elsewhere)"
-        )
-    if not present:
+    present_days = [date.fromisoformat(folder.name.removeprefix("date=")) for folder in present]
+    closed_day = dataset in REQUIRED_DATASETS and not folders[-1].is_dir() and _closed(lake, window, present_days)
+    if not present and not closed_day:
         log.info("no %s feed for %s: skipped", dataset, window)
         return None
     json_files: list[str] = []
@@ -114,7 +135,9 @@ def ingest_dataset(lake: Lake, dataset: str, window: DateWindow, run_id: str) ->
     bronze = lines.withColumn("ingested_at", F.current_timestamp())
     table = f"bronze.{dataset}"
     lake.write(bronze, table, replace_where=window.predicate("landing_date"))
-    landed = dict.fromkeys((date.fromisoformat(folder.name.removeprefix("date=")) for folder in present), 0)
+    landed = dict.fromkeys(present_days, 0)
+    if closed_day:
+        landed[window.last] = 0
     written = lake.read(table).where(window.predicate("landing_date")).groupBy("landing_date").count().collect()
     landed.update({row.landing_date: row["count"] for row in written})
     accounting.record_stage_counts(lake, dataset, run_id, {day: {"landed": n} for day, n in landed.items()}, reset=True)

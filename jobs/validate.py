@@ -12,7 +12,7 @@ the GX Data Docs. Finally each date's row accounting must reconcile exactly.
 from __future__ import annotations
 
 import logging
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from pyspark.sql import DataFrame
@@ -20,6 +20,7 @@ from pyspark.sql import functions as F
 
 from jobs.cli import run_job
 from jobs.transforms.cleaning import to_order_lines, with_catalogue_check
+from jobs.transforms.volume import daily_volume
 from shopml import accounting
 from shopml.catalog import spec
 from shopml.dates import DateWindow
@@ -53,33 +54,21 @@ def rejected_rows(staged: DataFrame, outcome: ValidationOutcome, keys: list[str]
     return staged.join(rejection_reasons(staged, outcome, keys), keys, "inner")
 
 
-def daily_volume(staged_per_date: dict[date, int], previous: int | None) -> list[dict[str, Any]]:
-    """Rows for the volume suite: staged events per landing date and the ratio to the landing before."""
-    rows = []
-    for day in sorted(staged_per_date):
-        count = staged_per_date[day]
-        rows.append(
-            {
-                "landing_date": str(day),
-                "staged_events": count,
-                "change_vs_previous": count / previous if previous else None,
-            }
-        )
-        previous = count or previous
-    return rows
+def _staged_history(lake: Lake, window: DateWindow, weeks: int) -> tuple[dict[date, int], date]:
+    """Staged events per landing date in the reference weeks before the window, and the shop's first landing."""
+    import pyarrow.compute as pc
 
-
-def _previous_staged(lake: Lake, before: date) -> int | None:
     if not lake.exists(accounting.ACCOUNTING_TABLE):
-        return None
-    row = (
-        lake.read(accounting.ACCOUNTING_TABLE)
-        .where((F.col("dataset") == "events") & (F.col("landing_date") < F.lit(before)) & F.col("staged").isNotNull())
-        .orderBy(F.col("landing_date").desc())
-        .select("staged")
-        .first()
-    )
-    return row.staged if row else None
+        return {}, window.first
+    rows = lake.read_arrow(
+        accounting.ACCOUNTING_TABLE,
+        columns=["landing_date", "staged"],
+        filter=(pc.field("dataset") == "events") & (pc.field("landing_date") < window.first),
+    ).to_pylist()
+    history = {row["landing_date"]: row["staged"] or 0 for row in rows if row["staged"] is not None}
+    first_landing = min([*history, window.first])
+    since = window.first - timedelta(weeks=weeks)
+    return {day: count for day, count in history.items() if day >= since}, first_landing
 
 
 def catalogue_skus(lake: Lake, last_day: date) -> DataFrame | None:
@@ -115,12 +104,33 @@ def _gate(lake: Lake, outcome: ValidationOutcome, window: DateWindow, what: str)
         raise ValidationFailed(message)
 
 
+def _describe_volume(row: dict[str, Any], settings: Any) -> str:
+    expected = row["expected_events"]
+    if row["change_vs_expected"] is None:
+        return f"{row['landing_date']}: {row['staged_events']:,} staged events (expected {expected or 'some trading'})"
+    return (
+        f"{row['landing_date']}: {row['staged_events']:,} staged events vs {expected:,.0f} expected "
+        f"(ratio {row['change_vs_expected']:.2f}, allowed {settings.volume_min_ratio}..{settings.volume_max_ratio})"
+    )
+
+
 def check_event_volume(lake: Lake, window: DateWindow, run_id: str) -> None:
+    """Gate the run's date on its event volume; earlier dates of a backfill window only warn.
+
+    A backfill replays history: a holiday or a bulk-order day months ago is a fact to record
+    (``ops.validation_results``, the report), not a reason to stop loading the rest of it.
+    """
+    settings = lake.settings
+    weeks = settings.volume_reference_weeks
     landed = accounting.read_counts(lake, "events", window.dates())
     staged = {day: row["staged"] or 0 for day, row in landed.items()}
-    rows = daily_volume(staged, _previous_staged(lake, window.first))
-    volume = lake.spark.createDataFrame(rows, "landing_date string, staged_events long, change_vs_previous double")
-    settings = lake.settings
+    history, first_landing = _staged_history(lake, window, weeks)
+    rows = daily_volume(staged, history, weeks, first_landing)
+    volume = lake.spark.createDataFrame(
+        rows,
+        "landing_date string, staged_events long, expected_events double, change_vs_expected double, "
+        "events_on_trading_day long",
+    )
     outcome = validate(
         volume,
         "event_volume",
@@ -130,6 +140,19 @@ def check_event_volume(lake: Lake, window: DateWindow, run_id: str) -> None:
         settings.var_root / "gx",
         parameters={"min_change": settings.volume_min_ratio, "max_change": settings.volume_max_ratio},
     )
+    flagged = {key[0]: reason for reason, keys in outcome.rejected_keys.items() for key in keys}
+    by_date = {row["landing_date"]: row for row in rows}
+    history_flags = [f"{_describe_volume(by_date[day], settings)} [{flagged[day]}]" for day in sorted(flagged)]
+    if str(window.last) in flagged:
+        history_flags.pop()
+        outcome.critical_failures.append(
+            f"{flagged[str(window.last)]} on {_describe_volume(by_date[str(window.last)], settings)}; expected is the "
+            f"median of the same weekday over the previous {weeks} weeks. If the shop really traded so, widen "
+            f"SHOPML_VOLUME_MIN_RATIO / SHOPML_VOLUME_MAX_RATIO (or SHOPML_VOLUME_REFERENCE_WEEKS) and rerun"
+        )
+        outcome.results = [result | {"severity": "critical"} for result in outcome.results]
+    if history_flags:
+        log.warning("event volume: %d earlier date(s) of %s out of band: %s", len(history_flags), window, history_flags)
     _gate(lake, outcome, window, "event volume")
 
 

@@ -20,8 +20,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from shopml.errors import PermanentError
 
-class RegistryError(RuntimeError):
+
+class RegistryError(PermanentError, RuntimeError):
     """A registry operation that cannot be done (nothing promoted, no previous version, …)."""
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
+from shopml.errors import PermanentError
 from shopml.lake import Lake
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ QUARANTINE_TABLE = "ops.quarantine"
 COUNT_COLUMNS = ("landed", "quarantined_clean", "bots", "duplicates", "staged", "quarantined_validate", "silver")
 
 
-class RowAccountingError(RuntimeError):
+class RowAccountingError(PermanentError, RuntimeError):
     """Rows went missing (or appeared) between landing and silver."""
 
 

@@ -11,12 +11,16 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+from shopml.errors import SKIP_REASON_KEY
 from shopml.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -84,8 +88,11 @@ def test_dag(
     conf: dict[str, Any] | None = None,
     settings: Settings | None = None,
     skip_tasks: str | None = None,
-) -> None:
+) -> DagRunOutcome:
     """One real DAG run (``airflow dags test``): tasks execute, state lands in the metadata DB.
+
+    Fails unless every task succeeded or was skipped for a stated reason: ``dags test`` exits 0
+    for a run that created no task at all.
 
     ``skip_tasks`` is a regex of task ids to mark successful without running them: rerunning
     only the failed part of a night, as clearing those tasks in the UI would.
@@ -105,6 +112,80 @@ def test_dag(
         raise RuntimeError(
             f"DAG {dag_id} failed for {logical_date} (airflow dags test exit {result.returncode}); see the task logs above"
         )
+    run = latest_run(dag_id, logical_date, settings)
+    if run is None or not run.tasks:
+        raise RuntimeError(
+            f"DAG {dag_id} ran no task for {logical_date}: is the date before the DAG's start_date? "
+            "Airflow reports such a run as successful with nothing done"
+        )
+    if run.unfinished:
+        raise RuntimeError(
+            f"DAG {dag_id} for {logical_date} left work undone: "
+            + ", ".join(f"{task.task_id} ({task.state or 'never ran'})" for task in run.unfinished)
+        )
+    return run
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    task_id: str
+    state: str | None
+    skip_reason: str | None = None
+    result: Any = None
+
+
+@dataclass(frozen=True)
+class DagRunOutcome:
+    """What one DAG run did, task by task, read from the metadata DB."""
+
+    run_id: str
+    state: str
+    tasks: dict[str, TaskOutcome]
+
+    @property
+    def unfinished(self) -> list[TaskOutcome]:
+        """Tasks that neither succeeded nor were skipped for a stated reason."""
+        return [
+            task
+            for task in self.tasks.values()
+            if not (task.state == "success" or (task.state == "skipped" and task.skip_reason))
+        ]
+
+
+def latest_run(dag_id: str, logical_date: date, settings: Settings | None = None) -> DagRunOutcome | None:
+    """The newest run of ``dag_id`` for ``logical_date`` in this project's embedded metadata DB."""
+    database = Path(airflow_env(settings)["AIRFLOW_HOME"]) / "airflow.db"
+    with closing(sqlite3.connect(database)) as db:
+        found = db.execute(
+            "SELECT id, run_id, state FROM dag_run WHERE dag_id = ? AND date(logical_date) = ? ORDER BY id DESC LIMIT 1",
+            (dag_id, logical_date.isoformat()),
+        ).fetchone()
+        if found is None:
+            return None
+        run_pk, run_id, state = found
+        xcoms = {
+            (task_id, key): value
+            for task_id, key, value in db.execute(
+                "SELECT task_id, key, value FROM xcom WHERE dag_run_id = ? AND key IN (?, 'return_value')",
+                (run_pk, SKIP_REASON_KEY),
+            )
+        }
+        tasks = {
+            task_id: TaskOutcome(
+                task_id,
+                state,
+                _json(xcoms.get((task_id, SKIP_REASON_KEY))),
+                _json(xcoms.get((task_id, "return_value"))),
+            )
+            for task_id, state in db.execute(
+                "SELECT task_id, state FROM task_instance WHERE dag_id = ? AND run_id = ?", (dag_id, run_id)
+            )
+        }
+    return DagRunOutcome(run_id, state, tasks)
+
+
+def _json(value: str | bytes | None) -> Any:
+    return None if value is None else json.loads(value)
 
 
 def standalone(settings: Settings | None = None) -> None:

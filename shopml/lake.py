@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from shopml.catalog import spec
+from shopml.errors import PermanentError
 from shopml.settings import Settings, get_settings
 from shopml.spark import get_spark
 
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 WriteMode = Literal["overwrite", "append"]
 
 
-class TableNotFoundError(LookupError):
+class TableNotFoundError(PermanentError, LookupError):
     """A table was read before any job wrote it."""
 
 

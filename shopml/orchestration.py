@@ -10,15 +10,19 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import logging
+import re
 import sys
 from datetime import date, timedelta
 from pathlib import Path, PurePath
 from typing import Any
 
+import pendulum
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import Asset, task
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
 from shopml.catalog import spec
+from shopml.errors import PERMANENT_EXIT_CODE, SKIP_REASON_KEY, PermanentError, Skipped
 from shopml.notify import on_task_failure
 from shopml.settings import get_settings
 
@@ -27,6 +31,10 @@ log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 JOBS_DIR = REPO_ROOT / "jobs"
 SPARK_CONF_DIR = REPO_ROOT / "conf" / "spark"
+
+# Earliest logical date a DAG accepts: a shop's landed history can be years old, and `dags test`
+# of a date before start_date creates a run with no task instances that reports success.
+HISTORY_START = pendulum.datetime(2000, 1, 1, tz="UTC")
 
 # Backfills and first runs pass {"backfill_from": "YYYY-MM-DD"}; the nightly schedule processes its own date.
 WINDOW_ARGS = ["--date", "{{ ds }}", "--from", "{{ params.backfill_from or ds }}", "--run-id", "{{ run_id }}"]
@@ -52,9 +60,24 @@ def asset(table: str) -> Asset:
     return Asset(name=table, uri=path.as_uri(), group=f"delta-{table_spec.layer}", extra={"format": "delta"})
 
 
+class SparkJobOperator(SparkSubmitOperator):
+    """``spark-submit`` that fails at once, without retries, when the job reports a permanent failure."""
+
+    def execute(self, context: Any) -> None:
+        try:
+            super().execute(context)
+        except AirflowException as exc:
+            if re.search(rf"Error code is: {PERMANENT_EXIT_CODE}\b", str(exc)):
+                raise AirflowFailException(
+                    f"{self.task_id}: permanent failure (bad data, a failed gate or a broken contract; "
+                    "the reason is in the job's log above): not retried"
+                ) from exc
+            raise
+
+
 def spark_job(task_id: str, script: str, reads: list[str], writes: list[str], **kwargs: Any) -> SparkSubmitOperator:
     """A ``spark-submit`` of ``jobs/<script>`` for the run's date window; the ``spark_default`` connection picks the master."""
-    return SparkSubmitOperator(
+    return SparkJobOperator(
         task_id=task_id,
         application=str(JOBS_DIR / script),
         name=f"shopml-{task_id}",
@@ -79,7 +102,9 @@ def python_job(task_id: str, target: str, reads: list[str], writes: list[str], *
     """A task that calls one importable function for the run's logical date.
 
     A result saying ``promoted: False`` (a model gate kept the current model) is
-    reported through the notifiers, so a gated model is never silent.
+    reported through the notifiers, so a gated model is never silent. ``Skipped``
+    skips the task with its reason (kept as the ``skip_reason`` XCom for ``make run``'s
+    summary); a ``PermanentError`` fails it without retries.
     """
     fixed = kwargs.pop("call_kwargs", {})
 
@@ -90,7 +115,13 @@ def python_job(task_id: str, target: str, reads: list[str], writes: list[str], *
         **kwargs,
     )
     def run_job(**context: Any) -> Any:
-        result = call_job(target, date.fromisoformat(context["ds"]), context["run_id"], **fixed)
+        try:
+            result = call_job(target, date.fromisoformat(context["ds"]), context["run_id"], **fixed)
+        except Skipped as exc:
+            context["ti"].xcom_push(key=SKIP_REASON_KEY, value=str(exc))
+            raise AirflowSkipException(str(exc)) from exc
+        except PermanentError as exc:
+            raise AirflowFailException(f"{type(exc).__name__}: {exc} (permanent: not retried)") from exc
         if dataclasses.is_dataclass(result):
             result = dataclasses.asdict(result)
         elif isinstance(result, PurePath):

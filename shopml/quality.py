@@ -21,6 +21,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from shopml.errors import PermanentError
+
 if TYPE_CHECKING:
     import great_expectations as gx
     from pyspark.sql import DataFrame
@@ -30,7 +32,7 @@ log = logging.getLogger(__name__)
 SUITES_DIR = Path(__file__).resolve().parent.parent / "expectations"
 
 
-class ValidationFailed(RuntimeError):
+class ValidationFailed(PermanentError, RuntimeError):
     """A critical expectation failed: downstream tasks must not run on this batch."""
 
 

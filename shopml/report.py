@@ -7,6 +7,13 @@ inventory-status counts and what was published. The page is self-contained:
 plots are embedded PNGs, there is no script and nothing loads from the network,
 so it opens from a file share or a CI artefact as it is.
 
+Everything is as of the run: the run's logical date and run id pick the rows,
+never the wall clock, so a backfill or a past-dated run (``make run`` on a
+shop whose data ends years ago) reports what that run did. Model metrics and
+publishes carry no date column: a model evaluation's logical date is its
+version's ``run_date`` in the model registry, a publish's is the scored date
+its version id starts with; wall-clock stamps only order reruns of one date.
+
 Tables are read through the lake without Spark. A section whose table does not
 exist yet (no inventory feed, no model trained so far) says "not available";
 a section that fails says so with the error, which is also logged, and the rest
@@ -36,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
+from models.registry import ModelRegistry, RegistryError
 from shopml.lake import Lake
 from shopml.report_config import ReportConfig
 from shopml.settings import Settings, get_settings
@@ -222,26 +230,76 @@ def label_metrics(metrics: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def compare_metrics(metrics: pd.DataFrame, run_id: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+def date_metrics(
+    metrics: pd.DataFrame, run_dates: Mapping[tuple[str, str], date], run_id: str, run_date: date
+) -> pd.DataFrame:
+    """Metrics with ``run_date``, the logical date of the run that evaluated each row, and none after ``run_date``.
+
+    ``run_dates`` maps (model_name, model_version) to the date the version was trained for. The run's own
+    rows keep ``run_date`` when their version is unknown; other rows of unknown date are left out, since
+    nothing says whether they come before the run.
+    """
+    dated = metrics.assign(
+        run_date=[
+            run_dates.get((name, version), run_date if evaluated_by == run_id else None)
+            for name, version, evaluated_by in zip(
+                metrics["model_name"], metrics["model_version"], metrics["run_id"], strict=True
+            )
+        ]
+    )
+    known = dated[dated["run_date"].notna()]
+    return known[known["run_date"] <= run_date].reset_index(drop=True)
+
+
+def evaluations_as_of(metrics: pd.DataFrame, run_id: str, run_date: date) -> pd.DataFrame:
+    """One model's evaluations up to the run (columns run_id, run_date, evaluated_at, promoted), oldest first.
+
+    ``metrics`` holds one model's rows with their ``run_date`` (see ``date_metrics``). Evaluations are
+    ordered by logical date; ``evaluated_at`` only orders reruns of the same date. The last one is the
+    run's own, or the latest up to ``run_date`` when the run evaluated nothing; later ones are left out.
+    """
+    overall = metrics[(metrics["segment"] == "overall") & (metrics["run_date"] <= run_date)]
+    runs = (
+        overall.assign(promoted_model=overall["promoted"].astype(bool) & overall["is_model"])
+        .groupby(["run_id", "run_date"], as_index=False)
+        .agg(evaluated_at=("evaluated_at", "min"), promoted=("promoted_model", "any"))
+        .sort_values(["run_date", "evaluated_at", "run_id"], ignore_index=True)
+    )
+    own = runs.index[(runs["run_id"] == run_id) & (runs["run_date"] == run_date)]
+    return runs.loc[: own[-1]] if len(own) else runs
+
+
+def compare_metrics(metrics: pd.DataFrame, run_id: str, run_date: date) -> tuple[pd.DataFrame, dict[str, Any]]:
     """One model's overall metrics of one evaluation against its best baseline and the previous promoted model.
 
-    ``metrics`` holds one model's rows (see ``label_metrics``). The evaluation is ``run_id``'s, or the
-    latest one when that run evaluated nothing. The previous model is the last one promoted before it.
+    ``metrics`` holds one model's rows (see ``label_metrics`` and ``date_metrics``). The evaluation is
+    ``run_id``'s of ``run_date``, or the latest up to ``run_date`` when that run evaluated nothing. The
+    previous model is the last one promoted before it, by logical date (see ``evaluations_as_of``).
     """
     overall = metrics[metrics["segment"] == "overall"]
-    runs = overall.groupby("run_id")["evaluated_at"].min().sort_values()
-    current_run = run_id if run_id in runs.index else runs.index[-1]
-    current = overall[overall["run_id"] == current_run]
+    runs = evaluations_as_of(metrics, run_id, run_date)
+    if runs.empty:
+        raise ValueError(f"no evaluation up to {run_date}")
+
+    def rows_of(evaluation: Any) -> pd.DataFrame:
+        return overall[(overall["run_id"] == evaluation.run_id) & (overall["run_date"] == evaluation.run_date)]
+
+    current_run = runs.iloc[-1]
+    current = rows_of(current_run)
     model_rows = current[current["is_model"]]
-    earlier = overall[(overall["evaluated_at"] < runs[current_run]) & overall["is_model"] & overall["promoted"]]
-    previous_run = earlier.sort_values("evaluated_at")["run_id"].iloc[-1] if not earlier.empty else None
-    previous = earlier[earlier["run_id"] == previous_run].set_index("label")
+    earlier = runs.iloc[:-1]
+    earlier = earlier[earlier["promoted"]]
+    previous_run = earlier.iloc[-1] if not earlier.empty else None
+    previous = pd.DataFrame(columns=["label", "value", "model_version"]).set_index("label")
+    if previous_run is not None:
+        previous_rows = rows_of(previous_run)
+        previous = previous_rows[previous_rows["is_model"]].set_index("label")
     baselines = current[~current["is_model"]].pivot_table(index="label", columns="candidate", values="value")
     rows = []
     for row in model_rows.sort_values("label").itertuples():
         best = _best(baselines.loc[row.label], row.label) if row.label in baselines.index else None
         baseline_value = baselines.loc[row.label, best] if best else None
-        previous_value = previous["value"].get(row.label) if previous_run else None
+        previous_value = previous["value"].get(row.label) if previous_run is not None else None
         rows.append(
             {
                 "metric": row.label,
@@ -254,23 +312,31 @@ def compare_metrics(metrics: pd.DataFrame, run_id: str) -> tuple[pd.DataFrame, d
             }
         )
     info = {
-        "run_id": current_run,
+        "run_id": current_run["run_id"],
+        "run_date": current_run["run_date"],
         "version": model_rows["model_version"].iloc[0] if not model_rows.empty else None,
-        "promoted": bool(model_rows["promoted"].any()),
-        "evaluated_at": runs[current_run],
-        "previous_run": previous_run,
-        "previous_version": previous["model_version"].iloc[0] if previous_run else None,
+        "promoted": bool(current_run["promoted"]),
+        "evaluated_at": current_run["evaluated_at"],
+        "previous_run": previous_run["run_id"] if previous_run is not None else None,
+        "previous_run_date": previous_run["run_date"] if previous_run is not None else None,
+        "previous_version": previous["model_version"].iloc[0] if previous_run is not None else None,
     }
     columns = ["metric", "model", "best_baseline", "baseline_value", "vs_baseline", "previous_model", "vs_previous"]
     return pd.DataFrame(rows, columns=columns), info
 
 
-def metric_history(metrics: pd.DataFrame, label: str, runs: int) -> pd.DataFrame:
-    """One metric per evaluation (rows) and candidate (columns) over the last ``runs`` evaluations."""
+def metric_history(metrics: pd.DataFrame, evaluations: pd.DataFrame, label: str, runs: int) -> pd.DataFrame:
+    """One metric per logical date (rows) and candidate (columns) over the last ``runs`` evaluations.
+
+    ``evaluations`` are the model's evaluations up to the run (see ``evaluations_as_of``); of reruns of
+    one date, the last one stands for the date.
+    """
+    shown = evaluations.drop_duplicates("run_date", keep="last").tail(runs)
     chosen = metrics[(metrics["segment"] == "overall") & (metrics["label"] == label)]
-    chosen = chosen.assign(evaluated=chosen.groupby("run_id")["evaluated_at"].transform("min"))
-    wide = chosen.pivot_table(index="evaluated", columns="candidate", values="value").sort_index()
-    return wide.tail(runs)
+    chosen = chosen.merge(shown[["run_id", "run_date"]], on=["run_id", "run_date"])
+    if chosen.empty:
+        return pd.DataFrame()
+    return chosen.pivot_table(index="run_date", columns="candidate", values="value").sort_index()
 
 
 def pick_skus(
@@ -308,11 +374,37 @@ def count_statuses(plan: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"status": statuses, "skus": [int(counts.get(s, 0)) for s in statuses]})
 
 
-def summarise_publishes(audit: pd.DataFrame, run_id: str) -> pd.DataFrame:
-    """The run's publishes (or each dataset's latest when the run published nothing) with the previous key count."""
-    audit = audit.sort_values("published_at", ignore_index=True)
+def published_date(version: str) -> date | None:
+    """The scored date a serving version holds, from its id ``<YYYYMMDD>-<run hash>[-n]`` (None for other ids).
+
+    The id is ``shopml.serving.publish.version_id``'s; ``ops.publish_audit`` has no date column of its own.
+    """
+    head, dash, _ = str(version).partition("-")
+    if not (dash and len(head) == 8 and head.isdigit()):
+        return None
+    try:
+        return datetime.strptime(head, "%Y%m%d").date()
+    except ValueError:
+        return None
+
+
+def summarise_publishes(audit: pd.DataFrame, run_id: str, run_date: date) -> pd.DataFrame:
+    """The run's publishes (or each dataset's latest up to ``run_date`` when it published nothing), with the previous key count.
+
+    Publishes are ordered by the scored date of their version (``published_date``); ``published_at`` only
+    orders publishes of the same date. The run's own rows of an unrecognised version id count as of
+    ``run_date``; other rows of unknown date, and publishes of dates after ``run_date``, are left out.
+    """
+    audit = audit.assign(
+        run_date=[
+            published_date(version) or (run_date if published_by == run_id else None)
+            for version, published_by in zip(audit["version"], audit["run_id"], strict=True)
+        ]
+    )
+    audit = audit[audit["run_date"].notna()]
+    audit = audit[audit["run_date"] <= run_date].sort_values(["run_date", "published_at"], ignore_index=True)
     audit["previous_key_count"] = audit.groupby("dataset")["key_count"].shift()
-    chosen = audit[audit["run_id"] == run_id]
+    chosen = audit[(audit["run_id"] == run_id) & (audit["run_date"] == run_date)]
     if chosen.empty:
         chosen = audit.groupby("dataset").tail(1)
     chosen = chosen.assign(
@@ -320,7 +412,9 @@ def summarise_publishes(audit: pd.DataFrame, run_id: str) -> pd.DataFrame:
         / chosen["previous_key_count"].where(chosen["previous_key_count"] > 0)
     )
     columns = ["dataset", "version", "key_count", "previous_key_count", "key_change", "checksum", "duration_s"]
-    return chosen[[*columns, "triggered_by", "run_id", "published_at"]].sort_values("dataset", ignore_index=True)
+    return chosen[[*columns, "triggered_by", "run_id", "run_date", "published_at"]].sort_values(
+        "dataset", ignore_index=True
+    )
 
 
 # ---- rendering ----------------------------------------------------------------------------------
@@ -455,9 +549,12 @@ def section_validation(run: ReportRun) -> Body:
         return NOT_AVAILABLE, _missing("ops.validation_results")
     if results.empty:
         return "attention", _p(f"No validation ran for landing date {run.run_date}.")
-    by_suite, failures = summarise_validation(results)
+    # The run's own validation of its date; a later run that revalidated the date (late data) must not replace it.
+    own = results[results["run_id"] == run.run_id]
+    by_suite, failures = summarise_validation(own if not own.empty else results)
     failed = int(by_suite["critical_failed"].sum() + by_suite["warning_failed"].sum())
-    summary = f"{int(by_suite['expectations'].sum())} expectations on {run.run_date}: {failed} failed."
+    whose = f"run {run.run_id}" if not own.empty else f"no validation by run {run.run_id}; latest per suite"
+    summary = f"{int(by_suite['expectations'].sum())} expectations on {run.run_date} ({whose}): {failed} failed."
     body = _p(summary) + _table(by_suite)
     if not failures.empty:
         failures = failures.assign(observed_value=failures["observed_value"].astype(str).str.slice(0, 120))
@@ -493,46 +590,77 @@ def section_freshness(run: ReportRun) -> Body:
     return status, _p(intro) + _table(freshness)
 
 
+def model_run_dates(models_root: Path, versions: pd.DataFrame) -> dict[tuple[str, str], date]:
+    """The logical date each (model_name, model_version) was trained for, from its registry metadata.
+
+    Versions the registry does not hold (or that record no ``run_date``) are left out.
+    """
+    registry, found = ModelRegistry(models_root), {}
+    for name, version in versions[["model_name", "model_version"]].drop_duplicates().itertuples(index=False):
+        if not isinstance(name, str) or not isinstance(version, str) or not version:
+            continue
+        try:
+            recorded = registry.get(name, version).metadata.get("run_date")
+            if recorded:
+                found[(name, version)] = date.fromisoformat(str(recorded))
+        except (RegistryError, OSError, ValueError):
+            log.warning("no logical date for %s version %s in the registry at %s", name, version, models_root)
+    return found
+
+
 def section_models(run: ReportRun) -> Body:
     metrics = _read(run.lake, "ops.model_metrics")
     if metrics is None or metrics.empty:
         return NOT_AVAILABLE, _missing("ops.model_metrics")
-    metrics = label_metrics(metrics[metrics["evaluated_at"].dt.date <= run.run_date])
+    run_dates = model_run_dates(run.lake.settings.models, metrics)
+    metrics = label_metrics(date_metrics(metrics, run_dates, run.run_id, run.run_date))
     if metrics.empty:
         return NOT_AVAILABLE, _p(f"{NOT_AVAILABLE}: no model evaluated up to {run.run_date}.")
     parts, status = [], "ok"
     for model_name in sorted(metrics["model_name"].unique()):
         rows = metrics[metrics["model_name"] == model_name]
-        table, info = compare_metrics(rows, run.run_id)
+        evaluations = evaluations_as_of(rows, run.run_id, run.run_date)
+        if evaluations.empty:
+            continue
+        table, info = compare_metrics(rows, run.run_id, run.run_date)
         if not info["promoted"]:
             status = "attention"
+        ours = info["run_id"] == run.run_id and info["run_date"] == run.run_date
         evaluation = (
-            f"run {info['run_id']}"
-            if info["run_id"] == run.run_id
-            else f"no evaluation by run {run.run_id}; latest: run {info['run_id']}"
+            f"run {info['run_id']} of {info['run_date']}"
+            if ours
+            else f"no evaluation by run {run.run_id}; latest: run {info['run_id']} of {info['run_date']}"
         )
         verdict = "promoted" if info["promoted"] else "not promoted (gated)"
         previous = (
-            f"previous promoted model {info['previous_version']} (run {info['previous_run']})"
-            if info["previous_run"]
+            f"previous promoted model {info['previous_version']} (run {info['previous_run']} of "
+            f"{info['previous_run_date']})"
+            if info["previous_run"] is not None
             else "no earlier promoted model"
         )
         parts.append(f"<h3>{html.escape(model_name)}</h3>")
         parts.append(
-            _p(f"Candidate {info['version']} ({evaluation}, {_format(info['evaluated_at'])}): {verdict}; {previous}.")
+            _p(
+                f"Candidate {info['version']} ({evaluation}, evaluated {_format(info['evaluated_at'])}): "
+                f"{verdict}; {previous}."
+            )
         )
         parts.append(_table(table))
         label = run.config.primary_metrics.get(model_name) or (table["metric"].iloc[0] if not table.empty else None)
-        history = metric_history(rows, label, run.config.history_runs) if label else pd.DataFrame()
+        history = metric_history(rows, evaluations, label, run.config.history_runs) if label else pd.DataFrame()
         if not history.empty:
-            parts.append(_plot_history(history, rows, model_name, label))
+            promoted = set(evaluations.loc[evaluations["promoted"], "run_date"]) & set(history.index)
+            parts.append(_plot_history(history, sorted(promoted), model_name, label))
+    if not parts:
+        return NOT_AVAILABLE, _p(f"{NOT_AVAILABLE}: no model evaluated up to {run.run_date}.")
     return status, "".join(parts)
 
 
-def _plot_history(history: pd.DataFrame, rows: pd.DataFrame, model_name: str, label: str) -> str:
+def _plot_history(history: pd.DataFrame, promoted: Sequence[date], model_name: str, label: str) -> str:
+    """The metric per logical date, the model bold, its promoted evaluations ringed."""
     figure, axes = _figure(width=9.0, height=3.2)
     ax = axes[0][0]
-    x = [t.to_pydatetime() for t in history.index]
+    x = list(history.index)
     for candidate in history.columns:
         model = is_model(candidate, model_name)
         ax.plot(
@@ -544,21 +672,18 @@ def _plot_history(history: pd.DataFrame, rows: pd.DataFrame, model_name: str, la
             alpha=1.0 if model else 0.7,
             label=f"{candidate} (model)" if model else candidate,
         )
-    promoted_runs = rows.loc[rows["promoted"] & rows["is_model"], "run_id"].unique()
-    promoted_at = set(rows[rows["run_id"].isin(promoted_runs)].groupby("run_id")["evaluated_at"].min())
-    promoted = [t for t in history.index if t in promoted_at]
     model_column = next((c for c in history.columns if is_model(c, model_name)), None)
     if promoted and model_column is not None:
         ax.scatter(
-            [t.to_pydatetime() for t in promoted],
-            history.loc[promoted, model_column],
+            list(promoted),
+            history.loc[list(promoted), model_column],
             s=120,
             facecolors="none",
             edgecolors="green",
             label="promoted",
             zorder=3,
         )
-    ax.set_title(f"{model_name}: {label} per evaluation")
+    ax.set_title(f"{model_name}: {label} per run date")
     ax.legend(fontsize="small", ncols=2)
     _date_axis(ax, x)
     return _img(figure, f"{model_name} {label} over time against baselines")
@@ -695,12 +820,12 @@ def section_inventory(run: ReportRun) -> Body:
 
 def section_publish(run: ReportRun) -> Body:
     audit = _read(run.lake, "ops.publish_audit")
-    if audit is not None:
-        audit = audit[audit["published_at"].dt.date <= run.run_date]
     if audit is None or audit.empty:
         return NOT_AVAILABLE, _missing("ops.publish_audit")
-    publishes = summarise_publishes(audit, run.run_id)
-    ours = bool((publishes["run_id"] == run.run_id).any())
+    publishes = summarise_publishes(audit, run.run_id, run.run_date)
+    if publishes.empty:
+        return NOT_AVAILABLE, _p(f"{NOT_AVAILABLE}: nothing published for a date up to {run.run_date}.")
+    ours = bool(((publishes["run_id"] == run.run_id) & (publishes["run_date"] == run.run_date)).any())
     intro = f"Published by run {run.run_id}." if ours else f"Nothing published by run {run.run_id}; latest per dataset."
     publishes = publishes.assign(checksum=publishes["checksum"].str.slice(0, 12))
     return ("ok" if ours else "attention"), _p(intro) + _table(publishes, percent=("key_change",))

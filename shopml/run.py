@@ -4,7 +4,9 @@ With no landing data, lands the deterministic sample shop first. Then runs the
 ``nightly_retrain`` DAG through real Airflow (``airflow dags test``, SQLite
 metadata DB under ./var) for the latest landed date, with every landed date
 not yet processed in its backfill window, so a fresh lake gets its whole
-history in order. Finally prints what the run produced.
+history in order. Finally prints what the run produced and what is now served:
+each model's gate verdict, each published dataset (or why it was skipped) and the
+commands to read it.
 """
 
 from __future__ import annotations
@@ -15,8 +17,12 @@ import sys
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shopml.settings import Settings, get_settings, load_settings
+
+if TYPE_CHECKING:
+    from shopml.airflow_env import DagRunOutcome
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +110,53 @@ def summarise(settings: Settings, first: date, last: date) -> str:
     return "\n".join(lines) + "\n"
 
 
+GATE_TASKS = {"recommender": "recommender.evaluate_and_gate", "forecaster": "forecaster.backtest_and_gate"}
+PUBLISH_TASK = "publish.publish_{dataset}"
+
+
+def served(settings: Settings, run: DagRunOutcome, last: date) -> str:
+    """What the storefront gets after the run: each model's gate verdict, each served dataset, how to read it."""
+    from shopml.serving.encoding import DATASETS
+
+    lines = ["", "Models:"]
+    for model, task_id in GATE_TASKS.items():
+        task = run.tasks.get(task_id)
+        verdict = (task.result or {}).get("reason") if task else None
+        lines.append(f"  {model:<12} {verdict or (task.state if task else 'not in this run')}")
+    lines += ["", f"Served ({settings.serving.split('://', 1)[0]} serving store):"]
+    for dataset in DATASETS:
+        task = run.tasks.get(PUBLISH_TASK.format(dataset=dataset))
+        if task is None:
+            continue
+        if task.skip_reason:
+            lines.append(f"  {dataset:<16} skipped: {task.skip_reason}")
+        elif isinstance(task.result, dict):
+            kept = " (same content as before: re-pointed)" if task.result.get("reused") else ""
+            lines.append(f"  {dataset:<16} version {task.result['version']}: {task.result['key_count']:,} keys{kept}")
+    user = _served_user(settings, last)
+    lines += ["", "Next:", "  make api    # the storefront read API on http://127.0.0.1:8000 (OpenAPI at /docs)"]
+    if user:
+        lines.append(f"  curl http://127.0.0.1:8000/v1/recommendations/{user}")
+    return "\n".join(lines) + "\n"
+
+
+def _served_user(settings: Settings, last: date) -> str | None:
+    """A real customer with a personal list from this run, for the curl example."""
+    import pyarrow.compute as pc
+
+    from shopml.lake import Lake
+
+    lake = Lake(settings)
+    if not lake.exists("gold.recommendations"):
+        return None
+    rows = lake.read_arrow(
+        "gold.recommendations",
+        columns=["user_id"],
+        filter=(pc.field("scored_date") == last) & ~pc.field("is_fallback") & (pc.field("rank") == 1),
+    )
+    return rows["user_id"][0].as_py() if rows.num_rows else None
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--landing", type=Path, help="landing root with your own data (default: the sample shop)")
@@ -120,8 +173,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         log.info("no landing data under %s: landing the sample shop %s", settings.landing, SAMPLE)
         generate(GeneratorConfig(**SAMPLE, seed=settings.seed), settings.landing)
     first, last = plan_window(landed_dates(settings.landing), processed_dates(settings), args.date)
-    test_dag("nightly_retrain", last, {"backfill_from": first.isoformat()}, settings=settings)
-    sys.stdout.write(summarise(settings, first, last))
+    run = test_dag("nightly_retrain", last, {"backfill_from": first.isoformat()}, settings=settings)
+    sys.stdout.write(summarise(settings, first, last) + served(settings, run, last))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from jobs.incremental_config import IncrementalConfig
 from models.distributed import DistributedConfig
 from models.forecast.config import ForecastConfig
 from models.recommend.config import RecommendConfig
+from shopml.errors import PermanentError
 from shopml.notify import NotifyConfig
 from shopml.report_config import ReportConfig
 from shopml.serving.config import ServingConfig
@@ -37,7 +38,7 @@ class Device(StrEnum):
     CUDA = "cuda"
 
 
-class SettingsError(ValueError):
+class SettingsError(PermanentError, ValueError):
     """Raised when configuration is invalid; the message names the bad key."""
 
 
@@ -74,10 +75,13 @@ class Settings(BaseSettings):
         description="SKUs of order lines that are not products (postage, discounts, fees), kept out of product data.",
     )
     volume_min_ratio: float = Field(
-        0.25, gt=0, description="Smallest allowed ratio of a day's valid events to the previous landing's."
+        0.25, gt=0, description="Smallest allowed ratio of a day's valid events to its expected (same-weekday) volume."
     )
     volume_max_ratio: float = Field(
-        4.0, gt=0, description="Largest allowed ratio of a day's valid events to the previous landing's."
+        4.0, gt=0, description="Largest allowed ratio of a day's valid events to its expected (same-weekday) volume."
+    )
+    volume_reference_weeks: int = Field(
+        4, ge=2, description="Weeks of the same weekday whose median is a day's expected event volume."
     )
 
     task_retries: int = Field(2, ge=0, description="Airflow task retries (exponential backoff between them).")

@@ -17,6 +17,12 @@ in-stock series every feature is computed from, and never a training target.
 SKUs with less than ``min_history_days`` of history get their own features blanked (NaN) and rely on
 category-level features and a scale shrunk towards the category level; a share of training rows is
 shown with an artificially truncated history so the model learns that regime.
+
+Shops' order-line exports often lack fields, and every one degrades instead of failing: a SKU
+without a category reads the catalogue-wide level wherever a category level is used (so a
+catalogue without categories falls back to the global pattern); a null or non-positive price is
+unknown (no price ratio, and no promotion inferred from it); without an inventory feed
+``is_stockout`` is null, read as in stock, so nothing is censored.
 """
 
 from __future__ import annotations
@@ -124,6 +130,8 @@ class DemandPanel:
         names, codes = self.category_codes
         onehot = np.zeros((len(names), len(codes)))
         onehot[codes, np.arange(len(codes))] = 1.0
+        # No category is not a category: those SKUs read the level of the whole catalogue.
+        onehot[names == UNKNOWN_CATEGORY] = 1.0
         return {
             "sum": prefix(values),
             "sq": prefix(values**2),
@@ -178,6 +186,11 @@ def build_panel(demand: pd.DataFrame, end: date, history_days: int | None = None
 
     units = frame["units"].to_numpy(dtype=float, na_value=np.nan)
     units = np.where(units < 0, np.nan, units)
+    price = pd.to_numeric(frame["unit_price"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    # A zero price is a missing one in order-line exports, and the promotion flag is inferred from the
+    # price, so a flag on an unknown price is an artefact (a zero price always looks discounted).
+    price = np.where(price > 0, price, np.nan)
+    promo = _flag(frame["on_promotion"]) & ~np.isnan(price)
     # The category of a SKU's latest row: a re-categorised product follows its new category.
     named = frame.assign(day=day).dropna(subset=["category"])
     last_category = named.sort_values("day", kind="stable").groupby("sku")["category"].last().astype(str)
@@ -189,11 +202,16 @@ def build_panel(demand: pd.DataFrame, end: date, history_days: int | None = None
         categories=categories,
         start=start,
         units=dense(units, np.nan),
-        stockout=dense(frame["is_stockout"].fillna(False).to_numpy(dtype=bool), False),
-        promo=dense(frame["on_promotion"].fillna(False).to_numpy(dtype=bool), False),
-        price=dense(frame["unit_price"].to_numpy(dtype=float, na_value=np.nan), np.nan),
+        stockout=dense(_flag(frame["is_stockout"]), False),
+        promo=dense(promo, False),
+        price=dense(price, np.nan),
         first_day=first_day,
     )
+
+
+def _flag(values: pd.Series) -> np.ndarray:
+    """A nullable boolean column as a numpy mask; null (no inventory feed, no price) is False."""
+    return values.astype("boolean").fillna(False).to_numpy(dtype=bool)
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
@@ -203,11 +221,12 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
 
 
 def _category_level(panel: DemandPanel, end: int, days: int) -> np.ndarray:
-    """Per-category mean units per in-stock SKU-day over a window; global mean where a category has none."""
-    total = panel.window_sum("cat_sum", end, days)
-    count = panel.window_sum("cat_count", end, days)
-    level = _ratio(total, count)
-    overall = _ratio(total.sum(), count.sum())
+    """Per-category mean units per in-stock SKU-day over a window; global mean where a category has none.
+
+    The unknown category's level is the global one (see ``prefix_sums``).
+    """
+    level = _ratio(panel.window_sum("cat_sum", end, days), panel.window_sum("cat_count", end, days))
+    overall = _ratio(panel.window_sum("sum", end, days).sum(), panel.window_sum("count", end, days).sum())
     return np.where(np.isnan(level), np.nan_to_num(overall), level)
 
 

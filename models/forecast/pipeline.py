@@ -26,6 +26,7 @@ from models.forecast.metrics import QUANTILE_COLUMNS, metric_value
 from models.forecast.model import QuantileForecaster, fit_quantile_model
 from models.registry import ModelRegistry, ModelVersion, RegistryError
 from shopml.catalog import spec
+from shopml.errors import PermanentError
 from shopml.lake import Lake
 from shopml.settings import Settings, get_settings
 
@@ -65,7 +66,7 @@ PLAN_SCHEMA = pa.schema(
 METRICS_SCHEMA = spec(METRICS_TABLE).arrow_schema()
 
 
-class ForecastOutputError(ValueError):
+class ForecastOutputError(PermanentError, ValueError):
     """Forecasts failed the output gate and were not published."""
 
 

@@ -66,15 +66,24 @@ def recommend_global_popularity(
 
 
 def recent_popularity(features: FeatureSet) -> np.ndarray:
-    """Units sold in the last 7 days, views breaking ties: what is selling now."""
+    """Units sold in the last 7 days, then views, then all-time buyers breaking ties: what is selling now.
+
+    The all-time tie-break matters where a shop has no view events and sparse weekly sales:
+    without it most of the catalogue would tie at zero and lists would follow SKU order.
+    """
     items = features.items
-    units = items["units_sold_7d"].to_numpy(dtype=float, na_value=0.0)
-    views = items["views_7d"].to_numpy(dtype=float, na_value=0.0)
-    return units + views / (views.max() + 1.0)
+    units = np.nan_to_num(items["units_sold_7d"].to_numpy(dtype=float, na_value=0.0))
+    views = np.nan_to_num(items["views_7d"].to_numpy(dtype=float, na_value=0.0))
+    buyers = features.popularity / (features.popularity.max(initial=0.0) + 1.0)  # in [0, 1): never outweighs a view
+    return units + (views + buyers) / (views.max(initial=0.0) + 1.0)
 
 
 def _category_score_rows(codes: np.ndarray, features: FeatureSet) -> ScoreRows:
-    """affinity(user, category of item) × recent popularity, plus a small share of plain recent popularity."""
+    """affinity(user, category of item) × recent popularity, plus a small share of plain recent popularity.
+
+    Without categories (or for users with no known interest) only the plain share is left:
+    the lists are the catalogue-wide recent best sellers.
+    """
     popularity = recent_popularity(features)
     popularity = torch.from_numpy((popularity / max(popularity.max(), 1e-9)).astype(np.float32))
     affinity = np.zeros((len(codes), features.affinity.shape[1] + 1), dtype=np.float32)
@@ -96,6 +105,8 @@ def recommend_category_popularity(
 def recommend_fallback(user_ids: np.ndarray, features: FeatureSet, context: ServingContext, k: int) -> pd.DataFrame:
     """Cold-start lists: category best sellers for users with known interests, else what sells now.
 
+    A catalogue without categories gives everyone what sells now.
+
     Users unknown to the feature set (and ``__default__``) get the plain recent best sellers.
     Every row is flagged ``is_fallback`` and explained as ``popular_in:<category>`` or ``trending``.
     """
@@ -104,11 +115,14 @@ def recommend_fallback(user_ids: np.ndarray, features: FeatureSet, context: Serv
     lists["is_fallback"] = True
     user_code = features.user_codes(lists["user_id"])
     item = features.item_index.get_indexer(lists["sku"])
-    category = features.item_category[item]
-    liked = (user_code >= 0) & (category >= 0)
-    liked[liked] = features.affinity[user_code[liked], category[liked]] > 0
+    known = user_code >= 0
+    liked = np.zeros(len(lists), dtype=bool)
+    liked[known] = np.nan_to_num(features.category_affinity(user_code[known], item[known])) > 0
+    reason = np.full(len(lists), "trending", dtype=object)
+    # Only liked SKUs have a category, so a catalogue without categories never reaches the name lookup.
     names = features.categories.to_numpy().astype(object)
-    lists["reason"] = np.where(liked, "popular_in:" + names[np.maximum(category, 0)], "trending")
+    reason[liked] = "popular_in:" + names[features.item_category[item[liked]]]
+    lists["reason"] = reason
     return lists[OUTPUT_COLUMNS]
 
 

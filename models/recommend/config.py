@@ -94,7 +94,17 @@ class GateConfig(BaseModel):
     max_fallback_share: float = Field(0.5, ge=0, le=1, description="Most users that may get an empty or fallback list.")
     min_coverage: float = Field(0.02, ge=0, le=1, description="Least share of the catalogue appearing in top-K lists.")
     min_diversity: float = Field(
-        0.05, ge=0, le=1, description="Least mean intra-list category diversity of top-K lists."
+        0.05,
+        ge=0,
+        le=1,
+        description="Least mean intra-list diversity of top-K lists, by category (else brand; "
+        "not checked when the catalogue has neither, and the gate's result says so).",
+    )
+    diversity_min_labelled_share: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Share of SKUs that must carry a category (or brand) for diversity to be measured by it.",
     )
 
 

@@ -115,6 +115,18 @@ def _affinity_matrix(users: pd.DataFrame, categories: pd.Index) -> np.ndarray:
     return matrix
 
 
+def _with_catalogue_defaults(items: pd.DataFrame) -> pd.DataFrame:
+    """The catalogue with every column the recommender reads, missing ones as unknown; prices <= 0 unknown."""
+    items = items.copy()
+    defaults = {"category": None, "brand": None, "active": True, "stock_status": "unknown"}
+    for column, value in {**defaults, **dict.fromkeys(ITEM_FEATURES, np.nan)}.items():
+        if column not in items:
+            items[column] = value
+    price = pd.to_numeric(items["unit_price"], errors="coerce").astype(float)
+    items["unit_price"] = price.where(price > 0)
+    return items
+
+
 @dataclass
 class FeatureSet:
     """One as-of day's gold features with users and SKUs coded as row positions.
@@ -149,8 +161,20 @@ class FeatureSet:
 
     @cached_property
     def affinity(self) -> np.ndarray:
-        """users × categories share of each user's interaction strength."""
+        """users × categories share of each user's interaction strength (width 0 without categories)."""
         return _affinity_matrix(self.users, self.categories)
+
+    def category_affinity(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Each user's affinity for the category of the paired item; NaN where the item has no category.
+
+        Unknown is not "no interest": a catalogue without categories (order-line exports often
+        have none) leaves the feature missing for the ranker instead of a misleading zero.
+        """
+        category = self.item_category[items]
+        values = np.full(len(category), np.nan, dtype=np.float32)
+        known = category >= 0
+        values[known] = self.affinity[users[known], category[known]]
+        return values
 
     @cached_property
     def item_matrix(self) -> np.ndarray:
@@ -205,12 +229,16 @@ def build_feature_set(
     user_features: pd.DataFrame,
     cooccurrence: pd.DataFrame,
 ) -> FeatureSet:
-    """Code one day's gold frames (already filtered to feature_date = ``as_of``)."""
-    items = item_features.drop_duplicates("sku").reset_index(drop=True)
+    """Code one day's gold frames (already filtered to feature_date = ``as_of``).
+
+    Catalogue fields a shop does not have degrade instead of failing: an absent column is
+    added as unknown (null category and brand, NaN feature, stock 'unknown'), and a
+    non-positive price is unknown, not free (order-line exports carry 0 for missing prices).
+    """
+    items = _with_catalogue_defaults(item_features.drop_duplicates("sku").reset_index(drop=True))
     missing = pd.Index(interactions["sku"].unique()).difference(items["sku"])
     if len(missing):
-        items = pd.concat([items, pd.DataFrame({"sku": missing, "active": True, "stock_status": "unknown"})])
-        items = items.reset_index(drop=True)
+        items = pd.concat([items, _with_catalogue_defaults(pd.DataFrame({"sku": missing}))], ignore_index=True)
     users = user_features.drop_duplicates("user_id")
     extra = pd.Index(interactions["user_id"].unique()).difference(users["user_id"])
     # Users known only from interactions: no category interests yet (empty, not missing).
@@ -331,8 +359,7 @@ def candidate_matrix(candidates: pd.DataFrame, features: FeatureSet) -> np.ndarr
 
     since = np.full(len(hit), np.nan, dtype=np.float32)
     since[found] = features.interaction_age_days[hit[found]]
-    item_cat = features.item_category[items]
-    affinity = np.where(item_cat >= 0, features.affinity[users, np.maximum(item_cat, 0)], 0.0)
+    affinity = features.category_affinity(users, items)
     item_block = features.item_matrix[items]
     user_block = features.user_matrix[users]
     price, usual = (
@@ -352,8 +379,9 @@ def candidate_matrix(candidates: pd.DataFrame, features: FeatureSet) -> np.ndarr
             pair("n_carts"),
             pair("n_purchases"),
             since,
-            affinity.astype(np.float32),
-            np.divide(price, usual, out=np.full(len(price), np.nan, np.float32), where=usual > 0),
+            affinity,
+            # Unknown (NaN) or non-positive prices on either side leave the ratio missing.
+            np.divide(price, usual, out=np.full(len(price), np.nan, np.float32), where=(usual > 0) & (price > 0)),
             low.astype(np.float32),
         ]
     )

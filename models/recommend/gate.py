@@ -4,7 +4,9 @@ A candidate is promoted only when it beats the best baseline on NDCG@10, does no
 fall more than a margin below the promoted model's NDCG@10 (as recorded when that
 model was evaluated), and its lists pass the output floors (fallback share, catalogue
 coverage, diversity). The output floors are checked again on the lists that scoring
-is about to write, so nothing that breaches them reaches the storefront.
+is about to write, so nothing that breaches them reaches the storefront. Diversity is
+measured by what the catalogue has (category, else brand); a catalogue with neither
+skips that floor, and the decision says so.
 """
 
 from __future__ import annotations
@@ -12,11 +14,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from models.recommend.config import GateConfig
+from models.recommend.metrics import DiversityBasis
+from shopml.errors import PermanentError
 
 GATE_METRIC = "ndcg@10"
+BY_CATEGORY = DiversityBasis("category", "diversity measured by category")
 
 
-class OutputGateError(RuntimeError):
+class OutputGateError(PermanentError, RuntimeError):
     """Scored lists breach the output floors; nothing was written."""
 
 
@@ -27,13 +32,19 @@ class GateDecision:
     best_baseline: str
     best_baseline_value: float
     current_value: float | None
+    diversity: str = BY_CATEGORY.reason
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-def check_output(metrics: dict[str, float], gate: GateConfig, top_k: int) -> list[str]:
-    """Breaches of the output floors, as sentences (empty when the lists may be published)."""
+def check_output(
+    metrics: dict[str, float], gate: GateConfig, top_k: int, diversity: DiversityBasis = BY_CATEGORY
+) -> list[str]:
+    """Breaches of the output floors, as sentences (empty when the lists may be published).
+
+    The diversity floor applies only when ``diversity`` says the catalogue lets it be measured.
+    """
     breaches = []
     if metrics["fallback_share"] > gate.max_fallback_share:
         breaches.append(
@@ -42,8 +53,9 @@ def check_output(metrics: dict[str, float], gate: GateConfig, top_k: int) -> lis
         )
     if metrics[f"coverage@{top_k}"] < gate.min_coverage:
         breaches.append(f"catalogue coverage {metrics[f'coverage@{top_k}']:.3f} is below {gate.min_coverage:.3f}")
-    if metrics[f"diversity@{top_k}"] < gate.min_diversity:
-        breaches.append(f"list diversity {metrics[f'diversity@{top_k}']:.3f} is below {gate.min_diversity:.3f}")
+    if diversity.measured and metrics[f"diversity@{top_k}"] < gate.min_diversity:
+        by = "" if diversity.attribute == "category" else f" (by {diversity.attribute})"
+        breaches.append(f"list diversity{by} {metrics[f'diversity@{top_k}']:.3f} is below {gate.min_diversity:.3f}")
     return breaches
 
 
@@ -53,8 +65,13 @@ def decide_promotion(
     current: float | None,
     gate: GateConfig,
     top_k: int,
+    diversity: DiversityBasis = BY_CATEGORY,
 ) -> GateDecision:
-    """Whether the candidate replaces the promoted model, and why (or why not)."""
+    """Whether the candidate replaces the promoted model, and why (or why not).
+
+    When diversity was measured by something other than category, or not at all (``diversity``),
+    the reason says so and why.
+    """
     value = candidate[GATE_METRIC]
     best_name, best_metrics = max(baselines.items(), key=lambda item: item[1][GATE_METRIC])
     best = best_metrics[GATE_METRIC]
@@ -70,10 +87,13 @@ def decide_promotion(
             f"{GATE_METRIC} {value:.4f} is more than {gate.max_regression:.0%} below the promoted model's "
             f"{current:.4f} (floor {floor:.4f})"
         )
-    refusals += [f"output gate: {breach}" for breach in check_output(candidate, gate, top_k)]
+    refusals += [f"output gate: {breach}" for breach in check_output(candidate, gate, top_k, diversity)]
     if refusals:
         reason = "not promoted: " + "; ".join(refusals)
     else:
         versus = "no model was promoted before" if current is None else f"promoted model had {current:.4f}"
         reason = f"promoted: {GATE_METRIC} {value:.4f} beats {best_name} ({best:.4f}); {versus}"
-    return GateDecision(not refusals, reason, best_name, best, current)
+    if diversity.attribute != "category":
+        # By brand, or not at all: say why, so a shop without categories reads what its gate checked.
+        reason = f"{reason}; {diversity.reason}"
+    return GateDecision(not refusals, reason, best_name, best, current, diversity.reason)

@@ -6,8 +6,13 @@ average over every user with a purchase in the window: a user without a list sco
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
+
+# Catalogue attributes a list's diversity can be measured by, in order of preference.
+DIVERSITY_ATTRIBUTES = ("category", "brand")
 
 
 def ranking_metrics(recs: pd.DataFrame, truth: pd.DataFrame, ks: tuple[int, ...]) -> dict[str, float]:
@@ -70,18 +75,75 @@ def intra_list_diversity(recs: pd.DataFrame, item_category: pd.Series, k: int) -
     return float((1.0 - same_pairs.reindex(sizes.index) / (sizes * (sizes - 1))).mean())
 
 
+@dataclass(frozen=True)
+class DiversityBasis:
+    """What intra-list diversity is measured by on one catalogue, and why.
+
+    ``attribute`` is a catalogue column (category, else brand) or None when the catalogue has
+    no attribute a list could be diverse in; ``reason`` says which, for the gate's result.
+    """
+
+    attribute: str | None
+    reason: str
+
+    @property
+    def measured(self) -> bool:
+        return self.attribute is not None
+
+    def groups(self, items: pd.DataFrame) -> pd.Series | None:
+        """sku -> attribute value, what ``intra_list_diversity`` takes; None when diversity is not measured."""
+        return items.set_index("sku")[self.attribute] if self.attribute is not None else None
+
+
+def choose_diversity_basis(items: pd.DataFrame, min_labelled_share: float) -> DiversityBasis:
+    """Measure diversity by category, else by brand, else not at all.
+
+    An attribute qualifies when the catalogue has at least two distinct values of it on at
+    least ``min_labelled_share`` of its SKUs. Order-line exports often have no categories:
+    every list would then score 0 and fail a floor that no list could ever pass.
+    """
+    missing = []
+    for attribute in DIVERSITY_ATTRIBUTES:
+        values = items[attribute] if attribute in items else pd.Series(None, index=items.index, dtype=object)
+        labelled = values.notna().to_numpy()
+        distinct = values[labelled].astype(str).nunique()
+        share = float(labelled.mean()) if len(items) else 0.0
+        if distinct >= 2 and share >= min_labelled_share:
+            because = f"{'; '.join(missing)}: " if missing else ""
+            return DiversityBasis(
+                attribute, f"{because}diversity measured by {attribute} ({distinct} values on {share:.0%} of SKUs)"
+            )
+        if distinct == 0:
+            missing.append(f"catalogue has no {_plural(attribute)}")
+        elif distinct == 1:
+            missing.append(f"catalogue has one {attribute}")
+        else:
+            missing.append(f"only {share:.0%} of the catalogue has a {attribute} (needs {min_labelled_share:.0%})")
+    return DiversityBasis(None, f"diversity not checked: {'; '.join(missing)}")
+
+
+def _plural(attribute: str) -> str:
+    return {"category": "categories"}.get(attribute, f"{attribute}s")
+
+
 def evaluate_lists(
     recs: pd.DataFrame,
     truth: pd.DataFrame,
-    item_category: pd.Series,
+    item_group: pd.Series | None,
     catalogue_size: int,
     ks: tuple[int, ...],
 ) -> dict[str, float]:
-    """Every metric of one candidate's lists: ranking metrics, coverage, diversity and fallback share."""
+    """Every metric of one candidate's lists: ranking metrics, coverage, diversity and fallback share.
+
+    ``item_group`` maps sku to what diversity is measured by (``DiversityBasis.groups``);
+    None leaves diversity out, for a catalogue that has nothing to measure it by.
+    """
     top_k = max(ks)
-    return {
+    metrics = {
         **ranking_metrics(recs, truth, ks),
         f"coverage@{top_k}": catalogue_coverage(recs, catalogue_size, top_k),
-        f"diversity@{top_k}": intra_list_diversity(recs, item_category, top_k),
         "fallback_share": fallback_share(recs, truth["user_id"]),
     }
+    if item_group is not None:
+        metrics[f"diversity@{top_k}"] = intra_list_diversity(recs, item_group, top_k)
+    return metrics

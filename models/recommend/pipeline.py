@@ -45,7 +45,13 @@ from models.recommend.data import (
 )
 from models.recommend.filters import available_items, code_pairs, recently_bought, stockout_risk
 from models.recommend.gate import GATE_METRIC, OutputGateError, check_output, decide_promotion
-from models.recommend.metrics import catalogue_coverage, evaluate_lists, fallback_share, intra_list_diversity
+from models.recommend.metrics import (
+    catalogue_coverage,
+    choose_diversity_basis,
+    evaluate_lists,
+    fallback_share,
+    intra_list_diversity,
+)
 from models.recommend.ranker import (
     ServingContext,
     load_ranker,
@@ -393,16 +399,17 @@ def evaluate_and_gate(run_date: date, run_id: str, settings: Settings, config: R
         started = time.perf_counter()
         lists[name] = make()
         timings[name] = round(time.perf_counter() - started, 3)
-    item_category = features.items.set_index("sku")["category"]
+    diversity = choose_diversity_basis(features.items, config.gate.diversity_min_labelled_share)
+    item_group = diversity.groups(features.items)
     # Coverage is measured against the SKUs that may be recommended at all.
     metrics = {
-        name: evaluate_lists(frame, truth, item_category, int(context.available.sum()), config.metric_ks)
+        name: evaluate_lists(frame, truth, item_group, int(context.available.sum()), config.metric_ks)
         for name, frame in lists.items()
     }
     current = registry.current(MODEL_NAME)
     current_value = None if current is None else current.metadata.get("metrics", {}).get("model", {}).get(GATE_METRIC)
     decision = decide_promotion(
-        metrics["model"], {n: m for n, m in metrics.items() if n != "model"}, current_value, config.gate, k
+        metrics["model"], {n: m for n, m in metrics.items() if n != "model"}, current_value, config.gate, k, diversity
     )
     lake.write_arrow(
         _metric_rows(run_id, model.version, metrics, decision.promoted), MODEL_METRICS_TABLE, mode="append"
@@ -430,6 +437,7 @@ def evaluate_and_gate(run_date: date, run_id: str, settings: Settings, config: R
         "baselines": {name: m[GATE_METRIC] for name, m in metrics.items() if name != "model"},
         "current": current_value,
         "thresholds": config.gate.model_dump(),
+        "diversity": diversity.reason,
     }
 
 
@@ -452,12 +460,14 @@ def score_recommendations(run_date: date, run_id: str, settings: Settings, confi
     lists = recommend_all(np.append(users, DEFAULT_USER), retrieval, booster, features, context, config)
     real = lists[lists["user_id"] != DEFAULT_USER]
     k = config.top_k
+    diversity = choose_diversity_basis(features.items, config.gate.diversity_min_labelled_share)
     quality = {
         f"coverage@{k}": catalogue_coverage(real, int(context.available.sum()), k),
-        f"diversity@{k}": intra_list_diversity(real, features.items.set_index("sku")["category"], k),
         "fallback_share": fallback_share(real, users),
     }
-    breaches = check_output(quality, config.gate, config.top_k)
+    if diversity.measured:
+        quality[f"diversity@{k}"] = intra_list_diversity(real, diversity.groups(features.items), k)
+    breaches = check_output(quality, config.gate, config.top_k, diversity)
     if breaches:
         raise OutputGateError(
             f"recommendations for {run_date} not written (version {model.version}): " + "; ".join(breaches)
@@ -485,6 +495,7 @@ def score_recommendations(run_date: date, run_id: str, settings: Settings, confi
         "inventory_plan": plan is not None,
         "users_per_second": round(len(users) / seconds, 1) if seconds else None,
         "coverage": quality[f"coverage@{k}"],
-        "diversity": quality[f"diversity@{k}"],
+        "diversity": quality.get(f"diversity@{k}"),
+        "diversity_check": diversity.reason,
         "fallback_share": quality["fallback_share"],
     }

@@ -174,7 +174,8 @@ def assign_reasons(
 
     ``similar_to:<sku>``: the co-purchase seed behind the candidate, else the user's recent
     SKU closest in embedding space when close enough; ``popular_in:<category>``: the user
-    has shown interest in its category; ``trending``: its sales are rising; else ``retrieval``.
+    has shown interest in its category (never for SKUs without one); ``trending``: its sales
+    are rising; else ``retrieval``.
     """
     skus = features.item_index.to_numpy()
     reason = np.full(len(top), "retrieval", dtype=object)
@@ -201,7 +202,8 @@ def assign_reasons(
     open_rest[similar] = False
     item = top["item"].to_numpy()
     category = features.item_category[item]
-    liked = np.where(category >= 0, features.affinity[top["user"].to_numpy(), np.maximum(category, 0)], 0.0) > 0
+    # NaN (no category, as in catalogues without any) is not a liked category.
+    liked = np.nan_to_num(features.category_affinity(top["user"].to_numpy(), item)) > 0
     popular = open_rest & liked
     reason[popular] = "popular_in:" + features.categories.to_numpy()[category[popular]].astype(object)
     trend = features.items["trend_7_28"].to_numpy(dtype=float, na_value=0.0)[item]

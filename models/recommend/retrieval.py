@@ -76,7 +76,11 @@ class TrainedRetrieval:
         return self.model.users.weight.device
 
     def encode_content(self, items: pd.DataFrame) -> torch.Tensor:
-        """Category, brand and price-band codes (0 = unknown) of a catalogue frame."""
+        """Category, brand and price-band codes (0 = unknown) of a catalogue frame.
+
+        Absent columns, nulls and non-positive prices (a missing price in order-line exports) are unknown.
+        """
+        items = _content(items)
         category = pd.Index(self.categories).get_indexer(items["category"].astype(object)) + 1
         brand = pd.Index(self.brands).get_indexer(items["brand"].astype(object)) + 1
         price = items["unit_price"].to_numpy(dtype=float)
@@ -96,6 +100,13 @@ class TrainedRetrieval:
         codes = self.user_ids.get_indexer(user_ids)
         known = codes >= 0
         return known, self.model.user_vectors(torch.from_numpy(codes[known].astype(np.int64)).to(self.device))
+
+
+def _content(items: pd.DataFrame) -> pd.DataFrame:
+    """sku, category, brand and unit_price of a catalogue frame; missing columns null, prices <= 0 unknown."""
+    content = items.reindex(columns=["sku", "category", "brand", "unit_price"])
+    price = pd.to_numeric(content["unit_price"], errors="coerce").astype(float)
+    return content.assign(unit_price=price.where(price > 0))
 
 
 def _vocabulary(values: pd.Series) -> list[str]:
@@ -130,15 +141,15 @@ def train_retrieval_model(
     rng = np.random.default_rng(seed)
     item_ids = pd.Index(pd.unique(pd.concat([items["sku"], interactions["sku"]], ignore_index=True)))
     catalogue = (
-        (items.drop_duplicates("sku").set_index("sku").reindex(item_ids)[["category", "brand", "unit_price"]])
-        .rename_axis("sku")
-        .reset_index()
+        _content(items).drop_duplicates("sku").set_index("sku").reindex(item_ids).rename_axis("sku").reset_index()
     )
     user_ids = pd.Index(pd.unique(interactions["user_id"]))
     users = user_ids.get_indexer(interactions["user_id"]).astype(np.int64)
     positives = item_ids.get_indexer(interactions["sku"]).astype(np.int64)
     weights = np.log1p(interactions["strength"].to_numpy(dtype=np.float32)) if config.weight_by_strength else None
-    weights = weights / weights.mean() if weights is not None else np.ones(len(users), dtype=np.float32)
+    # All-zero strengths (e.g. only returned purchases, clamped at 0) would give 0/0: weigh equally instead.
+    usable = weights is not None and weights.mean() > 0
+    weights = weights / weights.mean() if usable else np.ones(len(users), dtype=np.float32)
 
     categories, brands = _vocabulary(catalogue["category"]), _vocabulary(catalogue["brand"])
     edges = _price_edges(catalogue["unit_price"], config.price_bands)

@@ -45,6 +45,8 @@ class DatasetSpec:
     order_by: str | None = None
     flag: str | None = None
     fallback_entity: str | None = None
+    # The optional feed a dataset is built from: a shop without it has nothing to publish (skipped, not failed).
+    requires_feed: str | None = None
 
     @property
     def source_columns(self) -> list[str]:
@@ -111,6 +113,7 @@ DATASETS: dict[str, DatasetSpec] = {
                     "status",
                 )
             ),
+            requires_feed="silver.inventory_snapshots",
         ),
     ]
 }

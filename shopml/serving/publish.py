@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from shopml import catalog
+from shopml.errors import PermanentError, Skipped
 from shopml.lake import Lake
 from shopml.serving.config import ServingConfig
 from shopml.serving.encoding import DATASETS, DatasetSpec, dataset_spec, encode_entities, encode_payload
@@ -47,12 +48,12 @@ AUDIT_TABLE = "ops.publish_audit"
 _SAMPLES_PER_PASS = 1_000
 
 
-class PublishError(ServingStoreError):
+class PublishError(PermanentError, ServingStoreError):
     """A publish or rollback that must not go ahead (no input, failed verification, nothing to roll back to)."""
 
 
-class PublishConflictError(PublishError):
-    """Another publish of the same dataset holds the lock."""
+class PublishConflictError(ServingStoreError):
+    """Another publish of the same dataset holds the lock: worth a retry once it is done."""
 
 
 @dataclass(frozen=True)
@@ -414,11 +415,14 @@ def publish_dataset(
     """Publish one scored partition as a new current version, or re-point to the version that already holds it.
 
     Raises ``StoreUnavailableError`` when the store is down (retry), ``PublishConflictError`` when another
-    publish of the dataset runs, ``PublishError`` when there is nothing valid to publish. On any error the
+    publish of the dataset runs, ``PublishError`` when there is nothing valid to publish, ``Skipped`` when
+    the shop lacks the optional feed the dataset is built from. On any error the
     previously current version keeps serving.
     """
     spec = dataset_spec(dataset)
     started = time.monotonic()
+    if spec.requires_feed and not Lake(settings).exists(spec.requires_feed):
+        raise Skipped(f"nothing to publish for {dataset}: the shop has no {spec.requires_feed.split('.')[-1]} feed")
     with _open(settings, config) as (settings, config, store), _publish_lock(store, dataset, config) as lease:
         lake = Lake(settings)
         orphans = _remove_orphans(store, dataset)

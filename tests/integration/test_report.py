@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from models.registry import ModelRegistry, ModelVersion
 from shopml.catalog import spec
 from shopml.lake import Lake
 from shopml.report import (
@@ -23,11 +24,14 @@ from shopml.report import (
     choose_origins,
     compare_metrics,
     count_statuses,
+    date_metrics,
+    evaluations_as_of,
     forecast_accuracy,
     label_metrics,
     main,
     partition_days,
     pick_skus,
+    published_date,
     summarise_freshness,
     summarise_publishes,
     summarise_quarantine,
@@ -35,15 +39,24 @@ from shopml.report import (
     summarise_volumes,
 )
 from shopml.report_config import ReportConfig
+from shopml.serving.publish import version_id
 
 RUN_DATE = date(2026, 3, 10)
 RUN_ID = "scheduled__2026-03-10T00:00:00+00:00"
+# A past-dated run (``make run`` on the sample shop, a backfill): logical dates years before the wall clock.
+PAST_DATE = date(2010, 12, 9)
+PAST_RUNS = {offset: f"backfill__{PAST_DATE + timedelta(days=offset)}T00:00:00+00:00" for offset in (-7, 0, 1)}
+PAST_RUN = PAST_RUNS[0]
 CHROMIUM = Path("/usr/bin/chromium")
 CONFIG = ReportConfig(top_skus=2, random_skus=2)
 
 
 def _day(offset: int) -> date:
     return RUN_DATE + timedelta(days=offset)
+
+
+def _past(offset: int) -> date:
+    return PAST_DATE + timedelta(days=offset)
 
 
 def _at(offset: int, hour: int = 3) -> datetime:
@@ -170,7 +183,10 @@ def _forecast_rows() -> list[dict]:
     return rows
 
 
-def _metric(run_id, model_name, version, candidate, metric, k, value, promoted, evaluated_at) -> dict:
+def _metric(
+    run_id, model_name, version, candidate, metric, k, value, promoted, evaluated_at, run_date=RUN_DATE
+) -> dict:
+    """One ops.model_metrics row; ``run_date`` (the run's logical date, not a column of the table) is for the pure tests."""
     return {
         "run_id": run_id,
         "model_name": model_name,
@@ -182,18 +198,19 @@ def _metric(run_id, model_name, version, candidate, metric, k, value, promoted, 
         "value": value,
         "promoted": promoted,
         "evaluated_at": evaluated_at,
+        "run_date": run_date,
     }
 
 
 def _metric_rows() -> list[dict]:
-    old, new = ("r-old", "v1", _at(-7)), (RUN_ID, "v2", _at(0))
+    old, new = ("r-old", "v1", _at(-7), _day(-7)), (RUN_ID, "v2", _at(0), RUN_DATE)
     rows = []
-    for (run_id, version, at), promoted, values in (
+    for (run_id, version, at, day), promoted, values in (
         (old, True, {"forecaster": 0.5, "seasonal_naive": 0.6, "moving_average": 0.55}),
         (new, False, {"forecaster": 0.45, "seasonal_naive": 0.5, "moving_average": 0.48}),
     ):
         for candidate, value in values.items():
-            rows.append(_metric(run_id, "forecaster", version, candidate, "wape", None, value, promoted, at))
+            rows.append(_metric(run_id, "forecaster", version, candidate, "wape", None, value, promoted, at, day))
     for candidate, value in {"forecaster": -0.1, "seasonal_naive": 0.05, "moving_average": -0.2}.items():
         rows.append(_metric(RUN_ID, "forecaster", "v2", candidate, "bias", None, value, False, _at(0)))
     rows.append(_metric(RUN_ID, "recommender", "r1", "model", "ndcg", 10, 0.2, True, _at(0)))
@@ -202,6 +219,15 @@ def _metric_rows() -> list[dict]:
 
 
 PLAN_STATUS = {"A": "ok", "B": "ok", "C": "at_risk", "D": "reorder"}
+
+
+def _register(lake: Lake, rows: list[dict]) -> None:
+    """Registry metadata of every model version in metric rows: the training run and its logical date."""
+    registry = ModelRegistry(lake.settings.models)
+    for name, version, run_id, day in {(r["model_name"], r["model_version"], r["run_id"], r["run_date"]) for r in rows}:
+        path = registry.root / name / version
+        path.mkdir(parents=True, exist_ok=True)
+        registry.save_metadata(ModelVersion(name, version, path), {"run_id": run_id, "run_date": day.isoformat()})
 
 
 def _audit(dataset, version, key_count, run_id, at) -> dict:
@@ -322,6 +348,7 @@ def build_tiny_lake(lake: Lake) -> None:
         _metric_rows(),
         spec("ops.model_metrics").arrow_schema(),
     )
+    _register(lake, _metric_rows())
     _write(
         lake,
         "ops.publish_audit",
@@ -414,7 +441,7 @@ def test_freshness_flags_stale_old_and_missing_tables():
 
 def test_model_metrics_against_best_baseline_and_previous_promoted_model():
     metrics = label_metrics(pd.DataFrame(_metric_rows()))
-    table, info = compare_metrics(metrics[metrics["model_name"] == "forecaster"], RUN_ID)
+    table, info = compare_metrics(metrics[metrics["model_name"] == "forecaster"], RUN_ID, RUN_DATE)
     wape = table.set_index("metric").loc["wape"]
     assert wape["model"] == 0.45
     assert wape["best_baseline"] == "moving_average"  # lower WAPE is better
@@ -424,13 +451,15 @@ def test_model_metrics_against_best_baseline_and_previous_promoted_model():
     assert table.set_index("metric").loc["bias", "best_baseline"] == "seasonal_naive"  # closest to zero
     assert info | {"evaluated_at": None} == {
         "run_id": RUN_ID,
+        "run_date": RUN_DATE,
         "version": "v2",
         "promoted": False,
         "evaluated_at": None,
         "previous_run": "r-old",
+        "previous_run_date": _day(-7),
         "previous_version": "v1",
     }
-    table, info = compare_metrics(metrics[metrics["model_name"] == "recommender"], "another-run")
+    table, info = compare_metrics(metrics[metrics["model_name"] == "recommender"], "another-run", RUN_DATE)
     assert table.to_dict("records")[0] | {"vs_baseline": round(table["vs_baseline"][0], 6)} == {
         "metric": "ndcg@10",
         "model": 0.2,
@@ -476,16 +505,84 @@ def test_status_counts_and_publishes():
     }
     audit = pd.DataFrame(
         [
-            _audit("recommendations", "v1", 100, "r-old", _at(-1)),
-            _audit("recommendations", "v2", 110, RUN_ID, _at(0)),
-            _audit("forecasts", "v1", 50, RUN_ID, _at(0)),
+            _audit("recommendations", "20260309-1", 100, "r-old", _at(-1)),
+            _audit("recommendations", "20260310-1", 110, RUN_ID, _at(0)),
+            _audit("forecasts", "20260309-1", 50, "r-old", _at(-1)),
+            _audit("forecasts", "20260310-1", 50, RUN_ID, _at(0)),
         ]
     )
-    ours = summarise_publishes(audit, RUN_ID).set_index("dataset")
+    ours = summarise_publishes(audit.iloc[[0, 1, 3]], RUN_ID, RUN_DATE).set_index("dataset")
     assert ours.loc["recommendations", "previous_key_count"] == 100
     assert ours.loc["recommendations", "key_change"] == pytest.approx(0.10)
     assert pd.isna(ours.loc["forecasts", "previous_key_count"])
-    assert summarise_publishes(audit, "no-such-run")["version"].tolist() == ["v1", "v2"]  # latest per dataset
+    latest = summarise_publishes(audit.iloc[[0, 2, 3]], "no-such-run", RUN_DATE)  # latest per dataset
+    assert latest["version"].tolist() == ["20260310-1", "20260309-1"]
+
+
+def _backfill_metrics(now: datetime) -> list[dict]:
+    """Forecaster runs of 12-02, 12-09 and 12-10 evaluated out of order, all years after their logical dates."""
+    runs = (
+        # (run id, version, logical date, wall clock, promoted, model WAPE)
+        (PAST_RUNS[-7], "f-old", _past(-7), now + timedelta(hours=2), True, 0.5),  # backfilled after the 12-09 run
+        (PAST_RUN, "f-new", PAST_DATE, now, True, 0.4),
+        (PAST_RUNS[1], "f-later", _past(1), now - timedelta(days=1), True, 0.3),  # the next night, run first
+    )
+    rows = []
+    for run_id, version, day, at, promoted, wape in runs:
+        for candidate, value in {"forecaster": wape, "seasonal_naive": wape + 0.05, "moving_average": 0.9}.items():
+            rows.append(_metric(run_id, "forecaster", version, candidate, "wape", None, value, promoted, at, day))
+    return rows
+
+
+def _backfill_audit(now: datetime) -> list[dict]:
+    return [
+        _audit("recommendations", version_id(_past(-7), PAST_RUNS[-7]), 100, PAST_RUNS[-7], now + timedelta(hours=2)),
+        _audit("recommendations", version_id(PAST_DATE, PAST_RUN), 120, PAST_RUN, now),
+        _audit("recommendations", version_id(_past(1), PAST_RUNS[1]), 999, PAST_RUNS[1], now - timedelta(days=1)),
+        _audit("forecasts", version_id(PAST_DATE, PAST_RUN), 50, PAST_RUN, now),
+    ]
+
+
+def test_metrics_are_ordered_by_logical_date_not_wall_clock():
+    now = datetime.now(UTC)
+    rows = pd.DataFrame(_backfill_metrics(now)).drop(columns="run_date")
+    known = {("forecaster", "f-old"): _past(-7), ("forecaster", "f-later"): _past(1)}  # f-new: not in the registry
+    metrics = label_metrics(date_metrics(rows, known, PAST_RUN, PAST_DATE))
+    assert sorted(set(metrics["model_version"])) == ["f-new", "f-old"]  # the run's own, and none after its date
+    runs = evaluations_as_of(metrics, PAST_RUN, PAST_DATE)
+    assert runs["run_id"].tolist() == [PAST_RUNS[-7], PAST_RUN]
+    table, info = compare_metrics(metrics, PAST_RUN, PAST_DATE)
+    assert (info["run_id"], info["run_date"], info["version"], info["promoted"]) == (PAST_RUN, PAST_DATE, "f-new", True)
+    assert (info["previous_run"], info["previous_version"]) == (PAST_RUNS[-7], "f-old")
+    wape = table.set_index("metric").loc["wape"]
+    assert (wape["model"], wape["previous_model"]) == (0.4, 0.5)
+    # A run that evaluated nothing shows the latest evaluation up to its date, not the latest by wall clock.
+    dated = label_metrics(date_metrics(rows, known | {("forecaster", "f-new"): PAST_DATE}, "another", _past(3)))
+    assert compare_metrics(dated, "another", _past(3))[1]["version"] == "f-later"
+    assert compare_metrics(dated, "another", PAST_DATE)[1]["version"] == "f-new"
+    # Reruns of one logical date: evaluated_at orders them, and one evaluated after the run is not before it.
+    rerun = rows[rows["model_version"] == "f-new"].assign(run_id="rerun", evaluated_at=now + timedelta(hours=5))
+    both = label_metrics(
+        date_metrics(pd.concat([rows, rerun]), known | {("forecaster", "f-new"): PAST_DATE}, "x", PAST_DATE)
+    )
+    assert evaluations_as_of(both, PAST_RUN, PAST_DATE)["run_id"].tolist() == [PAST_RUNS[-7], PAST_RUN]
+    assert evaluations_as_of(both, "rerun", PAST_DATE)["run_id"].tolist() == [PAST_RUNS[-7], PAST_RUN, "rerun"]
+
+
+def test_publishes_are_ordered_by_logical_date_not_wall_clock():
+    audit = pd.DataFrame(_backfill_audit(datetime.now(UTC)))
+    ours = summarise_publishes(audit, PAST_RUN, PAST_DATE).set_index("dataset")
+    assert ours["version"].to_dict() == {
+        "forecasts": version_id(PAST_DATE, PAST_RUN),
+        "recommendations": version_id(PAST_DATE, PAST_RUN),
+    }
+    assert ours.loc["recommendations", "previous_key_count"] == 100  # 12-02's, published later by the wall clock
+    assert ours.loc["recommendations", "key_change"] == pytest.approx(0.2)
+    latest = summarise_publishes(audit, "no-such-run", _past(-1)).set_index("dataset")
+    assert latest["key_count"].to_dict() == {"recommendations": 100}  # nothing of 12-09 or 12-10 yet
+    assert published_date(version_id(PAST_DATE, PAST_RUN)) == PAST_DATE
+    assert published_date(version_id(PAST_DATE, PAST_RUN) + "-2") == PAST_DATE  # a rerun's new content
+    assert published_date("v1") is None and published_date("20101332-x") is None
 
 
 def test_partition_days_probes_date_partitions(tiny_lake: Lake):
@@ -563,6 +660,48 @@ def test_missing_tables_say_not_available(tmp_path: Path):
     assert set(statuses.values()) == {"not-available"}
     assert "<code>gold.inventory_plan</code> has not been written yet" in sections["inventory-status"][1]
     assert "<code>ops.model_metrics</code> has not been written yet" in sections["model-metrics"][1]
+
+
+def test_a_past_dated_run_reports_its_own_models_publishes_and_validation(tmp_path: Path):
+    """``make run`` on a shop whose data ends in 2010: every row is stamped years after the logical date."""
+    from shopml.settings import load_settings
+
+    settings = load_settings(var_root=tmp_path / "var")
+    lake = Lake(settings)
+    now = datetime.now(UTC)
+    metrics = _backfill_metrics(now)
+    _write(lake, "ops.model_metrics", metrics, spec("ops.model_metrics").arrow_schema())
+    _register(lake, metrics)
+    _write(lake, "ops.publish_audit", _backfill_audit(now), spec("ops.publish_audit").arrow_schema())
+    own = [
+        {**row, "landing_date": PAST_DATE, "run_id": PAST_RUN, "success": True, "validated_at": now}
+        for row in _validation_rows()
+    ]
+    # The next night revalidated 12-09 (late data) after this run and failed it; this run's report keeps its own.
+    later = {**own[0], "run_id": PAST_RUNS[1], "success": False, "validated_at": now + timedelta(hours=1)}
+    _write(lake, "ops.validation_results", [*own, later], spec("ops.validation_results").arrow_schema())
+
+    sections = _sections(build_report(PAST_DATE, PAST_RUN, settings, CONFIG).read_text())
+    statuses = {anchor: status for anchor, (status, _) in sections.items()}
+    assert (statuses["model-metrics"], statuses["published-to-serving"], statuses["validation-results"]) == (
+        "ok",
+        "ok",
+        "ok",
+    )
+    models = sections["model-metrics"][1]
+    assert f"Candidate f-new (run {PAST_RUN} of 2010-12-09, evaluated " in models
+    assert f"promoted; previous promoted model f-old (run {PAST_RUNS[-7]} of 2010-12-02)." in models
+    assert (
+        "<td>wape</td><td>0.4</td><td>seasonal_naive</td><td>0.45</td><td>-0.05</td><td>0.5</td><td>-0.1</td>" in models
+    )
+    assert "f-later" not in models
+    publish = sections["published-to-serving"][1]
+    assert f"Published by run {PAST_RUN}." in publish
+    recommendations = version_id(PAST_DATE, PAST_RUN)
+    assert f"<td>recommendations</td><td>{recommendations}</td><td>120</td><td>100</td><td>+20.0%</td>" in publish
+    assert f"<td>forecasts</td><td>{recommendations}</td><td>50</td><td>–</td>" in publish
+    assert "999" not in publish
+    assert f"6 expectations on 2010-12-09 (run {PAST_RUN}): 0 failed." in sections["validation-results"][1]
 
 
 def test_cli_writes_the_report(tmp_path: Path, monkeypatch, capsys):

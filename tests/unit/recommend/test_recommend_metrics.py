@@ -74,3 +74,9 @@ def test_coverage_fallback_share_and_diversity(recs, truth):
     assert metrics["coverage@3"] == pytest.approx(0.5)
     assert metrics["fallback_share"] == pytest.approx(2 / 3)
     assert set(metrics) >= {"ndcg@2", "ndcg@3", "diversity@3"}
+
+
+def test_evaluate_lists_leaves_diversity_out_when_there_is_nothing_to_measure_it_by(recs, truth):
+    metrics = evaluate_lists(recs, truth, None, 10, (2, 3))
+    assert "diversity@3" not in metrics
+    assert metrics["coverage@3"] == pytest.approx(0.5) and "ndcg@3" in metrics
