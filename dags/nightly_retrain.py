@@ -89,6 +89,9 @@ def nightly_retrain():
             "models.recommend.pipeline.score_recommendations",
             reads=[*RECOMMENDER_INPUTS, "gold.inventory_plan"],
             writes=["gold.recommendations", "gold.similar_items"],
+            # The plan only down-ranks SKUs about to stock out, and a lost gate leaves the promoted model
+            # serving: neither a failed forecaster nor a failed evaluation may starve the storefront.
+            trigger_rule="all_done",
         )
         (
             train_retrieval

@@ -23,7 +23,8 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,7 +51,6 @@ class OrderLineLayout:
     cancel_prefix: str | None = None  # or: order ids starting with this mark a cancellation
     timezone: str = "UTC"  # of naive timestamps in the export
     currency: str = "EUR"
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 PRESETS: dict[str, OrderLineLayout] = {
@@ -122,12 +122,15 @@ def _blank(values: pd.Series) -> pd.Series:
     return values.isna() | (values.astype("string").str.strip() == "")
 
 
-def order_events(raw: pd.DataFrame, layout: OrderLineLayout) -> tuple[pd.DataFrame, pd.Series]:
+def order_events(
+    raw: pd.DataFrame, layout: OrderLineLayout, since: date | None = None
+) -> tuple[pd.DataFrame, pd.Series]:
     """Contract event rows for an order-line export, and each rejected row's reason.
 
     Returns ``(events, rejected)``: ``events`` in the landing contract with an
     ``event_date`` column (the local trading day), and ``rejected`` a Series of
     reasons indexed like ``raw``. Together they account for every input row.
+    Lines dated before ``since`` are left out (``before_since``): a slice of a long history.
     """
     import pandas as pd
 
@@ -164,6 +167,7 @@ def order_events(raw: pd.DataFrame, layout: OrderLineLayout) -> tuple[pd.DataFra
         (quantity.isna() | (quantity % 1 != 0), "invalid_quantity"),
         (quantity == 0, "zero_quantity"),
         (adjustment, "stock_adjustment"),
+        (ordered.dt.date < since if since else pd.Series(False, index=raw.index), "before_since"),
     ]
     for condition, text in reversed(checks):
         reason = reason.mask(condition.fillna(False).astype(bool), text)
@@ -241,13 +245,17 @@ def _write_day(folder: Path, name: str, rows: pd.DataFrame) -> None:
 
 
 def land_order_lines(
-    source: Path, landing_root: Path, layout: OrderLineLayout, non_product_skus: Sequence[str]
+    source: Path,
+    landing_root: Path,
+    layout: OrderLineLayout,
+    non_product_skus: Sequence[str],
+    since: date | None = None,
 ) -> ImportReport:
     """Write ``source`` (CSV, optionally gzipped) into ``landing_root`` in the landing contract."""
     import pandas as pd
 
     raw = pd.read_csv(source, dtype="string", keep_default_na=False, na_values=[""], encoding_errors="replace")
-    events, rejected = order_events(raw, layout)
+    events, rejected = order_events(raw, layout, since)
     products = product_snapshots(events, non_product_skus)
     contract = events.drop(columns=["title"]).assign(
         event_ts=events["event_ts"].map(lambda ts: ts.isoformat(timespec="seconds")),
@@ -303,12 +311,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     order_lines.add_argument("--timezone", help="time zone of the export's naive timestamps")
     order_lines.add_argument("--currency", help="ISO currency of the prices")
+    order_lines.add_argument("--since", type=date.fromisoformat, help="land only lines from this date on (YYYY-MM-DD)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from shopml.settings import get_settings
 
     settings = get_settings()
-    report = land_order_lines(args.file, args.out or settings.landing, _layout(args), settings.non_product_skus)
+    report = land_order_lines(
+        args.file, args.out or settings.landing, _layout(args), settings.non_product_skus, args.since
+    )
     sys.stdout.write(report.render())
     if not report.reconciled:
         raise SystemExit("import accounting does not reconcile")

@@ -38,13 +38,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Event = Literal["task_failed", "validation_breach", "model_gated", "deadline_missed"]
+Event = Literal["task_failed", "validation_breach", "model_gated", "model_fallback", "deadline_missed"]
 Severity = Literal["info", "warning", "error", "critical"]
 
 DEFAULT_SEVERITY: dict[str, Severity] = {
     "task_failed": "error",
     "validation_breach": "warning",
     "model_gated": "warning",
+    "model_fallback": "warning",
     "deadline_missed": "error",
 }
 _LOG_LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR, "critical": logging.CRITICAL}

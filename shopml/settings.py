@@ -71,8 +71,12 @@ class Settings(BaseSettings):
         200, ge=1, description="Sessions with more events than this in one landing day are treated as bots."
     )
     non_product_skus: tuple[str, ...] = Field(
-        ("POST", "DOT", "DISCOUNT", "D", "M", "MANUAL", "BANK CHARGES", "AMAZONFEE", "CRUK", "PADS", "C2", "S"),
-        description="SKUs of order lines that are not products (postage, discounts, fees), kept out of product data.",
+        (
+            *("POST", "DOT", "C2", "DISCOUNT", "D", "M", "MANUAL", "BANK CHARGES", "AMAZONFEE", "CRUK", "PADS", "S"),
+            *("B", "ADJUST", "ADJUST2", "TEST001", "TEST002"),  # bad-debt and stock adjustments, test lines
+        ),
+        description="SKUs of order lines that are not products (postage, discounts, fees, adjustments, tests), "
+        "kept out of product data (case-insensitive).",
     )
     volume_min_ratio: float = Field(
         0.25, gt=0, description="Smallest allowed ratio of a day's valid events to its expected (same-weekday) volume."

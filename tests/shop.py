@@ -8,10 +8,18 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+import pytest
+
 from jobs import clean, ingest, validate
 from shopml.generate import GeneratorConfig, generate
 from shopml.lake import Lake
 from shopml.settings import load_settings
+
+# A real shop's export (see ../shared/data/README.md), beside the checkout and never copied into it.
+REAL_SHOP = Path(__file__).resolve().parents[2] / "shared" / "data" / "online_retail_II_2009_2010.csv.gz"
+needs_real_shop = pytest.mark.skipif(
+    not REAL_SHOP.exists(), reason=f"the real shop's export is not at {REAL_SHOP} (outside this repository's checkout)"
+)
 
 SMALL_SHOP = {"users": 150, "skus": 60, "categories": 6, "days": 4, "events_per_day": 1500, "seed": 7}
 

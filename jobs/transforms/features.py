@@ -32,6 +32,13 @@ Windows
 Feeds without views or carts (purchase/return-only shops) build every table:
 rates whose denominator is missing are null (see the column docs), counts 0.
 Money is summed as it comes: the platform assumes one shop currency.
+
+Prices of 0 or less are unknown
+    Real exports hold order lines at price 0 (free samples, adjustments) and
+    catalogue placeholders of 0. Every price-derived feature (list prices,
+    average paid prices, promotion flags, price changes) reads such a price as
+    null (``_known_price``), so it neither counts as a 100% discount nor drags
+    an average to 0; the units of those lines still count as demand.
 """
 
 from __future__ import annotations
@@ -114,7 +121,11 @@ GOLD_COLUMNS: dict[str, list[ColumnDoc]] = {
             T.ArrayType(T.StringType()),
             "Up to 10 distinct SKUs bought in 90 days, most recent first.",
         ),
-        ColumnDoc("avg_unit_price", T.DoubleType(), "Mean price paid per unit over 90 days; null without purchases."),
+        ColumnDoc(
+            "avg_unit_price",
+            T.DoubleType(),
+            "Mean price paid per unit over 90 days, over lines priced above 0; null without such purchases.",
+        ),
     ],
     "gold.item_features": [
         FEATURE_DATE,
@@ -124,7 +135,11 @@ GOLD_COLUMNS: dict[str, list[ColumnDoc]] = {
         ColumnDoc(
             "active", T.BooleanType(), "Sellable in the catalogue as of D; false when the SKU is not in the catalogue."
         ),
-        ColumnDoc("unit_price", T.DoubleType(), "List price in the catalogue as of D."),
+        ColumnDoc(
+            "unit_price",
+            T.DoubleType(),
+            "List price in the catalogue as of D; null when unknown (missing, 0 or below).",
+        ),
         ColumnDoc(
             "price_change_7d",
             T.DoubleType(),
@@ -186,9 +201,17 @@ GOLD_COLUMNS: dict[str, list[ColumnDoc]] = {
         ColumnDoc("sku", T.StringType(), "Active catalogue SKUs and SKUs sold in the last 28 days (zero-filled)."),
         ColumnDoc("category", T.StringType(), "Category in the catalogue as of the day."),
         ColumnDoc("units", T.DoubleType(), "Units purchased that day (returns not netted)."),
-        ColumnDoc("unit_price", T.DoubleType(), "Mean price paid that day, else the catalogue list price."),
         ColumnDoc(
-            "on_promotion", T.BooleanType(), "unit_price at least 10% below the highest list price of the last 28 days."
+            "unit_price",
+            T.DoubleType(),
+            "Mean price paid that day over lines priced above 0, else the catalogue list price; null when neither "
+            "is known.",
+        ),
+        ColumnDoc(
+            "on_promotion",
+            T.BooleanType(),
+            "unit_price at least 10% below the highest known list price of the last 28 days; false when either "
+            "is unknown.",
         ),
         ColumnDoc("is_stockout", T.BooleanType(), "Latest inventory snapshot shows on_hand <= 0; false when unknown."),
         ColumnDoc("day_of_week", T.IntegerType(), "1 = Monday … 7 = Sunday."),
@@ -263,6 +286,13 @@ def _ratio(numerator: Column, denominator: Column, cap: float | None = None) -> 
     return F.when(denominator > 0, F.least(value, F.lit(cap)) if cap is not None else value)
 
 
+def _known_price(price: Column) -> Column:
+    """A price as a double, null unless above 0: a price of 0 (free sample, adjustment, catalogue placeholder)
+    or below says nothing about what the product costs, and read as a price it is a 100% discount."""
+    price = price.cast("double")
+    return F.when(price > 0, price)
+
+
 # ---- daily summaries shared by the families ---------------------------------------------------
 
 
@@ -271,10 +301,12 @@ class DailyActivity:
     """Per-day summaries of the events a build needs; every family aggregates these, never raw events.
 
     sku_user_days:     user_id (null for anonymous traffic), sku, event_date, n_views, n_carts, n_purchases,
-                       n_returns, units_purchased, units_returned, paid_amount, points (summed event weights),
-                       last_ts, last_purchase_ts: the one pass over the events
+                       n_returns, units_purchased, units_returned, priced_units and paid_amount (purchased
+                       units with a known price, and what they cost), points (summed event weights), last_ts,
+                       last_purchase_ts: the one pass over the events
     sku_days:          sku, event_date and the same counters, all users together
-    user_order_days:   user_id, event_date, n_orders, revenue, units_purchased, units_returned (from order lines)
+    user_order_days:   user_id, event_date, n_orders, revenue, units_purchased, units_returned, priced_revenue,
+                       priced_units (from order lines; priced_* over purchase lines with a known price)
     user_session_days: user_id, session_id, event_date (distinct)
     view_baskets:      event_date, skus: the sorted distinct SKUs one session viewed that day (at most
                        ``max_basket_items``), from the co-view window of the first build date on
@@ -326,6 +358,7 @@ def summarise_activity(
     for event_type, value in config.event_weights.items():
         weight = F.when(kind == event_type, F.lit(float(value))).otherwise(weight)
     quantity = F.col("quantity").cast("double")
+    priced_purchase = is_purchase & _known_price(F.col("unit_price")).isNotNull()
     counters = [
         _count_if(kind == "view").alias("n_views"),
         _count_if(kind == "add_to_cart").alias("n_carts"),
@@ -333,7 +366,10 @@ def summarise_activity(
         _count_if(kind == "return").alias("n_returns"),
         F.sum(F.when(is_purchase, quantity).otherwise(0.0)).alias("units_purchased"),
         F.sum(F.when(kind == "return", quantity).otherwise(0.0)).alias("units_returned"),
-        F.sum(F.when(is_purchase, quantity * F.col("unit_price").cast("double")).otherwise(0.0)).alias("paid_amount"),
+        F.sum(F.when(priced_purchase, quantity).otherwise(0.0)).alias("priced_units"),
+        F.sum(F.when(priced_purchase, quantity * F.col("unit_price").cast("double")).otherwise(0.0)).alias(
+            "paid_amount"
+        ),
     ]
     sku_user_days = events.groupBy("user_id", "sku", "event_date").agg(
         *counters,
@@ -341,9 +377,19 @@ def summarise_activity(
         F.max("event_ts").alias("last_ts"),
         F.max(F.when(is_purchase, F.col("event_ts"))).alias("last_purchase_ts"),
     )
-    summed = ["n_views", "n_carts", "n_purchases", "n_returns", "units_purchased", "units_returned", "paid_amount"]
+    summed = [
+        "n_views",
+        "n_carts",
+        "n_purchases",
+        "n_returns",
+        "units_purchased",
+        "units_returned",
+        "priced_units",
+        "paid_amount",
+    ]
     sku_days = sku_user_days.groupBy("sku", "event_date").agg(*[F.sum(c).alias(c) for c in summed])
     is_purchase_line = F.col("line_type") == "purchase"
+    priced_line = is_purchase_line & _known_price(F.col("unit_price")).isNotNull()
     user_order_days = (
         order_lines.where(F.col("user_id").isNotNull())
         .groupBy("user_id", "event_date")
@@ -352,6 +398,8 @@ def summarise_activity(
             F.sum(F.when(is_purchase_line, F.col("revenue").cast("double")).otherwise(0.0)).alias("revenue"),
             F.sum(F.when(is_purchase_line, F.col("quantity")).otherwise(0)).cast("double").alias("units_purchased"),
             F.sum(F.when(~is_purchase_line, -F.col("quantity")).otherwise(0)).cast("double").alias("units_returned"),
+            F.sum(F.when(priced_line, F.col("revenue").cast("double")).otherwise(0.0)).alias("priced_revenue"),
+            F.sum(F.when(priced_line, F.col("quantity")).otherwise(0)).cast("double").alias("priced_units"),
         )
     )
     user_session_days = (
@@ -421,7 +469,7 @@ def latest_snapshot(snapshots: DataFrame, dates: DataFrame, lookback_days: int, 
 
 def _catalogue(products: DataFrame, dates: DataFrame, config: FeaturesConfig, shift_days: int = 0) -> DataFrame:
     return latest_snapshot(products, dates, config.snapshot_lookback_days, shift_days).select(
-        "feature_date", "sku", "category", "brand", "active", F.col("unit_price").cast("double").alias("list_price")
+        "feature_date", "sku", "category", "brand", "active", _known_price(F.col("unit_price")).alias("list_price")
     )
 
 
@@ -474,7 +522,8 @@ def build_user_features(
                 for w in WINDOWS["user"]
             ],
             F.max(F.when(F.col("n_orders") > 0, F.col("event_date"))).alias("last_order_date"),
-            F.sum("revenue").alias("_revenue"),
+            F.sum("priced_revenue").alias("_priced_revenue"),
+            F.sum("priced_units").alias("_priced_units"),
             F.sum("units_purchased").alias("_units"),
             F.sum("units_returned").alias("_returned"),
         )
@@ -513,7 +562,7 @@ def build_user_features(
         _ratio(F.col("_returned"), F.col("_units"), cap=1.0).alias("return_rate"),
         F.datediff(day, F.col("first_seen")).alias("days_since_first_seen"),
         F.coalesce(F.col("last_purchased_skus"), F.array().cast("array<string>")).alias("last_purchased_skus"),
-        _ratio(F.col("_revenue"), F.col("_units")).alias("avg_unit_price"),
+        _ratio(F.col("_priced_revenue"), F.col("_priced_units")).alias("avg_unit_price"),
     )
     return conform(result, "gold.user_features")
 
@@ -765,7 +814,9 @@ def build_sku_daily_demand(
     )
     units = F.when(F.col("event_date") >= F.col("_history_start"), F.coalesce(F.col("units_purchased"), F.lit(0.0)))
     series = grid.join(
-        daily.select(*SKU_KEYS, "event_date", "units_purchased", "paid_amount"), [*SKU_KEYS, "event_date"], "left"
+        daily.select(*SKU_KEYS, "event_date", "units_purchased", "priced_units", "paid_amount"),
+        [*SKU_KEYS, "event_date"],
+        "left",
     ).withColumn("_units", units)
 
     def on(offset: int) -> Column:
@@ -777,6 +828,7 @@ def build_sku_daily_demand(
     per_sku = series.groupBy(*SKU_KEYS).agg(
         F.max(F.when(on(0), F.col("_units"))).alias("units"),
         F.max(F.when(on(0), F.col("paid_amount"))).alias("_paid"),
+        F.max(F.when(on(0), F.col("priced_units"))).alias("_priced_units"),
         *[F.max(F.when(on(lag), F.col("_units"))).alias(f"lag_{lag}") for lag in DEMAND_LAGS],
         *[F.avg(F.when(before(n), F.col("_units"))).alias(f"rolling_mean_{n}") for n in ROLLING_DAYS],
         *[F.stddev_samp(F.when(before(n), F.col("_units"))).alias(f"rolling_std_{n}") for n in ROLLING_DAYS],
@@ -784,7 +836,7 @@ def build_sku_daily_demand(
     reference = (
         _expand(products, dates, PROMO_REFERENCE_DAYS, "snapshot_date")
         .groupBy(*SKU_KEYS)
-        .agg(F.max(F.col("unit_price").cast("double")).alias("_reference_price"))
+        .agg(F.max(_known_price(F.col("unit_price"))).alias("_reference_price"))
     )
     demand = per_sku.join(catalogue, SKU_KEYS, "left").join(reference, SKU_KEYS, "left")
     stock = _stock(inventory, dates, config)
@@ -792,7 +844,7 @@ def build_sku_daily_demand(
         demand = demand.withColumn("on_hand", F.lit(None).cast("int"))
     else:
         demand = demand.join(stock.select(*SKU_KEYS, "on_hand"), SKU_KEYS, "left")
-    price = F.coalesce(_ratio(F.col("_paid"), F.col("units")), F.col("list_price"))
+    price = F.coalesce(_ratio(F.col("_paid"), F.col("_priced_units")), F.col("list_price"))
     promoted = price <= F.col("_reference_price") * (1 - config.promo_min_discount)
     weekday = (F.dayofweek(day) + 5) % 7 + 1
     result = demand.select(

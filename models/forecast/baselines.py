@@ -52,6 +52,22 @@ def exponential_smoothing(
     return np.repeat(best[:, None], horizon, axis=1)
 
 
+def empirical_quantiles(
+    panel: DemandPanel, end: int, horizon: int, quantiles: Sequence[float], days: int = 28
+) -> np.ndarray:
+    """Quantiles of each SKU's observed daily sales over the last ``days`` days, flat over the horizon.
+
+    Shape (n_skus, horizon, len(quantiles)). The served forecast while no model has passed its gate:
+    the moving-average baseline's window, read as a distribution so planners still get P10/P50/P90.
+    SKUs with no observed day in the window forecast zero.
+    """
+    window = panel.units[:, max(end + 1 - days, 0) : end + 1]
+    observed = ~np.isnan(window).all(axis=1)
+    levels = np.zeros((len(window), len(quantiles)))
+    levels[observed] = np.nanquantile(window[observed], quantiles, axis=1).T
+    return np.repeat(levels[:, None, :], horizon, axis=1)
+
+
 def forecast_baselines(panel: DemandPanel, end: int, horizon: int, ma_days: int, alphas: Sequence[float]):
     """All baselines at one origin, by name."""
     return {

@@ -18,9 +18,16 @@ import pyarrow.compute as pc
 
 from models.device import resolve_device
 from models.forecast.backtest import decide_promotion, fold_origins, run_backtest
-from models.forecast.baselines import BASELINES
+from models.forecast.baselines import BASELINES, empirical_quantiles
 from models.forecast.config import ForecastConfig
-from models.forecast.features import DEMAND_COLUMNS, FEATURES, build_panel, build_scoring_frame, build_training_frame
+from models.forecast.features import (
+    DEMAND_COLUMNS,
+    FEATURES,
+    DemandPanel,
+    build_panel,
+    build_scoring_frame,
+    build_training_frame,
+)
 from models.forecast.inventory import PLAN_COLUMNS, plan_inventory
 from models.forecast.metrics import QUANTILE_COLUMNS, metric_value
 from models.forecast.model import QuantileForecaster, fit_quantile_model
@@ -28,6 +35,7 @@ from models.registry import ModelRegistry, ModelVersion, RegistryError
 from shopml.catalog import spec
 from shopml.errors import PermanentError
 from shopml.lake import Lake
+from shopml.notify import alert
 from shopml.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -38,6 +46,8 @@ INVENTORY_TABLE = "silver.inventory_snapshots"
 FORECAST_TABLE = "gold.demand_forecasts"
 PLAN_TABLE = "gold.inventory_plan"
 METRICS_TABLE = "ops.model_metrics"
+# What scoring serves while no forecaster has passed its gate.
+FALLBACK_VERSION = "baseline:empirical_quantiles"
 
 STAMP_FIELDS = [
     pa.field("model_version", pa.string()),
@@ -64,6 +74,22 @@ PLAN_SCHEMA = pa.schema(
     ]
 )
 METRICS_SCHEMA = spec(METRICS_TABLE).arrow_schema()
+
+
+def baseline_forecasts(panel: DemandPanel, run_date: date, config: ForecastConfig, skus: np.ndarray) -> pd.DataFrame:
+    """Forecast rows of the empirical-quantile baseline (the moving average's window) for ``skus``."""
+    end = panel.index_of(run_date)
+    quantiles = empirical_quantiles(panel, end, config.horizon, config.quantiles, config.moving_average_days)
+    rows = np.nonzero(np.isin(panel.skus, skus))[0]
+    horizon = np.arange(1, config.horizon + 1)
+    return pd.DataFrame(
+        {
+            "sku": np.repeat(panel.skus[rows], config.horizon),
+            "forecast_date": np.tile([run_date + timedelta(days=int(day)) for day in horizon], len(rows)),
+            "horizon_day": np.tile(horizon, len(rows)).astype(np.int32),
+            **{column: quantiles[rows, :, i].reshape(-1) for i, column in enumerate(QUANTILE_COLUMNS)},
+        }
+    )
 
 
 class ForecastOutputError(PermanentError, ValueError):
@@ -286,14 +312,16 @@ def backtest_and_gate(run_date: date, run_id: str, settings: Settings | None = N
 def score_forecasts(run_date: date, run_id: str, settings: Settings | None = None) -> dict:
     """Forecast every active SKU with the promoted version, gate the output, write forecasts and the plan.
 
+    Until a forecaster has passed its gate (a shop's first runs) the storefront and planners get the
+    empirical-quantile baseline (``FALLBACK_VERSION``), labelled as such and alerted, never nothing.
+
     Without an inventory feed (no ``silver.inventory_snapshots`` or no snapshot up to the run date)
     only forecasts are published, and the result says so.
     """
     settings = settings or get_settings()
     lake = Lake(settings)
-    current = ModelRegistry(settings.models).require_current(MODEL_NAME)
-    config = ForecastConfig.model_validate(current.metadata["config"])
-    model = QuantileForecaster.load(current.path, resolve_device(settings.device.value))
+    current = ModelRegistry(settings.models).current(MODEL_NAME)
+    config = settings.forecast if current is None else ForecastConfig.model_validate(current.metadata["config"])
     demand = read_demand(lake, run_date, config)
     skus = active_skus(demand, run_date, config.active_lookback_days)
     if len(skus) == 0:
@@ -301,29 +329,41 @@ def score_forecasts(run_date: date, run_id: str, settings: Settings | None = Non
             f"no active SKUs: no demand rows in the {config.active_lookback_days} days to {run_date}"
         )
     panel = build_panel(demand, run_date, config.history_days)
-    frame = build_scoring_frame(panel, run_date, config, skus=skus)
-    quantiles = model.predict(frame)
-    forecasts = pd.DataFrame(
-        {
-            "sku": frame["sku"].to_numpy(),
-            "forecast_date": frame["forecast_date"].to_numpy(),
-            "horizon_day": frame["horizon_day"].to_numpy(dtype=np.int32),
-            **{column: quantiles[:, i] for i, column in enumerate(QUANTILE_COLUMNS)},
-        }
-    )
+    if current is None:
+        version = FALLBACK_VERSION
+        forecasts = baseline_forecasts(panel, run_date, config, skus)
+        alert(
+            "model_fallback",
+            summary=f"no forecaster has passed its gate yet: serving the {FALLBACK_VERSION} baseline for {run_date}",
+            details={"skus": len(skus)},
+            settings=settings,
+        )
+    else:
+        version = current.version
+        model = QuantileForecaster.load(current.path, resolve_device(settings.device.value))
+        frame = build_scoring_frame(panel, run_date, config, skus=skus)
+        quantiles = model.predict(frame)
+        forecasts = pd.DataFrame(
+            {
+                "sku": frame["sku"].to_numpy(),
+                "forecast_date": frame["forecast_date"].to_numpy(),
+                "horizon_day": frame["horizon_day"].to_numpy(dtype=np.int32),
+                **{column: quantiles[:, i] for i, column in enumerate(QUANTILE_COLUMNS)},
+            }
+        )
     check_forecasts(forecasts, skus, config.horizon)
     replace = f"scored_date = '{run_date.isoformat()}'"
     lake.write_arrow(
-        _stamp(forecasts, FORECAST_SCHEMA, current.version, run_id, run_date), FORECAST_TABLE, replace_where=replace
+        _stamp(forecasts, FORECAST_SCHEMA, version, run_id, run_date), FORECAST_TABLE, replace_where=replace
     )
-    result = {"model_version": current.version, "skus": len(skus), "forecast_rows": len(forecasts)}
+    result = {"model_version": version, "skus": len(skus), "forecast_rows": len(forecasts)}
     snapshots = read_inventory(lake, run_date)
     if snapshots is None:
         note = f"no inventory feed ({INVENTORY_TABLE} has no snapshot up to {run_date}): published forecasts only"
         log.warning(note)
         return {**result, "inventory": note, "plan_rows": 0}
     plan = plan_inventory(forecasts, snapshots, config)
-    lake.write_arrow(_stamp(plan, PLAN_SCHEMA, current.version, run_id, run_date), PLAN_TABLE, replace_where=replace)
+    lake.write_arrow(_stamp(plan, PLAN_SCHEMA, version, run_id, run_date), PLAN_TABLE, replace_where=replace)
     without = len(skus) - len(plan)
     if without:
         log.warning("%d forecast SKU(s) have no inventory snapshot and no plan row", without)

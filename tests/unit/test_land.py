@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from shopml.land import PRESETS, land_order_lines
+from tests.shop import REAL_SHOP, needs_real_shop
 
 NON_PRODUCT = ("POST", "M")
-REAL_SHOP = Path(__file__).resolve().parents[3] / "shared" / "data" / "online_retail_II_2009_2010.csv.gz"
 
 ONLINE_RETAIL = """Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country
 489434,85048,GLASS BALL,12,2009-12-01 07:45:00,6.95,13085,United Kingdom
@@ -113,9 +113,7 @@ def test_a_missing_column_names_what_the_export_has(tmp_path: Path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not REAL_SHOP.exists(), reason=f"the real shop's export is not at {REAL_SHOP} (outside this checkout)"
-)
+@needs_real_shop
 def test_the_real_shop_imports_with_every_line_accounted_for(tmp_path: Path):
     report = land_order_lines(REAL_SHOP, tmp_path, PRESETS["online-retail-ii"], NON_PRODUCT)
     assert report.input_rows == 525_461 and report.reconciled

@@ -12,6 +12,7 @@ import pytest
 from models.forecast.config import BoosterConfig, ForecastConfig
 from models.forecast.model import BOOSTER_FILE
 from models.forecast.pipeline import (
+    FALLBACK_VERSION,
     FORECAST_TABLE,
     INVENTORY_TABLE,
     METRICS_TABLE,
@@ -22,7 +23,7 @@ from models.forecast.pipeline import (
     train_forecaster,
 )
 from models.forecast.synthetic import generate_demand
-from models.registry import ModelRegistry, RegistryError
+from models.registry import ModelRegistry
 from shopml.lake import Lake
 from shopml.settings import load_settings
 
@@ -153,6 +154,20 @@ def test_training_is_point_in_time(settings, forecast_lake: Lake, tmp_path) -> N
     assert booster.read_bytes() == expected.read_bytes()
 
 
-def test_scoring_without_promoted_model_fails_clearly(settings, forecast_lake: Lake) -> None:
-    with pytest.raises(RegistryError, match="no promoted version of forecaster"):
-        score_forecasts(RUN_DATE, "run", settings)
+def test_scoring_before_any_model_passed_its_gate_serves_the_labelled_baseline(settings, forecast_lake: Lake) -> None:
+    """A shop's first night whose candidate was gated: planners still get forecasts, marked as the baseline."""
+    assert ModelRegistry(settings.models).current(MODEL_NAME) is None
+
+    scored = score_forecasts(RUN_DATE, "run", settings)
+
+    forecasts = forecast_lake.read_pandas(FORECAST_TABLE)
+    assert scored["model_version"] == FALLBACK_VERSION and set(forecasts["model_version"]) == {FALLBACK_VERSION}
+    assert len(forecasts) == scored["forecast_rows"] == scored["skus"] * settings.forecast.horizon
+    assert (forecasts["p10"] <= forecasts["p50"]).all() and (forecasts["p50"] <= forecasts["p90"]).all()
+    demand = forecast_lake.read_pandas("gold.sku_daily_demand")
+    recent = demand[demand["feature_date"] > RUN_DATE - timedelta(days=settings.forecast.moving_average_days)]
+    median = recent.groupby("sku")["units"].median()
+    served = forecasts[forecasts["horizon_day"] == 1].set_index("sku")["p50"]
+    assert np.allclose(served.sort_index(), median.reindex(served.index).sort_index())
+    alerts = (settings.var_root / "alerts" / "alerts.jsonl").read_text()
+    assert '"event": "model_fallback"' in alerts

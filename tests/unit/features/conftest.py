@@ -20,12 +20,12 @@ def frames(spark):
     """events, order_lines, products and inventory DataFrames built from the rows above."""
     from jobs.transforms.cleaning import to_order_lines
 
-    def build(event_rows=BASE_EVENTS):
+    def build(event_rows=BASE_EVENTS, products=None):
         events = spark.createDataFrame(event_rows, EVENTS_SCHEMA)
         return {
             "events": events,
             "order_lines": to_order_lines(events),
-            "products": spark.createDataFrame(product_rows(), PRODUCTS_SCHEMA),
+            "products": spark.createDataFrame(product_rows() if products is None else products, PRODUCTS_SCHEMA),
             "inventory": spark.createDataFrame(INVENTORY_ROWS, INVENTORY_SCHEMA),
         }
 
