@@ -12,11 +12,13 @@ For the window F..R the job:
 2. reads only silver partitions ``event_date >= first date to build - 89`` (the
    longest window), so a night costs the same after 90 days or 3 years of
    history, and summarises them per day once for all dates;
-3. builds the dates in passes of up to ``dates_per_pass`` dates, oldest first
-   (user features carry first-seen from the day before a pass), replacing those
-   dates' partitions: ``sku_daily_demand`` for every date, the per-entity
-   snapshot tables for the corrected dates and the window's last
-   ``backfill_snapshot_days`` dates (the nightly run: just R);
+3. builds the dates in passes, oldest first, replacing those dates' partitions:
+   the per-entity snapshot tables for the corrected dates and the window's last
+   ``backfill_snapshot_days`` dates (the nightly run: just R) in passes of up to
+   ``dates_per_pass`` (user features carry first-seen from the day before a
+   pass), and ``sku_daily_demand`` for every date in passes of up to
+   ``demand_dates_per_pass`` (a pass reads one SKU × day series, so a year's
+   backfill is one pass);
 4. replaces R's rows of ``gold.feature_corrections`` with the dates it re-derived.
 
 Rerunning R rewrites the same partitions with the same rows: no duplicates.
@@ -177,7 +179,13 @@ def _build(lake: Lake, window: DateWindow, run_id: str, config: FeaturesConfig, 
     history_start = first - timedelta(days=HISTORY_DAYS - 1)
     snapshots_start = first - timedelta(days=max(PROMO_REFERENCE_DAYS - 1, 7 + config.snapshot_lookback_days))
     log.info(
-        "features for %s: rebuilding %s (late events %s), reading events from %s", run_date, dates, late, history_start
+        "features for %s: rebuilding %d dates %s..%s (late events %s), reading events from %s",
+        run_date,
+        len(dates),
+        first,
+        dates[-1],
+        late,
+        history_start,
     )
 
     events = _read_between(lake, "silver.events", "event_date", history_start, run_date)
@@ -206,7 +214,7 @@ def _build(lake: Lake, window: DateWindow, run_id: str, config: FeaturesConfig, 
                 },
             )
         # Daily demand has no day-to-day carry-over and forecasters read its whole history: every date.
-        for chunk in _passes(dates, config.dates_per_pass):
+        for chunk in _passes(dates, config.demand_dates_per_pass):
             demand = build_sku_daily_demand(activity, products, inventory, chunk, config)
             _write_pass(lake, chunk, rows, {"gold.sku_daily_demand": demand})
     finally:

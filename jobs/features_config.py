@@ -76,8 +76,16 @@ class FeaturesConfig(BaseModel):
     dates_per_pass: int = Field(
         31,
         ge=1,
-        description="Feature dates built and committed together in one Spark pass (corrections, backfills); a pass "
-        "joins each daily summary row to up to this many dates, so it bounds a backfill's memory.",
+        description="Dates of the per-entity snapshot tables built and committed together in one Spark pass "
+        "(corrections, backfills); a pass joins each daily summary row to up to this many dates, so it bounds a "
+        "backfill's memory.",
+    )
+    demand_dates_per_pass: int = Field(
+        400,
+        ge=1,
+        description="sku_daily_demand dates built and committed together; a pass reads one SKU × day series of its "
+        "dates plus the 28 before, so it costs SKUs × days (a year of 5k SKUs: ~2M rows) and a year's backfill with "
+        "its corrections is one pass. Lower it to bound one pass and Delta commit in very long windows.",
     )
     snapshot_lookback_days: int = Field(
         14, ge=0, description="How far back a product or inventory snapshot still counts as current."

@@ -140,7 +140,10 @@ def check_event_volume(lake: Lake, window: DateWindow, run_id: str) -> None:
         settings.var_root / "gx",
         parameters={"min_change": settings.volume_min_ratio, "max_change": settings.volume_max_ratio},
     )
-    flagged = {key[0]: reason for reason, keys in outcome.rejected_keys.items() for key in keys}
+    flagged: dict[str, str] = {}
+    for reason, keys in sorted(outcome.rejected_keys.items()):
+        for (day,) in keys:
+            flagged[day] = f"{flagged[day]}, {reason}" if day in flagged else reason
     by_date = {row["landing_date"]: row for row in rows}
     history_flags = [f"{_describe_volume(by_date[day], settings)} [{flagged[day]}]" for day in sorted(flagged)]
     if str(window.last) in flagged:

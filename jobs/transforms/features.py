@@ -59,6 +59,8 @@ WINDOWS = {"user": (1, 7, 28, 90), "item": (1, 7, 28)}
 DEMAND_LAGS = (1, 7, 14, 28)
 ROLLING_DAYS = (7, 28)
 PROMO_REFERENCE_DAYS = 28
+DEMAND_SPAN = max(*DEMAND_LAGS, *ROLLING_DAYS)
+"""Days of demand before a demand day that its row reads: lags, rolling windows, SKUs sold since."""
 
 
 class ColumnDoc(NamedTuple):
@@ -436,10 +438,13 @@ def _pairs(skus: Column) -> Column:
 # ---- feature dates, catalogue and inventory as of each -----------------------------------------
 
 
+def _sorted_days(days: date | Sequence[date]) -> list[date]:
+    return [days] if isinstance(days, date) else sorted(set(days))
+
+
 def _feature_dates(spark: SparkSession, days: date | Sequence[date]) -> DataFrame:
     """The feature dates of one build as a one-column frame (broadcast into the joins below)."""
-    chosen = [days] if isinstance(days, date) else sorted(set(days))
-    return spark.createDataFrame([(day,) for day in chosen], "feature_date date")
+    return spark.createDataFrame([(day,) for day in _sorted_days(days)], "feature_date date")
 
 
 def _expand(daily: DataFrame, dates: DataFrame, window_days: int, column: str = "event_date") -> DataFrame:
@@ -800,50 +805,79 @@ def build_sku_daily_demand(
 
     Lags and rolling statistics use earlier days only; days before the first
     day with any events in ``activity`` are unknown (null), not zero.
+
+    The dates share one dense SKU × day series from ``DEMAND_SPAN`` days before
+    the first date to the last; lags, rolling statistics, "sold in the last 28
+    days" and the promotion reference price are window functions over it (a
+    row is a day: the series has no gaps). A build of N dates thus costs
+    SKUs × (N + 28) rows, not SKUs × N × 29 as a grid per date would.
     """
-    dates = _feature_dates(activity.sku_days.sparkSession, days)
-    span = max(*DEMAND_LAGS, *ROLLING_DAYS)
-    daily = _expand(activity.sku_days, dates, span + 1)
-    sold = daily.where(F.col("units_purchased") > 0).select(*SKU_KEYS).distinct()
-    catalogue = _catalogue(products, dates, config)
-    skus = catalogue.where(F.col("active")).select(*SKU_KEYS).unionByName(sold).distinct()
+    spark = activity.sku_days.sparkSession
+    chosen = _sorted_days(days)
+    dates = _feature_dates(spark, chosen)
+    start = chosen[0] - timedelta(days=max(DEMAND_SPAN, PROMO_REFERENCE_DAYS - 1))
+    last = chosen[-1]
+    in_series = F.col("event_date").between(F.lit(start), F.lit(last))
+    daily = activity.sku_days.where(in_series).select(
+        F.col("sku").alias("_sku"), F.col("event_date").alias("_day"), "units_purchased", "priced_units", "paid_amount"
+    )
+    # every SKU active in a snapshot some date may read, or sold: the dates' own lists are picked below
+    listed = F.col("active") & F.col("snapshot_date").between(
+        F.lit(start - timedelta(days=config.snapshot_lookback_days)), F.lit(last)
+    )
+    skus = (
+        products.where(listed)
+        .select("sku")
+        .unionByName(daily.where(F.col("units_purchased") > 0).select(F.col("_sku").alias("sku")))
+        .distinct()
+    )
+    calendar = spark.range(1).select(F.explode(F.sequence(F.lit(start), F.lit(last))).alias("event_date"))
+    # <=> keeps a null SKU (missing_sku is only a warning) in the series; its units stay zero-filled below, as a
+    # per-date grid joined on sku = sku left them.
+    matches = F.col("sku").eqNullSafe(F.col("_sku")) & (F.col("event_date") == F.col("_day"))
+    list_prices = (
+        products.where(F.col("snapshot_date").between(F.lit(start), F.lit(last)))
+        .groupBy("sku", F.col("snapshot_date").alias("event_date"))
+        .agg(F.max(_known_price(F.col("unit_price"))).alias("_list_price"))
+    )
     history_start = activity.sku_days.agg(F.min("event_date").alias("_history_start"))
-    day = F.col("feature_date")
-    grid = skus.withColumn("event_date", F.explode(F.sequence(F.date_sub(day, span), day))).crossJoin(
-        F.broadcast(history_start)
+    series = (
+        skus.crossJoin(F.broadcast(calendar))
+        .join(daily, matches, "left")
+        .join(list_prices, ["sku", "event_date"], "left")
+        .crossJoin(F.broadcast(history_start))
     )
-    units = F.when(F.col("event_date") >= F.col("_history_start"), F.coalesce(F.col("units_purchased"), F.lit(0.0)))
-    series = grid.join(
-        daily.select(*SKU_KEYS, "event_date", "units_purchased", "priced_units", "paid_amount"),
-        [*SKU_KEYS, "event_date"],
-        "left",
-    ).withColumn("_units", units)
+    known = F.col("event_date") >= F.col("_history_start")
+    units = F.when(known, F.coalesce(F.when(F.col("sku").isNotNull(), F.col("units_purchased")), F.lit(0.0)))
+    series = series.withColumn("_units", units)
+    by_sku = Window.partitionBy("sku").orderBy("event_date")
 
-    def on(offset: int) -> Column:
-        return F.col("event_date") == F.date_sub(day, offset)
+    def before(n: int) -> Window:
+        return by_sku.rowsBetween(-n, -1)
 
-    def before(n: int) -> Column:
-        return F.col("event_date").between(F.date_sub(day, n), F.date_sub(day, 1))
-
-    per_sku = series.groupBy(*SKU_KEYS).agg(
-        F.max(F.when(on(0), F.col("_units"))).alias("units"),
-        F.max(F.when(on(0), F.col("paid_amount"))).alias("_paid"),
-        F.max(F.when(on(0), F.col("priced_units"))).alias("_priced_units"),
-        *[F.max(F.when(on(lag), F.col("_units"))).alias(f"lag_{lag}") for lag in DEMAND_LAGS],
-        *[F.avg(F.when(before(n), F.col("_units"))).alias(f"rolling_mean_{n}") for n in ROLLING_DAYS],
-        *[F.stddev_samp(F.when(before(n), F.col("_units"))).alias(f"rolling_std_{n}") for n in ROLLING_DAYS],
+    stats = series.select(
+        "sku",
+        F.col("event_date").alias("feature_date"),
+        F.col("_units").alias("units"),
+        F.when(F.col("sku").isNotNull(), F.col("paid_amount")).alias("_paid"),
+        F.when(F.col("sku").isNotNull(), F.col("priced_units")).alias("_priced_units"),
+        F.max(F.col("units_purchased") > 0).over(by_sku.rowsBetween(-DEMAND_SPAN, 0)).alias("_sold"),
+        F.max("_list_price").over(by_sku.rowsBetween(1 - PROMO_REFERENCE_DAYS, 0)).alias("_reference_price"),
+        *[F.lag("_units", lag).over(by_sku).alias(f"lag_{lag}") for lag in DEMAND_LAGS],
+        *[F.avg("_units").over(before(n)).alias(f"rolling_mean_{n}") for n in ROLLING_DAYS],
+        *[F.stddev_samp("_units").over(before(n)).alias(f"rolling_std_{n}") for n in ROLLING_DAYS],
     )
-    reference = (
-        _expand(products, dates, PROMO_REFERENCE_DAYS, "snapshot_date")
-        .groupBy(*SKU_KEYS)
-        .agg(F.max(_known_price(F.col("unit_price"))).alias("_reference_price"))
+    demand = (
+        stats.join(F.broadcast(dates), "feature_date")
+        .join(_catalogue(products, dates, config), SKU_KEYS, "left")
+        .where(F.coalesce(F.col("_sold"), F.lit(False)) | F.coalesce(F.col("active"), F.lit(False)))
     )
-    demand = per_sku.join(catalogue, SKU_KEYS, "left").join(reference, SKU_KEYS, "left")
     stock = _stock(inventory, dates, config)
     if stock is None:
         demand = demand.withColumn("on_hand", F.lit(None).cast("int"))
     else:
         demand = demand.join(stock.select(*SKU_KEYS, "on_hand"), SKU_KEYS, "left")
+    day = F.col("feature_date")
     price = F.coalesce(_ratio(F.col("_paid"), F.col("_priced_units")), F.col("list_price"))
     promoted = price <= F.col("_reference_price") * (1 - config.promo_min_discount)
     weekday = (F.dayofweek(day) + 5) % 7 + 1
