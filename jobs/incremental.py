@@ -136,7 +136,7 @@ def _flag_bots(lake: Lake, fresh: DataFrame, event_dates: list[date]) -> DataFra
         prior = (
             lake.read("silver.events")
             .where(F.col("event_date").isin(event_dates) & (F.col("feed") == "stream"))
-            .select("landing_date", "session_id", "user_agent")
+            .select("landing_date", "session_id", "event_type", "user_agent")
             .join(fresh.select("landing_date", "session_id").distinct(), ["landing_date", "session_id"], "left_semi")
             .withColumn("_prior", F.lit(True))
         )

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from jobs.transforms.raw import ORDER_EVENT_TYPES
+
 BOT_USER_AGENT = r"(?i)(bot|crawler|spider|scrapy|headless)"
 
 
@@ -22,13 +24,14 @@ def drop_duplicate_events(events: DataFrame, already_loaded_ids: DataFrame) -> D
 
 
 def flag_bot_sessions(events: DataFrame, max_events_per_session: int) -> DataFrame:
-    """Add ``is_bot``: in one landing day the session sent more events than a person could, or its agent says bot.
+    """Add ``is_bot``: in one landing day the session browsed more than a person could, or its agent says bot.
 
-    Sessions are counted on their keys alone and the few busy ones broadcast back, so the events
-    (with their payloads) are not shuffled a second time.
+    Only browsing counts (views, cart changes): a wholesaler's order of 500 lines is a customer,
+    not a scraper. Sessions are counted on their keys alone and the few busy ones broadcast back,
+    so the events (with their payloads) are not shuffled a second time.
     """
     busy = (
-        events.where(F.col("session_id").isNotNull())
+        events.where(F.col("session_id").isNotNull() & ~F.col("event_type").isin(*ORDER_EVENT_TYPES))
         .groupBy("landing_date", "session_id")
         .count()
         .where(F.col("count") > max_events_per_session)

@@ -123,7 +123,7 @@ def test_rerunning_a_date_is_idempotent(landed):
     assert snapshot() == before
 
 
-def test_an_empty_day_stops_validation_naming_the_expectation(landed):
+def test_an_empty_day_stops_validation_naming_the_check_and_the_date(landed):
     lake = landed.lake
     empty_day = landed.last + timedelta(days=1)
     folder = lake.settings.landing / "events" / f"date={empty_day}"
@@ -131,7 +131,7 @@ def test_an_empty_day_stops_validation_naming_the_expectation(landed):
     (folder / "part-00000.jsonl").write_text("")
     silver_before = lake.read("silver.events").count()
     try:
-        with pytest.raises(ValidationFailed, match=r"expect_column_values_to_be_between\(staged_events\)"):
+        with pytest.raises(ValidationFailed, match=rf"empty_day on {empty_day}: 0 staged events"):
             run_foundation(lake, empty_day)
         assert lake.read("silver.events").count() == silver_before
     finally:

@@ -37,15 +37,19 @@ def test_duplicates_keep_first_landing_and_drop_replays(spark):
     assert kept == {("a", D1, "a1"), ("b", D2, "b")}
 
 
-def test_bots_by_volume_per_session_and_day_and_by_user_agent(spark):
+def test_bots_by_browsing_per_session_and_day_and_by_user_agent(spark):
     ts = datetime(2026, 1, 1, 12)
-    rows = [(f"busy{i}", D1, ts, "x", "busy", None) for i in range(4)]
-    rows += [(f"split{i}", D1 if i < 2 else D2, ts, "x", "split", None) for i in range(4)]
-    rows += [("crawl", D1, ts, "x", "quiet", "Mozilla/5.0 (compatible; Googlebot/2.1)")]
-    rows += [("human", D1, ts, "x", "quiet2", "Mozilla/5.0")]
-    flagged = {row.event_id: row.is_bot for row in flag_bot_sessions(_events(spark, rows), 3).collect()}
-    assert all(flagged[f"busy{i}"] for i in range(4))
+    rows = [(f"busy{i}", D1, ts, "x", "busy", None, "view") for i in range(4)]
+    rows += [("busy-buys", D1, ts, "x", "busy", None, "purchase")]  # a scraper's order goes with it
+    rows += [(f"split{i}", D1 if i < 2 else D2, ts, "x", "split", None, "view") for i in range(4)]
+    rows += [(f"bulk{i}", D1, ts, "x", "bulk-order", None, "purchase") for i in range(6)]
+    rows += [("crawl", D1, ts, "x", "quiet", "Mozilla/5.0 (compatible; Googlebot/2.1)", "view")]
+    rows += [("human", D1, ts, "x", "quiet2", "Mozilla/5.0", "view")]
+    events = spark.createDataFrame(rows, f"{SCHEMA}, event_type string")
+    flagged = {row.event_id: row.is_bot for row in flag_bot_sessions(events, 3).collect()}
+    assert all(flagged[f"busy{i}"] for i in range(4)) and flagged["busy-buys"]
     assert not any(flagged[f"split{i}"] for i in range(4))  # 2 events a day each: a person
+    assert not any(flagged[f"bulk{i}"] for i in range(6))  # a 6-line order is a customer, not a bot
     assert flagged["crawl"] is True
     assert flagged["human"] is False
 
