@@ -16,7 +16,7 @@ import subprocess
 import sys
 from contextlib import closing
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -158,7 +158,7 @@ def latest_run(dag_id: str, logical_date: date, settings: Settings | None = None
     with closing(sqlite3.connect(database)) as db:
         found = db.execute(
             "SELECT id, run_id, state FROM dag_run WHERE dag_id = ? AND date(logical_date) = ? ORDER BY id DESC LIMIT 1",
-            (dag_id, logical_date.isoformat()),
+            (dag_id, _utc_day(logical_date).isoformat()),
         ).fetchone()
         if found is None:
             return None
@@ -182,6 +182,13 @@ def latest_run(dag_id: str, logical_date: date, settings: Settings | None = None
             )
         }
     return DagRunOutcome(run_id, state, tasks)
+
+
+def _utc_day(logical_date: date) -> date:
+    """The UTC day of a logical date (Airflow stores logical dates in UTC); a plain date is its own day."""
+    if isinstance(logical_date, datetime):
+        return logical_date.astimezone(UTC).date() if logical_date.tzinfo else logical_date.date()
+    return logical_date
 
 
 def _json(value: str | bytes | None) -> Any:

@@ -818,9 +818,7 @@ def build_sku_daily_demand(
     start = chosen[0] - timedelta(days=max(DEMAND_SPAN, PROMO_REFERENCE_DAYS - 1))
     last = chosen[-1]
     in_series = F.col("event_date").between(F.lit(start), F.lit(last))
-    daily = activity.sku_days.where(in_series).select(
-        F.col("sku").alias("_sku"), F.col("event_date").alias("_day"), "units_purchased", "priced_units", "paid_amount"
-    )
+    daily = activity.sku_days.where(in_series)
     # every SKU active in a snapshot some date may read, or sold: the dates' own lists are picked below
     listed = F.col("active") & F.col("snapshot_date").between(
         F.lit(start - timedelta(days=config.snapshot_lookback_days)), F.lit(last)
@@ -828,23 +826,28 @@ def build_sku_daily_demand(
     skus = (
         products.where(listed)
         .select("sku")
-        .unionByName(daily.where(F.col("units_purchased") > 0).select(F.col("_sku").alias("sku")))
+        .unionByName(daily.where(F.col("units_purchased") > 0).select("sku"))
         .distinct()
     )
     calendar = spark.range(1).select(F.explode(F.sequence(F.lit(start), F.lit(last))).alias("event_date"))
-    # <=> keeps a null SKU (missing_sku is only a warning) in the series; its units stay zero-filled below, as a
-    # per-date grid joined on sku = sku left them.
-    matches = F.col("sku").eqNullSafe(F.col("_sku")) & (F.col("event_date") == F.col("_day"))
-    list_prices = (
-        products.where(F.col("snapshot_date").between(F.lit(start), F.lit(last)))
-        .groupBy("sku", F.col("snapshot_date").alias("event_date"))
-        .agg(F.max(_known_price(F.col("unit_price"))).alias("_list_price"))
+    grid = skus.crossJoin(F.broadcast(calendar)).withColumn("_cell", F.lit(True))
+    sales = daily.select("sku", "event_date", "units_purchased", "priced_units", "paid_amount")
+    prices = products.where(F.col("snapshot_date").between(F.lit(start), F.lit(last))).select(
+        "sku", F.col("snapshot_date").alias("event_date"), _known_price(F.col("unit_price")).alias("_list_price")
     )
+    # Grid cells, the day's sales and the snapshot's list price meet in one shuffle on sku that the window reuses
+    # (a join on sku and day would shuffle the series again). A null SKU groups like any other here.
     history_start = activity.sku_days.agg(F.min("event_date").alias("_history_start"))
     series = (
-        skus.crossJoin(F.broadcast(calendar))
-        .join(daily, matches, "left")
-        .join(list_prices, ["sku", "event_date"], "left")
+        grid.unionByName(sales, allowMissingColumns=True)
+        .unionByName(prices, allowMissingColumns=True)
+        .repartition("sku")
+        .groupBy("sku", "event_date")
+        .agg(
+            F.max("_cell").alias("_cell"),
+            *[F.max(c).alias(c) for c in ("units_purchased", "priced_units", "paid_amount", "_list_price")],
+        )
+        .where(F.col("_cell"))
         .crossJoin(F.broadcast(history_start))
     )
     known = F.col("event_date") >= F.col("_history_start")
