@@ -835,8 +835,8 @@ def build_sku_daily_demand(
     prices = products.where(F.col("snapshot_date").between(F.lit(start), F.lit(last))).select(
         "sku", F.col("snapshot_date").alias("event_date"), _known_price(F.col("unit_price")).alias("_list_price")
     )
-    # Grid cells, the day's sales and the snapshot's list price meet in one shuffle on sku that the window reuses
-    # (a join on sku and day would shuffle the series again). A null SKU groups like any other here.
+    # Grid cells, the day's sales and the snapshot's list price meet in one shuffle on sku that the window below
+    # reuses (joins on sku and day would shuffle the series once per join and again for the window).
     history_start = activity.sku_days.agg(F.min("event_date").alias("_history_start"))
     series = (
         grid.unionByName(sales, allowMissingColumns=True)
@@ -851,6 +851,8 @@ def build_sku_daily_demand(
         .crossJoin(F.broadcast(history_start))
     )
     known = F.col("event_date") >= F.col("_history_start")
+    # Sales without a SKU (validate quarantines them; a caller's frame may hold some) list a null-SKU row while sold
+    # in the last 28 days, zero-filled: the contract of the per-date build this replaced, which joined on sku = sku.
     units = F.when(known, F.coalesce(F.when(F.col("sku").isNotNull(), F.col("units_purchased")), F.lit(0.0)))
     series = series.withColumn("_units", units)
     by_sku = Window.partitionBy("sku").orderBy("event_date")

@@ -2,7 +2,7 @@
 
 The shop is the UCI "Online Retail II" export in ``../shared/data`` (a UK wholesaler: no views,
 categories, brands or inventory feed; holiday gaps, bulk orders, cancellations). The test
-imports its last four months, runs the DAG over them through real Airflow and reads what the
+imports its last three months, runs the DAG over them through real Airflow and reads what the
 storefront gets through the read API.
 """
 
@@ -20,7 +20,7 @@ from shopml.land import PRESETS, land_order_lines
 from shopml.settings import load_settings
 from tests.shop import REAL_SHOP, needs_real_shop
 
-SINCE, LAST = date(2010, 8, 2), date(2010, 12, 9)
+SINCE, LAST = date(2010, 9, 6), date(2010, 12, 9)
 
 pytestmark = [pytest.mark.slow, needs_real_shop]
 
@@ -59,20 +59,21 @@ def test_known_customers_get_personal_lists_from_the_api(night):
 
     with TestClient(create_app(settings)) as client:
         answers = [client.get(f"/v1/recommendations/{user}", params={"k": 10}) for user in sorted(customers)[:300]]
-        personal = [a.json() for a in answers if a.status_code == 200 and not a.json()["is_fallback"]]
+        personal = [a.json() for a in answers if a.status_code == 200 and not a.json()["fallback"]]
         assert len(personal) >= 0.9 * len(answers), f"{len(personal)} personal lists for {len(answers)} customers"
         assert all(len(body["items"]) == 10 for body in personal)
         sku = personal[0]["items"][0]["sku"]
         assert client.get(f"/v1/similar/{sku}").status_code == 200
         forecast = client.get(f"/v1/forecasts/{sku}")
         assert forecast.status_code == 200 and forecast.json()["days"]
-        assert client.get(f"/v1/inventory/{sku}").status_code == 404  # no inventory feed: nothing planned
+        inventory = client.get(f"/v1/inventory/{sku}")  # no inventory feed: no plan was published
+        assert inventory.status_code == 503 and inventory.json()["error"] == "not_published"
 
 
 def test_the_run_accounts_for_every_landed_line(night):
     settings, _ = night
     rows = Lake(settings).read_arrow("ops.row_accounting", filter=pc.field("dataset") == "events").to_pylist()
-    assert len(rows) == len({row["landing_date"] for row in rows}) > 80
+    assert len(rows) == len({row["landing_date"] for row in rows}) > 70
     for row in rows:
         accounted = sum(
             row[c] or 0 for c in ("silver", "quarantined_clean", "quarantined_validate", "duplicates", "bots")
