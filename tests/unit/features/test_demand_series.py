@@ -4,9 +4,9 @@ The reference below is the earlier algorithm, kept here only to compare with:
 each feature date joined to its own 29-day grid of every SKU, lags and rolling
 statistics aggregated per (date, SKU). The shop has closed days, returns,
 zero-priced lines, a SKU that starts selling mid-window, an inactive SKU that
-sells now and then, a SKU missing from the catalogue, a line without a SKU, a
-catalogue gap longer than the snapshot lookback, and feature dates before the
-first event.
+sells now and then, SKUs missing from the catalogue (one sold just once), a
+line without a SKU, a catalogue gap longer than the snapshot lookback, and
+feature dates before the first event.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ FIRST_EVENT = date(2024, 1, 5)
 LAST = date(2024, 3, 31)
 DATES = [FIRST_EVENT - timedelta(days=3) + timedelta(days=i) for i in range((LAST - FIRST_EVENT).days + 4)]
 CLOSED = {date(2024, 2, 1) + timedelta(days=i) for i in range(4)} | {date(2024, 3, 15)}
+ONE_SALE = date(2024, 1, 20)
 LIST_PRICES = {"A": "10.00", "B": "20.00", "C": "5.00", "D": "8.00", "F": "4.00"}
 
 
@@ -55,7 +56,10 @@ def _shop_events() -> list[tuple]:
         "F": (FIRST_EVENT + timedelta(days=10), 0.4),
         None: (date(2024, 3, 20), 0.2),  # a line without a SKU (missing_sku is only a warning)
     }
-    rows = [event("v0", "view", "u0", "s0", "C", f"{FIRST_EVENT}T07:00:00")]
+    rows = [
+        event("v0", "view", "u0", "s0", "C", f"{FIRST_EVENT}T07:00:00"),
+        event("g1", "purchase", "u0", "sg", "G", f"{ONE_SALE}T10:00:00", 1, "6.00", "og"),  # sold once, unlisted
+    ]
     day, n = FIRST_EVENT, 0
     while day <= LAST:
         if day not in CLOSED:
@@ -212,7 +216,8 @@ def test_one_series_over_every_date_equals_the_per_date_build(shop, with_invento
     assert built[FIRST_EVENT + timedelta(days=1), "A"]["lag_1"] == 0.0 and built[FIRST_EVENT, "A"]["lag_1"] is None
     first_b = min(day for day, sku in built if sku == "B")  # B starts selling mid-window
     assert first_b > date(2024, 2, 19) and built[first_b, "B"]["units"] > 0 and built[first_b, "B"]["lag_1"] == 0.0
-    assert {sku for _, sku in built} == {"A", "B", "C", "D", "E", "F", None}
+    assert {sku for _, sku in built} == {"A", "B", "C", "D", "E", "F", "G", None}
+    assert sorted(day for day, sku in built if sku == "G") == [ONE_SALE + timedelta(days=i) for i in range(29)]
     assert (date(2024, 2, 12), "C") in built and (date(2024, 2, 15), "C") not in built  # catalogue gap
     assert any(row["on_promotion"] for row in built.values())
     assert any(row["is_stockout"] for row in built.values()) == with_inventory
