@@ -421,7 +421,7 @@ def publish_dataset(
     """
     spec = dataset_spec(dataset)
     started = time.monotonic()
-    if spec.requires_feed and not Lake(settings).exists(spec.requires_feed):
+    if spec.requires_feed and not any(map(Lake(settings).exists, (spec.requires_feed, spec.table))):
         raise Skipped(f"nothing to publish for {dataset}: the shop has no {spec.requires_feed.split('.')[-1]} feed")
     with _open(settings, config) as (settings, config, store), _publish_lock(store, dataset, config) as lease:
         lake = Lake(settings)
