@@ -2,7 +2,7 @@
 
 The shop is the UCI "Online Retail II" export in ``../shared/data`` (a UK wholesaler: no views,
 categories, brands or inventory feed; holiday gaps, bulk orders, cancellations). The test
-imports its last three months, runs the DAG over them through real Airflow and reads what the
+imports its last ten weeks, runs the DAG over them through real Airflow and reads what the
 storefront gets through the read API.
 """
 
@@ -20,21 +20,34 @@ from shopml.land import PRESETS, land_order_lines
 from shopml.settings import load_settings
 from tests.shop import REAL_SHOP, needs_real_shop
 
-SINCE, LAST = date(2010, 9, 6), date(2010, 12, 9)
+SINCE, LAST = date(2010, 10, 4), date(2010, 12, 9)
 
 pytestmark = [pytest.mark.slow, needs_real_shop]
+
+
+# What the test checks is the path through the DAG and the API, not model quality (the README's figures
+# come from `make run` on the whole year): a lighter forecaster backtest and no ALS baseline keep it short.
+LIGHTER_MODELS = {
+    "SHOPML_TASK_RETRIES": "0",
+    "SHOPML_RECOMMEND__ALS__ENABLED": "false",
+    "SHOPML_FORECAST__BACKTEST_FOLDS": "1",
+    "SHOPML_FORECAST__BOOSTER__N_ESTIMATORS": "40",
+}
 
 
 @pytest.fixture(scope="module")
 def night(tmp_path_factory):
     """The DAG run over the imported slice: (settings, run outcome)."""
     root = tmp_path_factory.mktemp("real-shop")
-    settings = load_settings(var_root=root / "var", landing_root=root / "landing", task_retries=0)
-    report = land_order_lines(
-        REAL_SHOP, settings.landing, PRESETS["online-retail-ii"], settings.non_product_skus, SINCE
-    )
-    assert report.reconciled and report.last_date == str(LAST)
-    run = airflow_env.test_dag("nightly_retrain", LAST, {"backfill_from": SINCE.isoformat()}, settings=settings)
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in LIGHTER_MODELS.items():
+            env.setenv(name, value)
+        settings = load_settings(var_root=root / "var", landing_root=root / "landing")
+        report = land_order_lines(
+            REAL_SHOP, settings.landing, PRESETS["online-retail-ii"], settings.non_product_skus, SINCE
+        )
+        assert report.reconciled and report.last_date == str(LAST)
+        run = airflow_env.test_dag("nightly_retrain", LAST, {"backfill_from": SINCE.isoformat()}, settings=settings)
     return settings, run
 
 
@@ -73,7 +86,7 @@ def test_known_customers_get_personal_lists_from_the_api(night):
 def test_the_run_accounts_for_every_landed_line(night):
     settings, _ = night
     rows = Lake(settings).read_arrow("ops.row_accounting", filter=pc.field("dataset") == "events").to_pylist()
-    assert len(rows) == len({row["landing_date"] for row in rows}) > 70
+    assert len(rows) == len({row["landing_date"] for row in rows}) > 50
     for row in rows:
         accounted = sum(
             row[c] or 0 for c in ("silver", "quarantined_clean", "quarantined_validate", "duplicates", "bots")
