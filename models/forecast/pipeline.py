@@ -82,12 +82,22 @@ def baseline_forecasts(panel: DemandPanel, run_date: date, config: ForecastConfi
     quantiles = empirical_quantiles(panel, end, config.horizon, config.quantiles, config.moving_average_days)
     rows = np.nonzero(np.isin(panel.skus, skus))[0]
     horizon = np.arange(1, config.horizon + 1)
+    return forecast_rows(
+        np.repeat(panel.skus[rows], config.horizon),
+        np.tile([run_date + timedelta(days=int(day)) for day in horizon], len(rows)),
+        np.tile(horizon, len(rows)),
+        quantiles[rows].reshape(-1, len(QUANTILE_COLUMNS)),
+    )
+
+
+def forecast_rows(skus: np.ndarray, dates: np.ndarray, horizon_days: np.ndarray, quantiles: np.ndarray) -> pd.DataFrame:
+    """``gold.demand_forecasts`` rows from aligned columns and an (n, 3) array of P10/P50/P90."""
     return pd.DataFrame(
         {
-            "sku": np.repeat(panel.skus[rows], config.horizon),
-            "forecast_date": np.tile([run_date + timedelta(days=int(day)) for day in horizon], len(rows)),
-            "horizon_day": np.tile(horizon, len(rows)).astype(np.int32),
-            **{column: quantiles[rows, :, i].reshape(-1) for i, column in enumerate(QUANTILE_COLUMNS)},
+            "sku": skus,
+            "forecast_date": dates,
+            "horizon_day": horizon_days.astype(np.int32),
+            **{column: quantiles[:, i] for i, column in enumerate(QUANTILE_COLUMNS)},
         }
     )
 
@@ -342,14 +352,11 @@ def score_forecasts(run_date: date, run_id: str, settings: Settings | None = Non
         version = current.version
         model = QuantileForecaster.load(current.path, resolve_device(settings.device.value))
         frame = build_scoring_frame(panel, run_date, config, skus=skus)
-        quantiles = model.predict(frame)
-        forecasts = pd.DataFrame(
-            {
-                "sku": frame["sku"].to_numpy(),
-                "forecast_date": frame["forecast_date"].to_numpy(),
-                "horizon_day": frame["horizon_day"].to_numpy(dtype=np.int32),
-                **{column: quantiles[:, i] for i, column in enumerate(QUANTILE_COLUMNS)},
-            }
+        forecasts = forecast_rows(
+            frame["sku"].to_numpy(),
+            frame["forecast_date"].to_numpy(),
+            frame["horizon_day"].to_numpy(),
+            model.predict(frame),
         )
     check_forecasts(forecasts, skus, config.horizon)
     replace = f"scored_date = '{run_date.isoformat()}'"
