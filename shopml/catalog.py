@@ -241,9 +241,26 @@ TABLES: dict[str, TableSpec] = {
         ),
         TableSpec(
             name="gold.recommendations",
-            description="Top-K recommendations per user (user_id __default__ holds the fallback list) per scoring run.",
+            description="Ranked recommendation lists per user (user_id __default__ holds the fallback lists) per scoring "
+            "run: the main list and the buy-again and discover lists storefronts show as their own carousels.",
             partition_by=("scored_date",),
-            keys=("scored_date", "user_id", "rank"),
+            keys=("scored_date", "user_id", "list", "rank"),
+            columns={
+                "user_id": "Customer id; __default__ holds the lists for users the model does not know.",
+                "list": "Which list the row belongs to: all (the main list), buy_again (items the user bought before) or "
+                "discover (items new to the user). __default__ has no buy_again rows, nor does a user without purchases. "
+                "Rows without one (a table or partition written before the column existed) count as all.",
+                "rank": "1-based position within (scored_date, user_id, list).",
+                "sku": "Recommended product SKU.",
+                "score": "Model score; higher ranks first within a list.",
+                "reason": "Why it is shown: similar_to:<sku>, popular_in:<category>, trending, retrieval; on buy_again "
+                "rows bought_before:<times>x:<last purchase date>.",
+                "is_fallback": "The list is a fallback (cold-start user or the __default__ list), not a personal one.",
+                "model_version": "Recommender version that scored the row.",
+                "run_id": "Run that scored it.",
+                "generated_at": "When it was scored (UTC).",
+                "scored_date": "Logical date of the scoring run (partition); the serving store publishes one per night.",
+            },
         ),
         TableSpec(
             name="gold.similar_items",
