@@ -10,7 +10,12 @@ Datasets and keys (one JSON value per entity; shapes in ``shopml.serving.encodin
 dataset                 source table                key            value
 ======================  ==========================  =============  ===================================
 ``recommendations``     ``gold.recommendations``    ``user_id``    ranked items + ``is_fallback``;
-                                                                   ``__default__`` = list for unknown users
+                        (``list = 'all'``, or every                ``__default__`` = list for unknown users
+                        row before that column)
+``buy_again``           ``gold.recommendations``    ``user_id``    the same, items bought before; no
+                        (``list = 'buy_again'``)                   ``__default__``: none is an empty list
+``discover``            ``gold.recommendations``    ``user_id``    the same, items new to the user;
+                        (``list = 'discover'``)                    ``__default__`` for unknown users
 ``similar``             ``gold.similar_items``      ``sku``        ranked similar SKUs
 ``forecasts``           ``gold.demand_forecasts``   ``sku``        P10/P50/P90 per day of the horizon
 ``inventory``           ``gold.inventory_plan``     ``sku``        the SKU's inventory plan

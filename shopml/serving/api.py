@@ -17,10 +17,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from shopml.serving.config import ServingConfig
-from shopml.serving.encoding import DATASETS, DEFAULT_USER, ForecastDay, InventoryPayload, ScoredItem
+from shopml.serving.encoding import DATASETS, MAIN_LIST, USER_LISTS, ForecastDay, InventoryPayload, ScoredItem
 from shopml.serving.store import Lookup, ServingStore, ServingStoreError, StoreUnavailableError, open_store, utc_now
 from shopml.settings import Settings, get_settings
 
@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 ID_PATTERN = r"^[A-Za-z0-9_.:@-]{1,128}$"
 UserId = Annotated[str, Path(pattern=ID_PATTERN, description="Customer id.")]
 Sku = Annotated[str, Path(pattern=ID_PATTERN, description="Product SKU.")]
+# The keys of ``USER_LISTS``, spelled out for the OpenAPI schema.
+UserList = Literal["all", "buy_again", "discover"]
+ListParam = Annotated[UserList, Query(alias="list", description="Which list: all, buy_again or discover.")]
 
 
 class Provenance(BaseModel):
@@ -39,7 +42,11 @@ class Provenance(BaseModel):
 
 
 class RecommendationsResponse(Provenance):
+    # ``list`` on the wire; a field of that name would shadow the builtin in the annotations below.
+    model_config = ConfigDict(populate_by_name=True)
+
     user_id: str
+    served_list: UserList = Field(alias="list", description="Which list was served.")
     fallback: bool
     items: list[ScoredItem]
 
@@ -104,8 +111,13 @@ def get_store(request: Request) -> ServingStore:
 StoreDep = Annotated[ServingStore, Depends(get_store)]
 
 
-def _read(store: ServingStore, dataset: str, entity: str, fallback_entity: str | None = None) -> Lookup:
-    """One lookup, with absent data and store failures turned into the API's error bodies."""
+def _read(
+    store: ServingStore, dataset: str, entity: str, fallback_entity: str | None = None, missing_ok: bool = False
+) -> Lookup:
+    """One lookup, with absent data and store failures turned into the API's error bodies.
+
+    An unknown id is a 404, unless ``missing_ok``: then its lookup comes back without a payload.
+    """
     try:
         found = store.lookup(dataset, entity, fallback_entity)
     except StoreUnavailableError as exc:
@@ -115,8 +127,8 @@ def _read(store: ServingStore, dataset: str, entity: str, fallback_entity: str |
         raise ApiError(
             503, ErrorResponse(error="not_published", detail=f"{dataset} has not been published yet", dataset=dataset)
         )
-    if found.payload is None:
-        kind = "user" if dataset == "recommendations" else "SKU"
+    if found.payload is None and not missing_ok:
+        kind = "user" if DATASETS[dataset].entity == "user_id" else "SKU"
         raise ApiError(
             404,
             ErrorResponse(
@@ -189,12 +201,21 @@ def create_app(settings: Settings | None = None, config: ServingConfig | None = 
     # The read endpoints are ``async`` although the store is synchronous: a read is one sub-millisecond
     # lookup (bounded by socket_timeout_s), cheaper than the hop to a worker thread it would otherwise
     # take; measured p50 under CPU contention went from 13 ms to 2 ms (bench/bench_serving.py).
-    async def get_recommendations(user_id: UserId, store: StoreDep, k: int = config.default_k) -> dict[str, Any]:
-        """Top-k recommendations; unknown users get the fallback list, marked ``fallback``."""
-        found = _read(store, "recommendations", user_id, DEFAULT_USER)
-        payload = json.loads(found.payload)
+    async def get_recommendations(
+        user_id: UserId, store: StoreDep, k: int = config.default_k, served_list: ListParam = MAIN_LIST
+    ) -> dict[str, Any]:
+        """Top-k of one of the user's lists: ``all`` (the main list), ``buy_again`` (items bought before) or
+        ``discover`` (items new to the user).
+
+        Unknown users get the fallback list of ``all`` and ``discover``, marked ``fallback``; a user without
+        a ``buy_again`` list (no purchases) gets an empty one, so the storefront hides that carousel.
+        """
+        spec = DATASETS[USER_LISTS[served_list]]
+        found = _read(store, spec.name, user_id, spec.fallback_entity, missing_ok=spec.fallback_entity is None)
+        payload = json.loads(found.payload) if found.payload is not None else {"is_fallback": False, "items": []}
         return {
             "user_id": user_id,
+            "list": served_list,
             "fallback": found.fallback or payload["is_fallback"],
             "items": payload["items"][:k],
             **_provenance(found),

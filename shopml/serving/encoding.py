@@ -9,6 +9,8 @@ publish within seconds; the API decodes them with the stdlib ``json``.
 Payload shapes (what ``overlay_keys`` must be given, too)::
 
     recommendations  {"is_fallback": bool, "items": [{"sku", "score", "reason"}, ...]}   (rank order)
+    buy_again        the same, from the buy_again rows of gold.recommendations
+    discover         the same, from the discover rows of gold.recommendations
     similar          {"items": [{"sku", "score", "reason"}, ...]}                        (rank order)
     forecasts        {"days": [{"date", "horizon_day", "p10", "p50", "p90"}, ...]}       (horizon order)
     inventory        {"on_hand", "on_order", "lead_time_days", "expected_lead_time_demand", "safety_stock",
@@ -33,6 +35,23 @@ METADATA_COLUMNS = ("model_version", "generated_at")
 
 
 @dataclass(frozen=True)
+class RowFilter:
+    """The rows of a shared table that one dataset serves: those whose ``column`` is ``value``.
+
+    A table written before ``column`` existed (or a partition of it, null after the schema grew) holds
+    ``absent_means`` rows only: the dataset serving that value takes them, the others have nothing.
+    """
+
+    column: str
+    value: str
+    absent_means: str
+
+    @property
+    def takes_absent(self) -> bool:
+        return self.value == self.absent_means
+
+
+@dataclass(frozen=True)
 class DatasetSpec:
     """How one gold table becomes one served value per entity."""
 
@@ -47,6 +66,8 @@ class DatasetSpec:
     fallback_entity: str | None = None
     # The optional feed a dataset is built from: a shop without it has nothing to publish (skipped, not failed).
     requires_feed: str | None = None
+    # Only these rows of ``table`` (several datasets share one table); None: every row.
+    row_filter: RowFilter | None = None
 
     @property
     def source_columns(self) -> list[str]:
@@ -56,20 +77,33 @@ class DatasetSpec:
 
 
 _SCORED_ITEM = (("score", "score"), ("reason", "reason"))
+# The lists gold.recommendations holds per user (its ``list`` column) and the dataset serving each.
+USER_LISTS = {"all": "recommendations", "buy_again": "buy_again", "discover": "discover"}
+MAIN_LIST = "all"
+
+
+def _user_list(name: str, value: str, fallback_entity: str | None) -> DatasetSpec:
+    """One list of gold.recommendations as its own dataset: ranked items per user."""
+    return DatasetSpec(
+        name=name,
+        table="gold.recommendations",
+        entity="user_id",
+        shape="list",
+        fields=(("sku", "sku"), *_SCORED_ITEM),
+        order_by="rank",
+        flag="is_fallback",
+        fallback_entity=fallback_entity,
+        row_filter=RowFilter(column="list", value=value, absent_means=MAIN_LIST),
+    )
+
 
 DATASETS: dict[str, DatasetSpec] = {
     spec.name: spec
     for spec in [
-        DatasetSpec(
-            name="recommendations",
-            table="gold.recommendations",
-            entity="user_id",
-            shape="list",
-            fields=(("sku", "sku"), *_SCORED_ITEM),
-            order_by="rank",
-            flag="is_fallback",
-            fallback_entity=DEFAULT_USER,
-        ),
+        _user_list("recommendations", MAIN_LIST, DEFAULT_USER),
+        # Bought before: a user who never bought has no list (an empty one to the API), never the default one.
+        _user_list("buy_again", "buy_again", None),
+        _user_list("discover", "discover", DEFAULT_USER),
         DatasetSpec(
             name="similar",
             table="gold.similar_items",
@@ -176,6 +210,8 @@ class InventoryPayload(_Payload):
 
 PAYLOAD_MODELS: dict[str, type[_Payload]] = {
     "recommendations": RecommendationsPayload,
+    "buy_again": RecommendationsPayload,
+    "discover": RecommendationsPayload,
     "similar": SimilarPayload,
     "forecasts": ForecastsPayload,
     "inventory": InventoryPayload,

@@ -9,7 +9,8 @@ One publish of one dataset, identical on Redis and SQLite:
    (made current again if needed): a rerun of a night publishes the same version, never a duplicate.
 4. Otherwise write a new version ``<scored_date>-<hash of run_id>`` (``-2``, ``-3``… when a rerun of
    the same run id brought new content). Stream the ``scored_date`` partition from Delta in key-range passes (at most ``rows_per_pass`` rows
-   in memory), encode one JSON value per entity and write them in pipelined batches.
+   in memory), encode one JSON value per entity and write them in pipelined batches. Datasets sharing a table
+   read only their rows of it (``DatasetSpec.row_filter``: one list of ``gold.recommendations`` each).
 5. Verify the store holds exactly the keys written, then store the metadata and flip the pointer in
    one atomic step. Until then readers keep getting the previous version, whatever fails.
 6. Garbage-collect: keep the newest ``versions_to_keep`` complete versions (and the current one).
@@ -211,8 +212,55 @@ def _partition_filter(run_date: date) -> pc.Expression:
     return pc.field("scored_date") == pa.scalar(run_date, pa.date32())
 
 
-def _range_filter(spec: DatasetSpec, run_date: date, lo: str | None, hi: str | None) -> pc.Expression:
-    expression = _partition_filter(run_date) & pc.field(spec.entity).is_valid()
+def row_selection(spec: DatasetSpec, table_columns: Sequence[str]) -> pc.Expression | None:
+    """The filter picking the dataset's rows out of its table (None: every row).
+
+    Raises ``Skipped`` when the table predates the filter's column and so holds none of them.
+    """
+    rows = spec.row_filter
+    if rows is None:
+        return None
+    if rows.column not in table_columns:
+        if rows.takes_absent:
+            return None
+        raise Skipped(
+            f"nothing to publish for {spec.name}: {spec.table} has no {rows.column} column "
+            f"(written before it had {rows.value} rows)"
+        )
+    if not rows.takes_absent:
+        return pc.field(rows.column) == rows.value
+    # Not ``is_null()``: delta-rs describes files older than the column with null min/max statistics,
+    # and Arrow then prunes them for ``is_null`` (never for coalesce).
+    return pc.coalesce(pc.field(rows.column), pa.scalar(rows.absent_means)) == rows.value
+
+
+def _served_rows(lake: Lake, spec: DatasetSpec, run_date: date) -> pc.Expression:
+    """The rows of the ``run_date`` partition the dataset serves."""
+    selection = row_selection(spec, lake.arrow_dataset(spec.table).schema.names)
+    partition = _partition_filter(run_date)
+    return partition if selection is None else partition & selection
+
+
+def _check_listed(lake: Lake, spec: DatasetSpec, run_date: date) -> None:
+    """Raise ``Skipped`` when the table holds none of a filtered dataset's rows for a night it scored.
+
+    Either the table was written before the filter's column existed, or nobody has such a list that
+    night (no buy-again lists in a shop where nobody has bought yet). The main rows are never optional:
+    without them the publish fails as an unfiltered one does.
+    """
+    where = _served_rows(lake, spec, run_date)
+    rows = spec.row_filter
+    if rows is None or rows.takes_absent or lake.read_arrow(spec.table, columns=[], filter=where).num_rows:
+        return
+    if lake.read_arrow(spec.table, columns=[], filter=_partition_filter(run_date)).num_rows:
+        raise Skipped(
+            f"nothing to publish for {spec.name}: {spec.table} has no {rows.column} = {rows.value} rows "
+            f"for scored_date {run_date}"
+        )
+
+
+def _range_filter(spec: DatasetSpec, where: pc.Expression, lo: str | None, hi: str | None) -> pc.Expression:
+    expression = where & pc.field(spec.entity).is_valid()
     if lo is not None:
         expression &= pc.field(spec.entity) >= lo
     if hi is not None:
@@ -220,11 +268,13 @@ def _range_filter(spec: DatasetSpec, run_date: date, lo: str | None, hi: str | N
     return expression
 
 
-def _sample_entities(lake: Lake, spec: DatasetSpec, run_date: date, rows: int, passes: int, batch: int) -> list[str]:
+def _sample_entities(
+    lake: Lake, spec: DatasetSpec, where: pc.Expression, rows: int, passes: int, batch: int
+) -> list[str]:
     stride = max(1, rows // (passes * _SAMPLES_PER_PASS))
     sample: list[str] = []
     for chunk in lake.iter_batches(
-        spec.table, columns=[spec.entity], filter=_range_filter(spec, run_date, None, None), batch_size=batch
+        spec.table, columns=[spec.entity], filter=_range_filter(spec, where, None, None), batch_size=batch
     ):
         sample += chunk.column(0).take(np.arange(0, chunk.num_rows, stride)).to_pylist()
     return sample
@@ -242,16 +292,17 @@ class _Written:
 def _encoded_passes(
     lake: Lake, spec: DatasetSpec, run_date: date, config: ServingConfig, lease: _Lease, written: _Written
 ) -> Iterator[pa.Table]:
-    """The partition as encoded (entity, payload) tables, one per key-range pass, in key order.
+    """The dataset's rows of the partition as encoded (entity, payload) tables, one per key-range pass, in key order.
 
     Counts keys and gathers provenance into ``written`` as it goes.
     """
-    rows = lake.read_arrow(spec.table, columns=[], filter=_partition_filter(run_date)).num_rows
+    where = _served_rows(lake, spec, run_date)
+    rows = lake.read_arrow(spec.table, columns=[], filter=where).num_rows
     if rows == 0:
         raise PublishError(f"{spec.table} has no rows for scored_date {run_date}: nothing to publish")
     passes = math.ceil(rows / config.rows_per_pass)
     ranges = (
-        plan_key_ranges(_sample_entities(lake, spec, run_date, rows, passes, config.read_batch_rows), passes)
+        plan_key_ranges(_sample_entities(lake, spec, where, rows, passes, config.read_batch_rows), passes)
         if passes > 1
         else [(None, None)]
     )
@@ -262,7 +313,7 @@ def _encoded_passes(
             lake.iter_batches(
                 spec.table,
                 columns=spec.source_columns,
-                filter=_range_filter(spec, run_date, lo, hi),
+                filter=_range_filter(spec, where, lo, hi),
                 batch_size=config.read_batch_rows,
             )
         )
@@ -416,13 +467,18 @@ def publish_dataset(
 
     Raises ``StoreUnavailableError`` when the store is down (retry), ``PublishConflictError`` when another
     publish of the dataset runs, ``PublishError`` when there is nothing valid to publish, ``Skipped`` when
-    the shop lacks the optional feed the dataset is built from. On any error the
-    previously current version keeps serving.
+    the shop lacks the optional feed the dataset is built from, or the table holds none of a filtered
+    dataset's rows (a list written only by newer scorers). On any error the previously current version
+    keeps serving.
     """
     spec = dataset_spec(dataset)
     started = time.monotonic()
-    if spec.requires_feed and not any(map(Lake(settings).exists, (spec.requires_feed, spec.table))):
+    source = Lake(settings)
+    if spec.requires_feed and not any(map(source.exists, (spec.requires_feed, spec.table))):
         raise Skipped(f"nothing to publish for {dataset}: the shop has no {spec.requires_feed.split('.')[-1]} feed")
+    if spec.row_filter is not None and source.exists(spec.table):
+        # Decided before taking the lock: a skipped dataset leaves the store untouched.
+        _check_listed(source, spec, run_date)
     with _open(settings, config) as (settings, config, store), _publish_lock(store, dataset, config) as lease:
         lake = Lake(settings)
         orphans = _remove_orphans(store, dataset)

@@ -25,8 +25,9 @@ def recommendations_table(
     model_version: str = "rec-v1",
     generated_at: datetime = GENERATED_AT,
     fallback_users: frozenset[str] = frozenset({"__default__"}),
+    reason: str = "trending",
 ) -> pa.Table:
-    """Ranked lists as gold.recommendations rows; item at rank r scores 1/r."""
+    """Ranked lists as gold.recommendations rows as written before the list column; item at rank r scores 1/r."""
     rows = [(user, rank, sku) for user, skus in lists.items() for rank, sku in enumerate(skus, start=1)]
     n = len(rows)
     return pa.table(
@@ -35,11 +36,26 @@ def recommendations_table(
             "rank": pa.array([r for _, r, _ in rows], pa.int32()),
             "sku": [s for _, _, s in rows],
             "score": [1.0 / r for _, r, _ in rows],
-            "reason": ["trending"] * n,
+            "reason": [reason] * n,
             "is_fallback": [u in fallback_users for u, _, _ in rows],
             **scored_columns(n, run_date, run_id, model_version, generated_at),
         }
     )
+
+
+# What each list's rows give as their reason (buy-again reasons carry times bought and the last date).
+LIST_REASONS = {"all": "trending", "buy_again": "bought_before:3x:2025-12-20", "discover": "retrieval"}
+
+
+def user_lists_table(
+    lists: dict[str, dict[str, list[str]]], run_date: date, run_id: str = "run-1", **kwargs
+) -> pa.Table:
+    """gold.recommendations rows with their list column: ``{list: {user: [sku, ...]}}``, ranked per user and list."""
+    parts = []
+    for name, by_user in lists.items():
+        part = recommendations_table(by_user, run_date, run_id, reason=LIST_REASONS[name], **kwargs)
+        parts.append(part.add_column(1, "list", pa.array([name] * part.num_rows, pa.string())))
+    return pa.concat_tables(parts)
 
 
 def similar_table(

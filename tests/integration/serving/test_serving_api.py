@@ -1,4 +1,4 @@
-"""The storefront API through its HTTP client, on both stores: bodies, errors, fallback, health, OpenAPI."""
+"""The storefront API through its HTTP client, on both stores: bodies, lists, errors, fallback, health, OpenAPI."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from shopml.serving.api import create_app
+from shopml.serving.encoding import DATASETS
 from shopml.serving.publish import publish_dataset, version_id
 from shopml.serving.store import utc_now
 from shopml.settings import load_settings
@@ -16,28 +17,35 @@ from tests.integration.serving.serving_tables import (
     inventory_table,
     recommendations_table,
     similar_table,
+    user_lists_table,
 )
 
 D1 = date(2026, 1, 2)
 V1 = version_id(D1, "run-1")
 PROVENANCE = {"version": V1, "run_id": "run-1", "generated_at": "2026-01-02T03:00:00Z"}
+# The three lists of gold.recommendations: "cold" has no purchases (no buy_again list) and fallback lists.
+LISTS = {
+    "all": {"u1": ["a", "b", "c"], "cold": ["p"], "__default__": ["x", "y"]},
+    "buy_again": {"u1": ["b1", "b2"]},
+    "discover": {"u1": ["n1", "n2", "n3"], "cold": ["q"], "__default__": ["d1", "d2"]},
+}
+
+
+def write_tables(lake, generated_at=None) -> None:
+    stamp = {"generated_at": generated_at} if generated_at else {}
+    lake.write_arrow(
+        user_lists_table(LISTS, D1, fallback_users=frozenset({"__default__", "cold"}), **stamp), "gold.recommendations"
+    )
+    lake.write_arrow(similar_table({"s1": ["s2", "s3"]}, D1, **stamp), "gold.similar_items")
+    lake.write_arrow(inventory_table(["s0", "s1"], D1, **stamp), "gold.inventory_plan")
+    lake.write_arrow(forecasts_table(["s1"], D1), "gold.demand_forecasts")
 
 
 @pytest.fixture
 def published(serving_settings, serving_lake, serving_config):
-    """All four datasets published once from tiny tables."""
-    lists = {"u1": ["a", "b", "c"], "cold": ["p"], "__default__": ["x", "y"]}
-    tables = {
-        "recommendations": (
-            "gold.recommendations",
-            recommendations_table(lists, D1, fallback_users=frozenset({"__default__", "cold"})),
-        ),
-        "similar": ("gold.similar_items", similar_table({"s1": ["s2", "s3"]}, D1)),
-        "forecasts": ("gold.demand_forecasts", forecasts_table(["s1"], D1)),
-        "inventory": ("gold.inventory_plan", inventory_table(["s0", "s1"], D1)),
-    }
-    for dataset, (table, rows) in tables.items():
-        serving_lake.write_arrow(rows, table)
+    """Every dataset published once from tiny tables."""
+    write_tables(serving_lake)
+    for dataset in DATASETS:
         publish_dataset(dataset, D1, "run-1", settings=serving_settings, config=serving_config)
     return serving_settings
 
@@ -56,11 +64,95 @@ def test_recommendations_for_a_known_user(client):
         **PROVENANCE,
         "model_version": "rec-v1",
         "user_id": "u1",
+        "list": "all",
         "fallback": False,
         "items": [
             {"sku": "a", "score": 1.0, "reason": "trending"},
             {"sku": "b", "score": 0.5, "reason": "trending"},
         ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("served", "skus", "reason"),
+    [
+        ("all", ["a", "b", "c"], "trending"),
+        ("buy_again", ["b1", "b2"], "bought_before:3x:2025-12-20"),
+        ("discover", ["n1", "n2", "n3"], "retrieval"),
+    ],
+)
+def test_each_list_serves_its_own_rows_with_provenance(client, served, skus, reason):
+    response = client.get("/v1/recommendations/u1", params={"list": served})
+
+    assert response.status_code == 200
+    assert response.json() == {
+        **PROVENANCE,
+        "model_version": "rec-v1",
+        "user_id": "u1",
+        "list": served,
+        "fallback": False,
+        "items": [
+            {"sku": sku, "score": round(1.0 / rank, 6), "reason": reason} for rank, sku in enumerate(skus, start=1)
+        ],
+    }
+
+
+def test_k_cuts_every_list(client):
+    for served in ("all", "buy_again", "discover"):
+        body = client.get("/v1/recommendations/u1", params={"list": served, "k": 1}).json()
+        assert len(body["items"]) == 1, served
+
+
+@pytest.mark.parametrize("user", ["cold", "stranger"])
+def test_no_buy_again_list_is_200_and_empty_never_the_default_one(client, user):
+    response = client.get(f"/v1/recommendations/{user}", params={"list": "buy_again"})
+
+    assert response.status_code == 200
+    assert response.json() == {
+        **PROVENANCE,
+        "model_version": "rec-v1",
+        "user_id": user,
+        "list": "buy_again",
+        "fallback": False,
+        "items": [],
+    }
+
+
+def test_discover_falls_back_to_the_default_list(client):
+    stranger = client.get("/v1/recommendations/stranger", params={"list": "discover"}).json()
+    cold = client.get("/v1/recommendations/cold", params={"list": "discover"}).json()
+
+    assert (stranger["list"], stranger["fallback"], [i["sku"] for i in stranger["items"]]) == (
+        "discover",
+        True,
+        ["d1", "d2"],
+    )
+    assert (cold["fallback"], [i["sku"] for i in cold["items"]]) == (True, ["q"])
+
+
+@pytest.mark.parametrize("served", ["ALL", "similar", "buy-again", ""])
+def test_an_unknown_list_is_422(client, served):
+    response = client.get("/v1/recommendations/u1", params={"list": served})
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["query", "list"]
+
+
+def test_a_list_never_published_is_503(serving_settings, serving_lake, serving_config):
+    serving_lake.write_arrow(recommendations_table({"u1": ["a"]}, D1), "gold.recommendations")
+    publish_dataset("recommendations", D1, "run-1", settings=serving_settings, config=serving_config)
+
+    with TestClient(create_app(serving_settings, serving_config)) as client:
+        main = client.get("/v1/recommendations/u1")
+        again = client.get("/v1/recommendations/u1", params={"list": "buy_again"})
+
+    assert main.status_code == 200 and main.json()["list"] == "all"
+    assert again.status_code == 503
+    assert again.json() == {
+        "error": "not_published",
+        "detail": "buy_again has not been published yet",
+        "dataset": "buy_again",
+        "version": None,
     }
 
 
@@ -157,22 +249,15 @@ def test_healthz_is_degraded_when_data_is_older_than_the_configured_age(client):
     body = client.get("/healthz").json()
 
     assert body["status"] == "degraded" and body["reachable"] is True
-    assert {name: d["status"] for name, d in body["datasets"].items()} == dict.fromkeys(
-        ["recommendations", "similar", "forecasts", "inventory"], "stale"
-    )
+    assert {name: d["status"] for name, d in body["datasets"].items()} == dict.fromkeys(DATASETS, "stale")
     assert body["datasets"]["inventory"]["version"] == V1 and body["datasets"]["inventory"]["key_count"] == 2
     assert body["datasets"]["inventory"]["age_s"] > body["max_age_s"]
 
 
 def test_healthz_is_ok_only_when_every_dataset_is_fresh(serving_settings, serving_lake, serving_config):
     fresh = utc_now() - timedelta(hours=1)
-    serving_lake.write_arrow(
-        recommendations_table({"__default__": ["x"]}, D1, generated_at=fresh), "gold.recommendations"
-    )
-    serving_lake.write_arrow(similar_table({"s1": ["s2"]}, D1, generated_at=fresh), "gold.similar_items")
-    serving_lake.write_arrow(inventory_table(["s1"], D1, generated_at=fresh), "gold.inventory_plan")
-    serving_lake.write_arrow(forecasts_table(["s1"], D1), "gold.demand_forecasts")
-    for dataset in ("recommendations", "similar", "forecasts", "inventory"):
+    write_tables(serving_lake, generated_at=fresh)
+    for dataset in DATASETS:
         publish_dataset(dataset, D1, "run-1", settings=serving_settings, config=serving_config)
     config = serving_config.model_copy(update={"max_dataset_age_s": 3 * 3600})
 
@@ -185,10 +270,8 @@ def test_healthz_is_ok_only_when_every_dataset_is_fresh(serving_settings, servin
 
     assert one_stale.status_code == 200 and one_stale.json()["status"] == "degraded"
     assert {name: d["status"] for name, d in one_stale.json()["datasets"].items()} == {
-        "recommendations": "ok",
-        "similar": "ok",
+        **dict.fromkeys(DATASETS, "ok"),
         "forecasts": "stale",
-        "inventory": "ok",
     }
     assert republished.reused and all_fresh.status_code == 200 and all_fresh.json()["status"] == "ok"
     assert 3500 < all_fresh.json()["datasets"]["inventory"]["age_s"] < 3 * 3600
@@ -235,6 +318,10 @@ def test_openapi_schema_is_published(client):
         "/v1/inventory/{sku}",
         "/healthz",
     }
-    k = next(p for p in schema["paths"]["/v1/recommendations/{user_id}"]["get"]["parameters"] if p["name"] == "k")
+    parameters = {p["name"]: p for p in schema["paths"]["/v1/recommendations/{user_id}"]["get"]["parameters"]}
+    k = parameters["k"]
     assert (k["schema"]["minimum"], k["schema"]["maximum"], k["schema"]["default"]) == (1, 100, 10)
+    served = parameters["list"]["schema"]
+    assert (served["enum"], served["default"]) == (["all", "buy_again", "discover"], "all")
+    assert schema["components"]["schemas"]["RecommendationsResponse"]["properties"]["list"]["enum"] == served["enum"]
     assert "ErrorResponse" in schema["components"]["schemas"]

@@ -8,7 +8,9 @@ from datetime import date
 import pyarrow as pa
 import pytest
 
+from shopml.errors import Skipped
 from shopml.lake import Lake
+from shopml.serving.encoding import DATASETS
 from shopml.serving.publish import (
     PublishConflictError,
     PublishError,
@@ -26,10 +28,18 @@ from tests.integration.serving.serving_tables import (
     inventory_table,
     recommendations_table,
     similar_table,
+    user_lists_table,
 )
 
 D1, D2, D3 = date(2026, 1, 2), date(2026, 1, 3), date(2026, 1, 4)
 LISTS = {"u1": ["a", "b"], "u2": ["c"], "__default__": ["x", "y", "z"]}
+# gold.recommendations with its list column: u2 never bought anything, so has no buy_again list.
+USER_LISTS = {
+    "all": LISTS,
+    "buy_again": {"u1": ["b1", "b2"]},
+    "discover": {"u1": ["n1"], "u2": ["n2", "n3"], "__default__": ["d1"]},
+}
+LIST_DATASETS = ("recommendations", "buy_again", "discover")
 
 
 def write_scored(lake: Lake, table: str, rows: pa.Table) -> None:
@@ -294,6 +304,146 @@ def test_gc_command_removes_orphans_and_surplus_versions(serving_settings, servi
 
     removed = gc_datasets(serving_settings, serving_config)
 
-    assert removed == {"recommendations": ["orphan"], "similar": [], "forecasts": [], "inventory": []}
+    assert removed == {name: ["orphan"] if name == "recommendations" else [] for name in DATASETS}
     current, versions = dataset_versions("recommendations", serving_settings, serving_config)
     assert current == published and [v.version for v in versions] == [published]
+
+
+def _served_skus(settings, config, dataset, users) -> dict[str, list[str] | None]:
+    found = {user: read(settings, config, user, dataset, None) for user in users}
+    return {user: hit.payload and [i["sku"] for i in json.loads(hit.payload)["items"]] for user, hit in found.items()}
+
+
+def test_each_list_of_gold_recommendations_is_published_as_its_own_dataset(
+    serving_settings, serving_lake, serving_config
+):
+    write_scored(serving_lake, "gold.recommendations", user_lists_table(USER_LISTS, D1))
+
+    results = {dataset: publish(serving_settings, serving_config, dataset=dataset) for dataset in LIST_DATASETS}
+
+    assert {dataset: r.key_count for dataset, r in results.items()} == {
+        "recommendations": 3,
+        "buy_again": 1,
+        "discover": 3,
+    }
+    users = ("u1", "u2", "__default__")
+    assert _served_skus(serving_settings, serving_config, "recommendations", users) == LISTS
+    assert _served_skus(serving_settings, serving_config, "buy_again", users) == {
+        "u1": ["b1", "b2"],
+        "u2": None,
+        "__default__": None,
+    }
+    assert _served_skus(serving_settings, serving_config, "discover", users) == USER_LISTS["discover"]
+    bought = json.loads(read(serving_settings, serving_config, "u1", "buy_again").payload)
+    assert bought == {
+        "is_fallback": False,
+        "items": [
+            {"sku": "b1", "score": 1, "reason": "bought_before:3x:2025-12-20"},
+            {"sku": "b2", "score": 0.5, "reason": "bought_before:3x:2025-12-20"},
+        ],
+    }
+    # No fallback entity: a user without a buy-again list never gets someone else's.
+    assert read(serving_settings, serving_config, "stranger", "buy_again").payload is None
+    assert json.loads(read(serving_settings, serving_config, "stranger", "discover").payload)["items"] == [
+        {"sku": "d1", "score": 1, "reason": "retrieval"}
+    ]
+    audit = serving_lake.read_arrow("ops.publish_audit").to_pylist()
+    assert sorted((r["dataset"], r["key_count"]) for r in audit) == [
+        ("buy_again", 1),
+        ("discover", 3),
+        ("recommendations", 3),
+    ]
+    # A rerun of the night reuses each list's version: the row filter is part of what is compared.
+    again = {dataset: publish(serving_settings, serving_config, D1, "run-2", dataset=dataset) for dataset in results}
+    assert all(r.reused and r.version == results[d].version for d, r in again.items())
+
+
+def test_a_table_without_the_list_column_publishes_recommendations_and_skips_the_other_lists(
+    serving_settings, serving_lake, serving_config
+):
+    write_scored(serving_lake, "gold.recommendations", recommendations_table(LISTS, D1))
+
+    result = publish(serving_settings, serving_config)
+
+    assert result.key_count == 3
+    assert _served_skus(serving_settings, serving_config, "recommendations", LISTS) == LISTS
+    for dataset in ("buy_again", "discover"):
+        with pytest.raises(Skipped) as skipped:
+            publish(serving_settings, serving_config, dataset=dataset)
+        assert str(skipped.value) == (
+            f"nothing to publish for {dataset}: gold.recommendations has no list column "
+            f"(written before it had {dataset} rows)"
+        )
+        assert dataset_versions(dataset, serving_settings, serving_config) == (None, [])
+    assert serving_lake.read_arrow("ops.publish_audit")["dataset"].to_pylist() == ["recommendations"]
+
+
+def test_rows_without_a_list_in_a_grown_table_count_as_the_main_list(serving_settings, serving_lake, serving_config):
+    serving_lake.write_arrow(recommendations_table(LISTS, D1), "gold.recommendations")
+    # A newer scorer appends a night with the column: the schema grows, older rows read a null list.
+    serving_lake.write_arrow(user_lists_table(USER_LISTS, D2, "run-2"), "gold.recommendations", mode="append")
+
+    old_night = publish(serving_settings, serving_config, D1)
+    with pytest.raises(Skipped, match=r"gold\.recommendations has no list = buy_again rows for scored_date 2026-01-02"):
+        publish(serving_settings, serving_config, D1, dataset="buy_again")
+    assert old_night.key_count == 3
+    assert _served_skus(serving_settings, serving_config, "recommendations", LISTS) == LISTS
+
+    new_night = {
+        dataset: publish(serving_settings, serving_config, D2, "run-2", dataset=dataset) for dataset in LIST_DATASETS
+    }
+    assert {dataset: r.key_count for dataset, r in new_night.items()} == {
+        "recommendations": 3,
+        "buy_again": 1,
+        "discover": 3,
+    }
+    assert _served_skus(serving_settings, serving_config, "recommendations", LISTS) == LISTS
+
+
+def test_a_night_without_the_main_list_fails_even_when_other_lists_have_rows(
+    serving_settings, serving_lake, serving_config
+):
+    write_scored(serving_lake, "gold.recommendations", user_lists_table({"discover": USER_LISTS["discover"]}, D1))
+
+    with pytest.raises(PublishError, match="no rows for scored_date 2026-01-02"):
+        publish(serving_settings, serving_config)
+    assert publish(serving_settings, serving_config, dataset="discover").key_count == 3
+
+
+def test_a_list_dataset_rolls_back_on_its_own(serving_settings, serving_lake, serving_config):
+    versions = {}
+    for day, run_id in [(D1, "run-1"), (D2, "run-2")]:
+        lists = {"all": {"u1": [f"main-{run_id}"]}, "buy_again": {"u1": [f"again-{run_id}"]}}
+        write_scored(serving_lake, "gold.recommendations", user_lists_table(lists, day, run_id))
+        versions[run_id] = {
+            d: publish(serving_settings, serving_config, day, run_id, dataset=d).version
+            for d in ("recommendations", "buy_again")
+        }
+
+    restored = rollback_dataset("buy_again", serving_settings, triggered_by="test", config=serving_config)
+
+    assert restored == versions["run-1"]["buy_again"]
+    found = read(serving_settings, serving_config, "u1", "buy_again", None)
+    assert (found.version, found.run_id) == (restored, "run-1")
+    assert json.loads(found.payload)["items"][0]["sku"] == "again-run-1"
+    main = read(serving_settings, serving_config, "u1")
+    assert main.version == versions["run-2"]["recommendations"]
+    assert json.loads(main.payload)["items"][0]["sku"] == "main-run-2"
+    rows = serving_lake.read_arrow("ops.publish_audit").sort_by("published_at").to_pylist()
+    assert (rows[-1]["dataset"], rows[-1]["version"], rows[-1]["triggered_by"]) == (
+        "buy_again",
+        restored,
+        "rollback:test",
+    )
+
+
+def test_overlays_on_a_list_dataset_are_validated_as_recommendations(serving_settings, serving_lake, serving_config):
+    write_scored(serving_lake, "gold.recommendations", user_lists_table(USER_LISTS, D1))
+    version = publish(serving_settings, serving_config, dataset="buy_again").version
+    shorter = {"is_fallback": False, "items": [{"sku": "b2", "score": 0.5, "reason": "bought_before:3x:2025-12-20"}]}
+
+    assert overlay_keys("buy_again", {"u1": shorter}, version, serving_settings, serving_config)
+
+    assert json.loads(read(serving_settings, serving_config, "u1", "buy_again").payload) == shorter
+    with pytest.raises(ValueError, match="items"):
+        overlay_keys("buy_again", {"u1": {"is_fallback": False}}, version, serving_settings, serving_config)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import typing
 from datetime import UTC, date, datetime
 
 import pyarrow as pa
 import pytest
 from pydantic import ValidationError
 
+from shopml.errors import Skipped
+from shopml.serving.api import UserList
 from shopml.serving.config import ServingConfig
-from shopml.serving.encoding import DATASETS, encode_entities, encode_payload, json_values
-from shopml.serving.publish import keep_versions, plan_key_ranges, previous_version, version_id
+from shopml.serving.encoding import DATASETS, USER_LISTS, encode_entities, encode_payload, json_values
+from shopml.serving.publish import keep_versions, plan_key_ranges, previous_version, row_selection, version_id
 from shopml.serving.store import VersionInfo, open_store, redact_url
 
 
@@ -144,6 +147,36 @@ def test_overlay_payloads_are_validated_and_encoded_like_published_ones():
         encode_payload("forecasts", {"days": [{"date": "2026-01-02"}]})
     with pytest.raises(KeyError, match="unknown serving dataset 'prices'"):
         encode_payload("prices", {})
+
+
+def test_each_list_is_selected_from_the_shared_table_and_rows_without_one_are_the_main_list():
+    table = rows(user_id=["u1", "u1", "u1", "u1", "u2"], list=["all", "buy_again", "discover", None, "discover"])
+    columns = table.column_names
+
+    picked = {name: table.filter(row_selection(DATASETS[name], columns)).to_pylist() for name in USER_LISTS.values()}
+
+    assert picked == {
+        "recommendations": [{"user_id": "u1", "list": "all"}, {"user_id": "u1", "list": None}],
+        "buy_again": [{"user_id": "u1", "list": "buy_again"}],
+        "discover": [{"user_id": "u1", "list": "discover"}, {"user_id": "u2", "list": "discover"}],
+    }
+    assert row_selection(DATASETS["similar"], ["sku", "similar_sku"]) is None
+
+
+def test_a_table_written_before_the_list_column_is_all_main_list():
+    older = ["user_id", "rank", "sku", "score", "reason", "is_fallback"]
+
+    assert row_selection(DATASETS["recommendations"], older) is None
+    for name in ("buy_again", "discover"):
+        with pytest.raises(Skipped, match=f"gold.recommendations has no list column .written before it had {name}"):
+            row_selection(DATASETS[name], older)
+
+
+def test_the_api_offers_exactly_the_lists_that_are_published():
+    assert typing.get_args(UserList) == tuple(USER_LISTS)
+    assert all(DATASETS[name].table == "gold.recommendations" for name in USER_LISTS.values())
+    assert DATASETS["buy_again"].fallback_entity is None
+    assert DATASETS["discover"].fallback_entity == DATASETS["recommendations"].fallback_entity == "__default__"
 
 
 def test_key_ranges_split_at_sample_quantiles_without_gaps():
