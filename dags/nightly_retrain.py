@@ -105,6 +105,10 @@ def nightly_retrain():
         published = []
         for dataset, table, upstream in (
             ("recommendations", "gold.recommendations", recommendations),
+            # The buy-again and discover carousels: lists of the same table, skipped with the reason when
+            # the table predates its list column.
+            ("buy_again", "gold.recommendations", recommendations),
+            ("discover", "gold.recommendations", recommendations),
             ("similar", "gold.similar_items", recommendations),
             ("forecasts", "gold.demand_forecasts", forecasts),
             ("inventory", "gold.inventory_plan", forecasts),

@@ -1,6 +1,6 @@
 """Roll a serving dataset back to its previously published version (manual trigger only).
 
-Trigger with `{"dataset": "recommendations"}` (or `similar`, `forecasts`, `inventory`).
+Trigger with `{"dataset": "recommendations"}` (or `buy_again`, `discover`, `similar`, `forecasts`, `inventory`).
 The storefront switches atomically; the rollback is recorded in `ops.publish_audit`.
 Same as `python -m shopml.serving rollback <dataset>`.
 """
@@ -11,7 +11,8 @@ from airflow.sdk import Param, dag, task
 
 from shopml.orchestration import HISTORY_START, asset, default_args
 
-DATASETS = ["recommendations", "similar", "forecasts", "inventory"]
+# shopml.serving.encoding.DATASETS, spelled out: the DAG file must parse without importing pyarrow.
+DATASETS = ["recommendations", "buy_again", "discover", "similar", "forecasts", "inventory"]
 
 
 @dag(

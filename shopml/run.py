@@ -137,11 +137,16 @@ def served(settings: Settings, run: DagRunOutcome, last: date) -> str:
     lines += ["", "Next:", "  make api    # the storefront read API on http://127.0.0.1:8000 (OpenAPI at /docs)"]
     if user:
         lines.append(f"  curl http://127.0.0.1:8000/v1/recommendations/{user}")
+    published = run.tasks.get(PUBLISH_TASK.format(dataset="buy_again"))
+    if published is not None and isinstance(published.result, dict):
+        buyer = _served_user(settings, last, "buy_again")
+        if buyer:
+            lines.append(f"  curl 'http://127.0.0.1:8000/v1/recommendations/{buyer}?list=buy_again'")
     return "\n".join(lines) + "\n"
 
 
-def _served_user(settings: Settings, last: date) -> str | None:
-    """A real customer with a personal list from this run, for the curl example."""
+def _served_user(settings: Settings, last: date, served_list: str | None = None) -> str | None:
+    """A real customer with a personal list from this run (of ``served_list`` when given), for the curl example."""
     import pyarrow.compute as pc
 
     from shopml.lake import Lake
@@ -149,11 +154,10 @@ def _served_user(settings: Settings, last: date) -> str | None:
     lake = Lake(settings)
     if not lake.exists("gold.recommendations"):
         return None
-    rows = lake.read_arrow(
-        "gold.recommendations",
-        columns=["user_id"],
-        filter=(pc.field("scored_date") == last) & ~pc.field("is_fallback") & (pc.field("rank") == 1),
-    )
+    where = (pc.field("scored_date") == last) & ~pc.field("is_fallback") & (pc.field("rank") == 1)
+    if served_list is not None:
+        where &= pc.field("list") == served_list
+    rows = lake.read_arrow("gold.recommendations", columns=["user_id"], filter=where)
     return rows["user_id"][0].as_py() if rows.num_rows else None
 
 

@@ -1,11 +1,14 @@
 """Command line of the serving store: publish, rollback, list versions, garbage-collect.
 
     python -m shopml.serving publish recommendations --run-id manual__2026-01-02 --date 2026-01-02
+    python -m shopml.serving publish buy_again --run-id manual__2026-01-02 --date 2026-01-02
     python -m shopml.serving rollback recommendations
     python -m shopml.serving versions recommendations
     python -m shopml.serving gc
 
-Each command prints one JSON document; errors go to stderr with exit status 1.
+Each command prints one JSON document; errors go to stderr with exit status 1. A publish with nothing
+to publish for a stated reason (no inventory feed, a table written before its buy-again lists) prints
+``{"dataset": ..., "skipped": reason}`` and exits 0.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import sys
 from datetime import date
 from typing import Any
 
+from shopml.errors import Skipped
 from shopml.serving.encoding import DATASETS
 from shopml.serving.publish import dataset_versions, gc_datasets, publish_dataset, rollback_dataset
 from shopml.serving.store import ServingStoreError
@@ -43,7 +47,10 @@ def _parser() -> argparse.ArgumentParser:
 def run(argv: list[str] | None = None) -> dict[str, Any]:
     args = _parser().parse_args(argv)
     if args.command == "publish":
-        result = publish_dataset(args.dataset, args.date, args.run_id, triggered_by=args.triggered_by)
+        try:
+            result = publish_dataset(args.dataset, args.date, args.run_id, triggered_by=args.triggered_by)
+        except Skipped as exc:
+            return {"dataset": args.dataset, "skipped": str(exc)}
         return dataclasses.asdict(result)
     if args.command == "rollback":
         return {"dataset": args.dataset, "current": rollback_dataset(args.dataset, triggered_by=args.triggered_by)}

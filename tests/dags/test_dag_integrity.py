@@ -52,7 +52,15 @@ def test_nightly_dag_shape(dagbag):
     # recommendations are scored against tonight's inventory plan
     assert "recommender.score_recommendations" in downstream("forecaster.score_forecasts")
     publish = {t.task_id for t in dag.tasks if t.task_id.startswith("publish.")}
-    assert publish == {f"publish.publish_{d}" for d in ("recommendations", "similar", "forecasts", "inventory")}
+    assert publish == {
+        f"publish.publish_{d}"
+        for d in ("recommendations", "buy_again", "discover", "similar", "forecasts", "inventory")
+    }
+    # The buy-again and discover lists come from the same scoring task as the main list.
+    for dataset in ("buy_again", "discover"):
+        task = dag.get_task(f"publish.publish_{dataset}")
+        assert task.upstream_task_ids == {"recommender.score_recommendations"}
+        assert [asset.name for asset in task.inlets] == ["gold.recommendations"]
     assert dag.get_task("report").upstream_task_ids == publish
     assert {asset.name for asset in dag.get_task("validate").outlets} >= {"silver.events", "ops.quarantine"}
     assert [t.task_id for t in dag.topological_sort()][:4] == ["ingest", "clean", "validate", "build_features"]
@@ -75,3 +83,10 @@ def test_parsing_is_cheap_and_touches_no_database(dag_file, tmp_path):
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+
+
+def test_rollback_offers_every_serving_dataset(dagbag):
+    from shopml.serving.encoding import DATASETS
+
+    param = dagbag.dags["serving_rollback"].params.get_param("dataset")
+    assert param.schema["enum"] == list(DATASETS)

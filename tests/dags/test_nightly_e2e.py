@@ -36,7 +36,7 @@ RUN_METADATA = ["ingested_at", "run_id", "model_version", "generated_at"]
 # Rerun only the publish and report tasks of the night, as clearing them in the UI would.
 ALREADY_DONE = (
     r"^(ingest|clean|validate|build_features|forecaster\..*|recommender\..*"
-    r"|publish\.publish_recommendations|publish\.publish_similar)$"
+    r"|publish\.publish_(recommendations|buy_again|discover|similar))$"
 )
 
 

@@ -8,11 +8,12 @@ import subprocess
 import sys
 from datetime import date
 
+import pyarrow as pa
 import pytest
 
 from shopml.lake import Lake
 from shopml.settings import load_settings
-from tests.integration.serving.serving_tables import recommendations_table
+from tests.integration.serving.serving_tables import recommendations_table, user_lists_table
 
 
 def cli(var_root, *args: str) -> subprocess.CompletedProcess:
@@ -41,6 +42,7 @@ def test_publish_versions_rollback_and_gc_from_the_command_line(tmp_path):
     listed = cli(var_root, "versions", "recommendations")
     collected = cli(var_root, "gc")
     bad = cli(var_root, "rollback", "similar")
+    skipped = cli(var_root, "publish", "buy_again", "--run-id", "run-a", "--date", "2026-01-02")
 
     assert first.returncode == 0, first.stderr
     assert json.loads(second.stdout)["previous_version"] == json.loads(first.stdout)["version"]
@@ -50,5 +52,33 @@ def test_publish_versions_rollback_and_gc_from_the_command_line(tmp_path):
     assert [v["triggered_by"] for v in versions["versions"]] == ["cli", "cli"]
     assert json.loads(collected.stdout)["removed"]["recommendations"] == []
     assert bad.returncode == 1 and "nothing is published for similar" in bad.stderr
+    assert skipped.returncode == 0, skipped.stderr
+    assert json.loads(skipped.stdout) == {
+        "dataset": "buy_again",
+        "skipped": "nothing to publish for buy_again: gold.recommendations has no list column "
+        "(written before it had buy_again rows)",
+    }
     audit = lake.read_arrow("ops.publish_audit").sort_by("published_at")
     assert audit["triggered_by"].to_pylist() == ["cli", "cli", "rollback:cli"]
+
+
+@pytest.mark.slow
+def test_a_buy_again_list_is_published_and_rolled_back_from_the_command_line(tmp_path):
+    var_root = tmp_path / "var"
+    lake = Lake(load_settings(var_root=var_root))
+    lake.write_arrow(
+        pa.concat_tables(
+            user_lists_table({"all": {"u1": ["a"]}, "buy_again": {"u1": [f"again-{day}"]}}, day, f"run-{day}")
+            for day in (date(2026, 1, 2), date(2026, 1, 3))
+        ),
+        "gold.recommendations",
+    )
+
+    first = cli(var_root, "publish", "buy_again", "--run-id", "run-a", "--date", "2026-01-02")
+    second = cli(var_root, "publish", "buy_again", "--run-id", "run-b", "--date", "2026-01-03")
+    rolled = cli(var_root, "rollback", "buy_again")
+
+    assert first.returncode == 0, first.stderr
+    assert (json.loads(first.stdout)["dataset"], json.loads(first.stdout)["key_count"]) == ("buy_again", 1)
+    assert json.loads(second.stdout)["previous_version"] == json.loads(first.stdout)["version"]
+    assert json.loads(rolled.stdout) == {"dataset": "buy_again", "current": json.loads(first.stdout)["version"]}
