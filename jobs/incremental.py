@@ -65,8 +65,9 @@ from models.forecast.config import ForecastConfig
 from models.forecast.inventory import plan_inventory
 from models.recommend import pipeline as recommender
 from models.recommend.data import build_feature_set
-from models.recommend.filters import available_items, code_pairs, recently_bought, stockout_risk
+from models.recommend.filters import available_items, code_pairs, stockout_risk
 from models.recommend.ranker import ServingContext, load_ranker
+from models.recommend.repeat import suppressed_repeats
 from models.recommend.retrieval import load_retrieval
 from models.registry import ModelRegistry
 from shopml.errors import PermanentError
@@ -335,16 +336,19 @@ def _recommendation_overlay(
     """Re-rank the users the stream affected with the promoted recommender on features brought up to now."""
     settings, today = lake.settings, run_ts.date()
     recommend_config = settings.recommend
+    if (info.model_version or "").startswith(recommender.BASELINE_VERSION_PREFIX):
+        # Tonight's lists came from a baseline that beat the model: re-ranking them with the model would undo that.
+        return Overlay("recommendations", info.version, {}), {"users_reranked": 0, "skipped": info.model_version}
     model = ModelRegistry(settings.models).require_current(recommender.MODEL_NAME)
     feature_day = date.fromisoformat(info.scored_date)
-    nightly = recommender.load_feature_set(lake, feature_day)
+    nightly = recommender.load_feature_set(lake, feature_day, recommend_config)
     day_end = end_of_day(feature_day)
     stream = _stream_events_since(lake, day_end)
     interactions = realtime.add_recent_interactions(
         nightly.interactions, stream, settings.features.event_weights, day_end
     )
     items = nightly.items if stock is None else realtime.mark_sold_out(nightly.items, stock[0])
-    features = build_feature_set(feature_day, interactions, items, nightly.users, nightly.cooccurrence)
+    features = build_feature_set(feature_day, interactions, items, nightly.users, nightly.cooccurrence, nightly.history)
 
     users = realtime.active_users(batch_events)
     sold_out: set[str] = set()
@@ -378,13 +382,12 @@ def _recommendation_overlay(
         "stream_events_since_features": len(stream),
     }
     filters = recommend_config.filters
-    purchases = recommender.load_purchases(lake, today - timedelta(days=filters.recent_purchase_days), today)
-    bought = recently_bought(purchases, features.items, today, filters)
+    suppressed = suppressed_repeats(features.history, features.items, filters)
     plan = recommender.load_inventory_plan(lake, today)
     if plan_updates is not None and plan is not None:
         plan = pd.concat([plan, plan_updates[plan.columns]]).drop_duplicates("sku", keep="last")
     context = ServingContext(
-        blocked=code_pairs(bought, features.user_index, features.item_index),
+        blocked=code_pairs(suppressed, features.user_index, features.item_index),
         available=available_items(features.items, filters),
         risk=stockout_risk(features.items, plan, filters),
     )
@@ -399,7 +402,7 @@ def _recommendation_overlay(
         context,
         recommend_config,
     )
-    payloads = realtime.recommendation_payloads(lists, settings.serving_store.float_digits)
+    payloads = realtime.recommendation_payloads(lists[lists["list"] == "all"], settings.serving_store.float_digits)
     return Overlay("recommendations", info.version, payloads), summary
 
 

@@ -3,7 +3,10 @@
 All of them score the same coded feature set and go through the same top-N selection,
 with the same business masks, as the model, so the comparison is like for like:
 global popularity, recent popularity within the user's categories, item-item
-co-occurrence over the user's history, and Spark MLlib ALS (implicit feedback).
+co-occurrence over the user's history, Spark MLlib ALS (implicit feedback), and the
+repeat-aware ones that are hard to beat on shops whose customers re-order (Li et al.,
+"A Next Basket Recommendation Reality Check", TOIS 2023): the customer's own most-bought
+SKUs (P-TopFreq), topped up by global popularity (GP-TopFreq), and TIFU-KNN.
 """
 
 from __future__ import annotations
@@ -11,19 +14,22 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import torch
 
-from models.recommend.config import AlsConfig
+from models.recommend.config import AlsConfig, TifuConfig
 from models.recommend.data import FeatureSet, rows_of
-from models.recommend.ranker import OUTPUT_COLUMNS, ServingContext
+from models.recommend.ranker import OUTPUT_COLUMNS, ServingContext, explain_repeats
 from models.recommend.retrieval import top_n
 
 log = logging.getLogger(__name__)
 
 ScoreRows = Callable[[int, int], torch.Tensor]
+# A baseline as scoring calls it: (user ids, features, context, k) -> ranked lists.
+Recommend = Callable[[np.ndarray, FeatureSet, ServingContext, int], pd.DataFrame]
 
 
 def _top_lists(
@@ -108,7 +114,8 @@ def recommend_fallback(user_ids: np.ndarray, features: FeatureSet, context: Serv
     A catalogue without categories gives everyone what sells now.
 
     Users unknown to the feature set (and ``__default__``) get the plain recent best sellers.
-    Every row is flagged ``is_fallback`` and explained as ``popular_in:<category>`` or ``trending``.
+    Every row is flagged ``is_fallback`` and explained as ``popular_in:<category>`` or ``trending``;
+    the list is served as both ``all`` and ``discover`` (a cold user has bought nothing before).
     """
     codes = features.user_codes(user_ids)
     lists = _top_lists(_category_score_rows(codes, features), user_ids, codes, features, context, k)
@@ -123,7 +130,7 @@ def recommend_fallback(user_ids: np.ndarray, features: FeatureSet, context: Serv
     names = features.categories.to_numpy().astype(object)
     reason[liked] = "popular_in:" + names[features.item_category[item[liked]]]
     lists["reason"] = reason
-    return lists[OUTPUT_COLUMNS]
+    return pd.concat([lists.assign(list=name) for name in ("all", "discover")], ignore_index=True)[OUTPUT_COLUMNS]
 
 
 def recommend_cooccurrence(user_ids: np.ndarray, features: FeatureSet, context: ServingContext, k: int) -> pd.DataFrame:
@@ -198,3 +205,155 @@ def recommend_als(
     popularity = features.popularity / max(features.popularity.max(), 1e-9)
     fill = torch.from_numpy((1e-6 * popularity).astype(np.float32))
     return _top_lists(lambda a, b: users_t[a:b] @ items_t.T + fill[None, :], user_ids, codes, features, context, k)
+
+
+def _own_history_scores(codes: np.ndarray, features: FeatureSet) -> ScoreRows:
+    """Recency-weighted purchase counts of each user's own SKUs; -inf for SKUs they never bought."""
+    from scipy import sparse
+
+    repeats = features.repeats
+    counts = sparse.csr_matrix(
+        (repeats["recency_weighted"].to_numpy(float), (repeats["user"].to_numpy(), repeats["item"].to_numpy())),
+        shape=(len(features.users), len(features.items)),
+    )
+    rows = counts[np.maximum(codes, 0)]
+    rows = sparse.diags((codes >= 0).astype(float)) @ rows
+
+    def score_rows(a: int, b: int) -> torch.Tensor:
+        dense = rows[a:b].toarray()
+        return torch.from_numpy(np.where(dense > 0, dense, -np.inf).astype(np.float32))
+
+    return score_rows
+
+
+def recommend_p_topfreq(user_ids: np.ndarray, features: FeatureSet, context: ServingContext, k: int) -> pd.DataFrame:
+    """P-TopFreq: the customer's own most-bought SKUs (orders, recency weighted); lists end where history ends."""
+    codes = features.user_codes(user_ids)
+    return _top_lists(_own_history_scores(codes, features), user_ids, codes, features, context, k)
+
+
+def recommend_gp_topfreq(user_ids: np.ndarray, features: FeatureSet, context: ServingContext, k: int) -> pd.DataFrame:
+    """GP-TopFreq: P-TopFreq, topped up with the SKUs with the most buyers."""
+    codes = features.user_codes(user_ids)
+    own = _own_history_scores(codes, features)
+    popularity = features.popularity / max(features.popularity.max(initial=0.0), 1e-9)
+    fill = torch.from_numpy((popularity - 2.0).astype(np.float32))  # below every own SKU (scores > 0)
+
+    def score_rows(a: int, b: int) -> torch.Tensor:
+        scores = own(a, b)
+        return torch.where(torch.isinf(scores), fill[None, :].expand_as(scores), scores)
+
+    return _top_lists(score_rows, user_ids, codes, features, context, k)
+
+
+def tifu_user_vectors(features: FeatureSet, config: TifuConfig):
+    """TIFU user vectors (Hu et al., SIGIR 2020): time-decayed averages of the user's baskets, as a users × items CSR.
+
+    Baskets (purchase days) are split into groups of ``group_size`` from the latest; a basket
+    weighs ``basket_decay`` ** (its position from its group's latest) within its group, and a
+    group ``group_decay`` ** (its position from the latest group).
+    """
+    from scipy import sparse
+
+    baskets = features.history.baskets
+    coded = pd.DataFrame(
+        {
+            "user": features.user_index.get_indexer(baskets["user_id"]),
+            "item": features.item_index.get_indexer(baskets["sku"]),
+            "day": baskets["day"].to_numpy(),
+        }
+    )
+    coded = coded[(coded["user"] >= 0) & (coded["item"] >= 0)]
+    days = coded[["user", "day"]].drop_duplicates().sort_values(["user", "day"], ascending=[True, False])
+    days["position"] = days.groupby("user").cumcount()
+    days["group"] = days["position"] // config.group_size
+    days["in_group"] = days["position"] % config.group_size
+    days["group_size"] = days.groupby(["user", "group"])["day"].transform("size")
+    days["groups"] = days.groupby("user")["group"].transform("max") + 1
+    days["weight"] = (
+        config.basket_decay ** days["in_group"]
+        / days["group_size"]
+        * config.group_decay ** days["group"]
+        / days["groups"]
+    )
+    weighted = coded.merge(days[["user", "day", "weight"]], on=["user", "day"])
+    return sparse.csr_matrix(
+        (weighted["weight"].to_numpy(float), (weighted["user"].to_numpy(), weighted["item"].to_numpy())),
+        shape=(len(features.users), len(features.items)),
+    )
+
+
+def recommend_tifu_knn(
+    user_ids: np.ndarray, features: FeatureSet, context: ServingContext, k: int, config: TifuConfig
+) -> pd.DataFrame:
+    """TIFU-KNN: ``alpha`` × the user's TIFU vector + (1 - alpha) × the mean vector of their nearest neighbours."""
+    from scipy import sparse
+
+    codes = features.user_codes(user_ids)
+    vectors = tifu_user_vectors(features, config)
+    norms = np.sqrt(np.asarray(vectors.multiply(vectors).sum(axis=1))).ravel()
+    unit = sparse.diags(np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)) @ vectors
+    unit_t = unit.T.tocsr()
+    popularity = features.popularity / max(features.popularity.max(initial=0.0), 1e-9)
+    fill = (1e-6 * popularity).astype(np.float32)
+    n_neighbours = min(config.neighbours, max(len(features.users) - 1, 1))
+
+    def neighbour_means(rows: np.ndarray) -> np.ndarray:
+        similarity = (unit[rows] @ unit_t).toarray()
+        similarity[np.arange(len(rows)), rows] = -np.inf  # not one's own neighbour
+        nearest = np.argpartition(-similarity, n_neighbours - 1, axis=1)[:, :n_neighbours]
+        weights = sparse.csr_matrix(
+            (
+                np.full(nearest.size, 1.0 / n_neighbours),
+                (np.repeat(np.arange(len(rows)), n_neighbours), nearest.ravel()),
+            ),
+            shape=(len(rows), len(features.users)),
+        )
+        return (weights @ vectors).toarray()
+
+    def score_rows(a: int, b: int) -> torch.Tensor:
+        rows = np.maximum(codes[a:b], 0)
+        # Users × users similarities are dense: a few hundred rows at a time bound the memory.
+        neighbours = np.vstack([neighbour_means(rows[i : i + 256]) for i in range(0, len(rows), 256)])
+        scores = config.alpha * vectors[rows].toarray() + (1 - config.alpha) * neighbours
+        scores[codes[a:b] < 0] = 0.0
+        return torch.from_numpy(scores.astype(np.float32) + fill[None, :])
+
+    return _top_lists(score_rows, user_ids, codes, features, context, k)
+
+
+# What a served baseline's non-repeat items are explained as (repeat items are ``bought_before``).
+BASELINE_REASONS = {
+    "global_popularity": "popular",
+    "category_popularity": "trending",
+    "cooccurrence": "bought_together",
+    "p_topfreq": "popular",
+    "gp_topfreq": "popular",
+    "tifu_knn": "customers_like_you",
+}
+
+
+def without_history(context: ServingContext, features: FeatureSet) -> ServingContext:
+    """``context`` with every SKU a user bought before blocked too: what "discover" lists are scored under."""
+    bought = features.repeats[["user", "item"]]
+    blocked = pd.concat([context.blocked[["user", "item"]], bought], ignore_index=True).drop_duplicates()
+    return replace(context, blocked=blocked.sort_values(["user", "item"], ignore_index=True))
+
+
+def served_baseline_lists(
+    name: str, recommend: Recommend, user_ids: np.ndarray, features: FeatureSet, context: ServingContext, k: int
+) -> pd.DataFrame:
+    """A baseline's lists as the storefront gets them: ``all`` from the baseline, ``buy_again`` the customer's
+    own most bought (P-TopFreq), ``discover`` the baseline with every SKU bought before blocked; explained."""
+    lists = pd.concat(
+        [
+            recommend(user_ids, features, context, k).assign(list="all"),
+            recommend_p_topfreq(user_ids, features, context, k).assign(list="buy_again"),
+            recommend(user_ids, features, without_history(context, features), k).assign(list="discover"),
+        ],
+        ignore_index=True,
+    )
+    users = features.user_codes(lists["user_id"])
+    items = features.item_index.get_indexer(lists["sku"])
+    lists["reason"] = explain_repeats(np.full(len(lists), BASELINE_REASONS[name], dtype=object), users, items, features)
+    return lists[OUTPUT_COLUMNS]

@@ -55,6 +55,9 @@ class RankerConfig(BaseModel):
         10, ge=1, description="Most recent SKUs of a user whose co-purchase neighbours are candidates."
     )
     cooc_neighbours: int = Field(20, ge=1, description="Co-occurrence neighbours taken per seed SKU.")
+    repeat_candidates: int = Field(
+        50, ge=0, description="The user's own most-bought SKUs (recency weighted) added as candidates."
+    )
     reason_min_similarity: float = Field(
         0.5, ge=-1, le=1, description="Cosine above which a retrieval item is explained as similar_to:<seed>."
     )
@@ -66,7 +69,22 @@ class FilterConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    recent_purchase_days: int = Field(30, ge=0, description="SKUs bought within this many days are not recommended.")
+    recent_purchase_days: int = Field(
+        30, ge=0, description="Window in which a bought SKU may be suppressed (see the two repeat rules below)."
+    )
+    repeat_min_share: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="SKUs re-bought by less than this share of their buyers are suppressed after a purchase "
+        "(1: every SKU bought in the window is, the old blanket ban).",
+    )
+    repeat_due_share: float = Field(
+        0.0,
+        ge=0,
+        description="A re-bought SKU stays suppressed until this share of its repurchase cycle has passed "
+        "(0: it may come back at once and the ranker decides when it is due).",
+    )
     consumable_categories: tuple[str, ...] = Field((), description="Categories exempt from the recently-bought rule.")
     drop_out_of_stock: bool = Field(True, description="Drop SKUs whose known stock is out_of_stock.")
     stockout_risk_threshold: float = Field(
@@ -120,6 +138,18 @@ class AlsConfig(BaseModel):
     alpha: float = Field(1.0, gt=0, description="Confidence scale of implicit strength.")
 
 
+class TifuConfig(BaseModel):
+    """TIFU-KNN baseline (Hu et al., SIGIR 2020), with the paper's defaults for grocery-like re-ordering."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    group_size: int = Field(7, ge=1, description="Baskets per time group.")
+    basket_decay: float = Field(0.9, gt=0, le=1, description="Decay of a basket within its group.")
+    group_decay: float = Field(0.7, gt=0, le=1, description="Decay of a group by its age.")
+    neighbours: int = Field(100, ge=1, description="Nearest users whose vectors are blended in.")
+    alpha: float = Field(0.7, ge=0, le=1, description="Weight of the user's own vector against the neighbours'.")
+
+
 class RecommendConfig(BaseModel):
     """Recommender settings (nested into the platform Settings by the lead as ``recommend``)."""
 
@@ -138,8 +168,22 @@ class RecommendConfig(BaseModel):
         "Set it where tasks share a machine: oversubscribed threads make small steps many times slower.",
     )
     metric_ks: tuple[int, ...] = Field((10, 20), description="Cut-offs at which list metrics are reported.")
+    history_days: int = Field(
+        730, ge=1, description="Days of purchase history read for repeat habits and the customer's own lists."
+    )
+    repeat_half_life_days: float = Field(
+        60.0, gt=0, description="Half-life of a past order in the recency-weighted purchase count."
+    )
     retrieval: RetrievalConfig = RetrievalConfig()
     ranker: RankerConfig = RankerConfig()
     filters: FilterConfig = FilterConfig()
     gate: GateConfig = GateConfig()
+    default_baseline: Literal[
+        "gp_topfreq", "p_topfreq", "tifu_knn", "cooccurrence", "global_popularity", "category_popularity"
+    ] = Field(
+        "gp_topfreq",
+        description="Baseline served when no promoted version fits and this run evaluated nothing "
+        "(the customer's own most bought, topped up by popularity).",
+    )
     als: AlsConfig = AlsConfig()
+    tifu: TifuConfig = TifuConfig()

@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 
 from models.recommend.config import RecommendConfig
+from models.recommend.repeat import PurchaseHistory, empty_history
 from models.recommend.retrieval import top_n
 
 ITEM_FEATURES = (
@@ -58,6 +59,16 @@ PAIR_FEATURES = (
     "category_affinity",
     "price_ratio",
     "item_low_stock",
+    "repeat_orders",
+    "repeat_recency_weighted",
+    "repeat_days_since",
+    "repeat_cycle_days",
+    "repeat_due_ratio",
+    "repeat_units_trend",
+    "item_repeat_share",
+    "item_cycle_days",
+    "user_cycle_days",
+    "user_order_days",
 )
 FEATURES = (*PAIR_FEATURES, *(f"item_{n}" for n in ITEM_FEATURES), *(f"user_{n}" for n in USER_FEATURES))
 
@@ -141,6 +152,45 @@ class FeatureSet:
     users: pd.DataFrame
     interactions: pd.DataFrame
     cooccurrence: pd.DataFrame
+    history: PurchaseHistory
+
+    @cached_property
+    def repeats(self) -> pd.DataFrame:
+        """The purchase history's (user, item) pairs of catalogue SKUs, coded, sorted by user then most due first.
+
+        "Most due" is the recency-weighted number of orders: what P-TopFreq ranks by.
+        """
+        pairs = self.history.pairs.assign(
+            user=self.user_index.get_indexer(self.history.pairs["user_id"]),
+            item=self.item_index.get_indexer(self.history.pairs["sku"]),
+        )
+        pairs = pairs[(pairs["user"] >= 0) & (pairs["item"] >= 0)]
+        return pairs.sort_values(
+            ["user", "recency_weighted", "item"], ascending=[True, False, True], kind="stable", ignore_index=True
+        )
+
+    @cached_property
+    def repeat_keys(self) -> tuple[np.ndarray, np.ndarray]:
+        """(sorted user*n_items+item keys, row in ``repeats`` of each), as ``pair_keys`` for the history."""
+        keys = self.repeats["user"].to_numpy(np.int64) * len(self.items) + self.repeats["item"].to_numpy()
+        order = np.argsort(keys, kind="stable")
+        return keys[order], order
+
+    def lookup_repeats(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Row in ``repeats`` of each (user, item) code pair, -1 where the user never bought the SKU."""
+        return _lookup(self.repeat_keys, users.astype(np.int64) * len(self.items) + items)
+
+    @cached_property
+    def item_repeat_habits(self) -> np.ndarray:
+        """items × (repeat_share, cycle_days) learned from every customer's history (NaN: never sold)."""
+        skus = self.history.skus.reindex(self.item_index)
+        return skus[["repeat_share", "cycle_days"]].to_numpy(dtype=np.float32, na_value=np.nan)
+
+    @cached_property
+    def user_repeat_habits(self) -> np.ndarray:
+        """users × (cycle_days, order_days) of each customer's ordering (NaN: never bought)."""
+        users = self.history.users.reindex(self.user_index)
+        return users[["cycle_days", "order_days"]].to_numpy(dtype=np.float32, na_value=np.nan)
 
     @cached_property
     def item_index(self) -> pd.Index:
@@ -200,11 +250,7 @@ class FeatureSet:
 
     def lookup_pairs(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Interaction row of each (user, item) code pair, -1 where the user never touched the SKU."""
-        keys, order = self.pair_keys
-        wanted = users.astype(np.int64) * len(self.items) + items
-        at = np.minimum(np.searchsorted(keys, wanted), max(len(keys) - 1, 0))
-        found = (keys[at] == wanted) if len(keys) else np.zeros(len(wanted), bool)
-        return np.where(found, order[at] if len(keys) else -1, -1)
+        return _lookup(self.pair_keys, users.astype(np.int64) * len(self.items) + items)
 
     @cached_property
     def popularity(self) -> np.ndarray:
@@ -222,26 +268,40 @@ class FeatureSet:
         return self.user_index.get_indexer(pd.Index(user_ids))
 
 
+def _lookup(sorted_keys: tuple[np.ndarray, np.ndarray], wanted: np.ndarray) -> np.ndarray:
+    """Row of each wanted key in a (sorted keys, row of each) index, -1 where absent."""
+    keys, order = sorted_keys
+    if not len(keys):
+        return np.full(len(wanted), -1, dtype=np.int64)
+    at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+    return np.where(keys[at] == wanted, order[at], -1)
+
+
 def build_feature_set(
     as_of: date,
     interactions: pd.DataFrame,
     item_features: pd.DataFrame,
     user_features: pd.DataFrame,
     cooccurrence: pd.DataFrame,
+    history: PurchaseHistory | None = None,
 ) -> FeatureSet:
-    """Code one day's gold frames (already filtered to feature_date = ``as_of``).
+    """Code one day's gold frames (already filtered to feature_date = ``as_of``) and the purchase history.
 
     Catalogue fields a shop does not have degrade instead of failing: an absent column is
     added as unknown (null category and brand, NaN feature, stock 'unknown'), and a
     non-positive price is unknown, not free (order-line exports carry 0 for missing prices).
+    Customers known only from their history (no activity in the feature window) are users
+    too, so everyone who ever bought gets a personal list.
     """
+    history = history if history is not None else empty_history(as_of)
     items = _with_catalogue_defaults(item_features.drop_duplicates("sku").reset_index(drop=True))
     missing = pd.Index(interactions["sku"].unique()).difference(items["sku"])
     if len(missing):
         items = pd.concat([items, _with_catalogue_defaults(pd.DataFrame({"sku": missing}))], ignore_index=True)
     users = user_features.drop_duplicates("user_id")
-    extra = pd.Index(interactions["user_id"].unique()).difference(users["user_id"])
-    # Users known only from interactions: no category interests yet (empty, not missing).
+    known = pd.Index(interactions["user_id"].unique()).union(history.user_ids)
+    extra = known.difference(users["user_id"])
+    # Users known only from interactions or history: no category interests yet (empty, not missing).
     newcomers = pd.DataFrame({"user_id": extra, "category_affinity": [[] for _ in extra]})
     users = pd.concat([users, newcomers], ignore_index=True)
     for column in USER_FEATURES:
@@ -255,7 +315,7 @@ def build_feature_set(
         item=item_index.get_indexer(cooccurrence["sku"]), other=item_index.get_indexer(cooccurrence["other_sku"])
     )
     cooccurrence = cooccurrence[(cooccurrence["item"] >= 0) & (cooccurrence["other"] >= 0)].reset_index(drop=True)
-    return FeatureSet(as_of, items, users, interactions, cooccurrence)
+    return FeatureSet(as_of, items, users, interactions, cooccurrence, history)
 
 
 def recent_seeds(features: FeatureSet, per_user: int) -> pd.DataFrame:
@@ -285,11 +345,11 @@ def build_candidates(
     blocked: pd.DataFrame,
     config: RecommendConfig,
 ) -> pd.DataFrame:
-    """Retrieval top-N plus co-purchase neighbours of recent SKUs, for one batch of users.
+    """Retrieval top-N, co-purchase neighbours of recent SKUs and the user's own most-bought SKUs, for a batch of users.
 
     ``blocked`` holds (user, item) codes sorted by user that must not be recommended;
     unavailable items are masked too. One row per (row, item) with the retrieval score
-    (computed for co-purchase-only candidates as well), its rank (NaN outside the
+    (computed for candidates from the other sources as well), its rank (NaN outside the
     top-N), the summed and best co-occurrence similarity and the seed SKU behind it.
     """
     block_rows, block_at = rows_of(blocked["user"].to_numpy(), user_codes)
@@ -319,9 +379,13 @@ def build_candidates(
     linked = seed_frame.merge(cooc, left_on="seed", right_on="item").drop(columns="item")
     linked = linked.rename(columns={"other": "item"})
     blocked_keys = np.sort(block_rows.astype(np.int64) * len(features.items) + block_items)
-    linked_keys = linked["row"].to_numpy(np.int64) * len(features.items) + linked["item"].to_numpy()
-    keep = available[linked["item"].to_numpy()] & ~np.isin(linked_keys, blocked_keys)
-    linked = linked[keep].sort_values(["row", "item", "similarity"], ascending=[True, True, False], kind="stable")
+
+    def allowed(frame: pd.DataFrame) -> np.ndarray:
+        keys = frame["row"].to_numpy(np.int64) * len(features.items) + frame["item"].to_numpy()
+        return available[frame["item"].to_numpy()] & ~np.isin(keys, blocked_keys)
+
+    linked = linked[allowed(linked)]
+    linked = linked.sort_values(["row", "item", "similarity"], ascending=[True, True, False], kind="stable")
     grouped = linked.groupby(["row", "item"], sort=False)
     co = grouped.agg(
         cooc_score=("similarity", "sum"),
@@ -330,11 +394,16 @@ def build_candidates(
         cooc_seeds=("seed", "size"),
     ).reset_index()
 
-    candidates = retrieved.merge(co, on=["row", "item"], how="outer")
+    own_rows, own_at = rows_of(features.repeats["user"].to_numpy(), user_codes)
+    own = pd.DataFrame({"row": own_rows, "item": features.repeats["item"].to_numpy()[own_at]})
+    own = own[allowed(own)]
+    own = own[own.groupby("row").cumcount() < config.ranker.repeat_candidates]
+
+    candidates = retrieved.merge(co, on=["row", "item"], how="outer").merge(own, on=["row", "item"], how="outer")
     candidates["cooc_seed"] = candidates["cooc_seed"].fillna(-1).astype(np.int64)
     for column in ("cooc_score", "cooc_max", "cooc_seeds"):
         candidates[column] = candidates[column].fillna(0).astype(np.float32)
-    # Co-purchase-only candidates were not in the top-N: score them with the same dot product.
+    # Candidates from co-purchase or history only were not in the top-N: score them with the same dot product.
     missing = candidates["retrieval_score"].isna().to_numpy()
     rows_t = torch.from_numpy(candidates["row"].to_numpy(np.int64)[missing]).to(user_vectors.device)
     items_t = torch.from_numpy(candidates["item"].to_numpy(np.int64)[missing]).to(item_vectors.device)
@@ -367,6 +436,7 @@ def candidate_matrix(candidates: pd.DataFrame, features: FeatureSet) -> np.ndarr
         user_block[:, USER_FEATURES.index("avg_unit_price")],
     )
     low = (features.items["stock_status"].to_numpy() == "low")[items]
+    repeat_block = _repeat_features(features, users, items)
     pair_block = np.column_stack(
         [
             candidates["retrieval_score"].to_numpy(np.float32),
@@ -385,7 +455,45 @@ def candidate_matrix(candidates: pd.DataFrame, features: FeatureSet) -> np.ndarr
             low.astype(np.float32),
         ]
     )
-    return np.hstack([pair_block, item_block, user_block]).astype(np.float32)
+    return np.hstack([pair_block, repeat_block, item_block, user_block]).astype(np.float32)
+
+
+def _repeat_features(features: FeatureSet, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """The ``repeat_*``, item and user repeat-habit columns of ``PAIR_FEATURES`` for (user, item) code pairs.
+
+    Pairs never bought have 0 orders and NaN for the rest, so the ranker tells "never bought"
+    from "bought long ago"; the due ratio (days since the last purchase over the repurchase
+    cycle, the pair's own else the SKU's) is what lets it learn when a repeat item is due.
+    """
+    hit = features.lookup_repeats(users, items)
+    found = hit >= 0
+    repeats = features.repeats
+
+    def pair(column: str, fill: float = np.nan) -> np.ndarray:
+        values = np.full(len(hit), fill, dtype=np.float32)
+        values[found] = repeats[column].to_numpy(dtype=np.float32)[hit[found]]
+        return values
+
+    item_share, item_cycle = features.item_repeat_habits[items].T
+    user_cycle, user_orders = features.user_repeat_habits[users].T
+    since = features.history.as_of_day - pair("last_day")
+    cycle = np.where(np.isnan(pair("cycle_days")), item_cycle, pair("cycle_days"))
+    orders = pair("orders", 0.0)
+    mean_units = np.divide(pair("units"), orders, out=np.full(len(hit), np.nan, np.float32), where=orders > 0)
+    return np.column_stack(
+        [
+            orders,
+            pair("recency_weighted", 0.0),
+            since,
+            cycle,
+            np.divide(since, cycle, out=np.full(len(hit), np.nan, np.float32), where=cycle > 0),
+            np.divide(pair("last_units"), mean_units, out=np.full(len(hit), np.nan, np.float32), where=mean_units > 0),
+            item_share,
+            item_cycle,
+            user_cycle,
+            user_orders,
+        ]
+    )
 
 
 def label_candidates(candidates: pd.DataFrame, truth: pd.DataFrame, features: FeatureSet) -> np.ndarray:

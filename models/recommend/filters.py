@@ -1,6 +1,6 @@
 """Business rules on recommendation lists: what may not be shown, and what should be shown less.
 
-Hard rules (recently bought, inactive, out of stock) become masks that the top-N
+Hard rules (suppressed repeats, see ``repeat.py``; inactive; out of stock) become masks that the top-N
 selection applies before cutting, so a filtered list is still full. The soft rule
 (likely stockout within lead time) lowers a SKU's score by a share of the user's
 own score range, which keeps its effect comparable whatever scale the ranker's
@@ -9,25 +9,10 @@ scores have.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
-
 import numpy as np
 import pandas as pd
 
 from models.recommend.config import FilterConfig
-
-
-def recently_bought(purchases: pd.DataFrame, items: pd.DataFrame, as_of: date, config: FilterConfig) -> pd.DataFrame:
-    """(user_id, sku) bought in the last ``recent_purchase_days`` up to ``as_of``, consumables excepted.
-
-    ``purchases`` has user_id, sku, event_date; ``items`` maps sku to category.
-    """
-    since = as_of - timedelta(days=config.recent_purchase_days)
-    recent = purchases[(purchases["event_date"] > since) & (purchases["event_date"] <= as_of)]
-    if config.consumable_categories:
-        consumable = items.loc[items["category"].isin(config.consumable_categories), "sku"]
-        recent = recent[~recent["sku"].isin(consumable)]
-    return recent[["user_id", "sku"]].drop_duplicates(ignore_index=True)
 
 
 def code_pairs(pairs: pd.DataFrame, user_index: pd.Index, item_index: pd.Index) -> pd.DataFrame:

@@ -33,6 +33,8 @@ class GateDecision:
     best_baseline_value: float
     current_value: float | None
     diversity: str = BY_CATEGORY.reason
+    serve: str = "model"
+    serve_reason: str = "the promoted version"
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -66,11 +68,14 @@ def decide_promotion(
     gate: GateConfig,
     top_k: int,
     diversity: DiversityBasis = BY_CATEGORY,
+    servable: tuple[str, ...] = (),
 ) -> GateDecision:
-    """Whether the candidate replaces the promoted model, and why (or why not).
+    """Whether the candidate replaces the promoted model, and why (or why not); and what is served.
 
-    When diversity was measured by something other than category, or not at all (``diversity``),
-    the reason says so and why.
+    A promoted candidate is served. Otherwise the best ``servable`` baseline is, when a
+    baseline beat the candidate or nothing was promoted before: it was measured on this
+    week, the promoted version was not. When diversity was measured by something other
+    than category, or not at all (``diversity``), the reason says so and why.
     """
     value = candidate[GATE_METRIC]
     best_name, best_metrics = max(baselines.items(), key=lambda item: item[1][GATE_METRIC])
@@ -96,4 +101,11 @@ def decide_promotion(
     if diversity.attribute != "category":
         # By brand, or not at all: say why, so a shop without categories reads what its gate checked.
         reason = f"{reason}; {diversity.reason}"
-    return GateDecision(not refusals, reason, best_name, best, current, diversity.reason)
+    serve, serve_reason = "model", "the promoted version"
+    candidates = {name: metrics[GATE_METRIC] for name, metrics in baselines.items() if name in servable}
+    best_servable = max(candidates, key=candidates.get) if candidates else None
+    if refusals and best_servable and (candidates[best_servable] >= value or current is None):
+        serve = best_servable
+        why = "it beat the candidate" if candidates[serve] >= value else "no version was promoted before"
+        serve_reason = f"{serve} ({GATE_METRIC} {candidates[serve]:.4f} vs the candidate's {value:.4f}): {why}"
+    return GateDecision(not refusals, reason, best_name, best, current, diversity.reason, serve, serve_reason)

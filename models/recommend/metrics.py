@@ -45,6 +45,17 @@ def ranking_metrics(recs: pd.DataFrame, truth: pd.DataFrame, ks: tuple[int, ...]
     return result
 
 
+def reranked(recs: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
+    """The rows of ranked lists where ``keep`` holds, ranked 1.. again within each user."""
+    kept = recs[keep].sort_values(["user_id", "rank"], kind="stable")
+    return kept.assign(rank=kept.groupby("user_id").cumcount().to_numpy() + 1)
+
+
+def segment_metrics(recs: pd.DataFrame, truth: pd.DataFrame, ks: tuple[int, ...], segment: str) -> dict[str, float]:
+    """``ranking_metrics`` keyed ``<segment>:<metric>@k``: repeat items against repeat purchases, say."""
+    return {f"{segment}:{key}": value for key, value in ranking_metrics(recs, truth, ks).items()}
+
+
 def catalogue_coverage(recs: pd.DataFrame, catalogue_size: int, k: int) -> float:
     """Share of the catalogue that appears in at least one top-k list."""
     return float(recs.loc[recs["rank"] <= k, "sku"].nunique() / catalogue_size) if catalogue_size else 0.0

@@ -3,10 +3,11 @@
 Time-based split for run date T (``eval_days`` = 7): retrieval is fitted three times
 with one configuration, on features as of T-14 (its candidates, labelled by purchases
 in (T-14, T-7], teach the ranker), as of T-7 (evaluated with that ranker on purchases
-in (T-7, T] against four baselines) and as of T (the fit that serves). So the ranker
+in (T-7, T] against every baseline) and as of T (the fit that serves). So the ranker
 that is evaluated is the ranker that serves, and the served retrieval is the evaluated
 configuration retrained on everything up to T. Each task finds its run's candidate in
-the registry by run id; scoring always uses the promoted version.
+the registry by run id. Scoring serves the promoted version, or the baseline that beat
+this run's candidate: the storefront always gets the best list the run measured.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -26,12 +28,19 @@ import xgboost as xgb
 
 from models.device import resolve_device
 from models.recommend.baselines import (
+    BASELINE_REASONS,
+    Recommend,
     fit_als,
     recommend_als,
     recommend_category_popularity,
     recommend_cooccurrence,
     recommend_fallback,
     recommend_global_popularity,
+    recommend_gp_topfreq,
+    recommend_p_topfreq,
+    recommend_tifu_knn,
+    served_baseline_lists,
+    without_history,
 )
 from models.recommend.config import RecommendConfig
 from models.recommend.data import (
@@ -43,7 +52,7 @@ from models.recommend.data import (
     purchases_between,
     split_dates,
 )
-from models.recommend.filters import available_items, code_pairs, recently_bought, stockout_risk
+from models.recommend.filters import available_items, code_pairs, stockout_risk
 from models.recommend.gate import GATE_METRIC, OutputGateError, check_output, decide_promotion
 from models.recommend.metrics import (
     catalogue_coverage,
@@ -51,8 +60,11 @@ from models.recommend.metrics import (
     evaluate_lists,
     fallback_share,
     intra_list_diversity,
+    reranked,
+    segment_metrics,
 )
 from models.recommend.ranker import (
+    LISTS,
     ServingContext,
     load_ranker,
     recommend_users,
@@ -60,10 +72,12 @@ from models.recommend.ranker import (
     train_ranker_model,
     training_examples,
 )
+from models.recommend.repeat import summarise_purchases, suppressed_repeats
 from models.recommend.retrieval import TrainedRetrieval, load_retrieval, save_retrieval, train_retrieval_model
 from models.registry import ModelRegistry, ModelVersion
 from shopml.catalog import spec
 from shopml.lake import Lake
+from shopml.notify import alert
 from shopml.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -79,10 +93,13 @@ FEATURE_TABLES = {
 ORDER_LINES = "silver.order_lines"
 INVENTORY_PLAN = "gold.inventory_plan"
 RETRIEVAL_FITS = ("ranker_train", "evaluate", "serve")
+# model_version of lists served from a baseline, e.g. "baseline:gp_topfreq".
+BASELINE_VERSION_PREFIX = "baseline:"
 
 RECOMMENDATIONS_SCHEMA = pa.schema(
     [
         ("user_id", pa.string()),
+        ("list", pa.string()),
         ("rank", pa.int32()),
         ("sku", pa.string()),
         ("score", pa.float64()),
@@ -118,8 +135,11 @@ def _on_day(column: str, day: date) -> pc.Expression:
     return pc.field(column) == pa.scalar(day, pa.date32())
 
 
-def load_feature_set(lake: Lake, day: date) -> FeatureSet:
-    """The gold features of one as-of day, coded; fails clearly when the feature job has not run for it."""
+def load_feature_set(lake: Lake, day: date, config: RecommendConfig) -> FeatureSet:
+    """The gold features of one as-of day and the purchase history up to it, coded.
+
+    Fails clearly when the feature job has not run for the day.
+    """
     frames = {}
     for key, table in FEATURE_TABLES.items():
         if key == "cooccurrence" and not lake.exists(table):
@@ -128,15 +148,24 @@ def load_feature_set(lake: Lake, day: date) -> FeatureSet:
         frames[key] = lake.read_pandas(table, filter=_on_day("feature_date", day))
         if key in ("interactions", "items") and frames[key].empty:
             raise ValueError(f"{table} has no rows for feature_date {day}: run the feature job for that day first")
-    return build_feature_set(day, frames["interactions"], frames["items"], frames["users"], frames["cooccurrence"])
+    history = summarise_purchases(
+        load_purchases(lake, day - timedelta(days=config.history_days), day), day, config.repeat_half_life_days
+    )
+    return build_feature_set(
+        day, frames["interactions"], frames["items"], frames["users"], frames["cooccurrence"], history
+    )
 
 
 def load_purchases(lake: Lake, start: date, end: date) -> pd.DataFrame:
-    """Purchase lines with event_date in (start, end]: user_id, sku, event_date."""
+    """Purchase lines of known customers with event_date in (start, end]: user_id, sku, quantity, line_type, event_date."""
+    if not lake.exists(ORDER_LINES):
+        return pd.DataFrame(columns=["user_id", "sku", "quantity", "line_type", "event_date"])
     where = (pc.field("event_date") > pa.scalar(start, pa.date32())) & (
         pc.field("event_date") <= pa.scalar(end, pa.date32())
     )
-    lines = lake.read_pandas(ORDER_LINES, columns=["user_id", "sku", "line_type", "event_date"], filter=where)
+    lines = lake.read_pandas(
+        ORDER_LINES, columns=["user_id", "sku", "quantity", "line_type", "event_date"], filter=where
+    )
     return lines[(lines["line_type"] == "purchase") & lines["user_id"].notna()].reset_index(drop=True)
 
 
@@ -157,12 +186,10 @@ def _table_versions(lake: Lake, tables) -> dict[str, int | None]:
     return {table: lake.version(table) if lake.exists(table) else None for table in tables}
 
 
-def _serving_context(lake: Lake, features: FeatureSet, config: RecommendConfig, plan=None) -> ServingContext:
-    since = features.as_of - timedelta(days=config.filters.recent_purchase_days)
-    purchases = load_purchases(lake, since, features.as_of)
-    bought = recently_bought(purchases, features.items, features.as_of, config.filters)
+def _serving_context(features: FeatureSet, config: RecommendConfig, plan=None) -> ServingContext:
+    suppressed = suppressed_repeats(features.history, features.items, config.filters)
     return ServingContext(
-        blocked=code_pairs(bought, features.user_index, features.item_index),
+        blocked=code_pairs(suppressed, features.user_index, features.item_index),
         available=available_items(features.items, config.filters),
         risk=stockout_risk(features.items, plan, config.filters),
     )
@@ -237,21 +264,84 @@ def recommend_all(
     context: ServingContext,
     config: RecommendConfig,
 ) -> pd.DataFrame:
-    """Personal lists for users the model knows, fallback lists (flagged) for everyone else."""
+    """The three lists of every user (``LISTS``).
+
+    Users the model knows are ranked by it; customers it does not know (no activity in the
+    feature window) get their own most-bought SKUs (GP-TopFreq), however long ago they last
+    bought; everyone else gets the fallback lists, flagged.
+    """
     user_ids = np.asarray(user_ids, dtype=object)
     known = (retrieval.user_ids.get_indexer(user_ids) >= 0) & (features.user_codes(user_ids) >= 0)
     personal = recommend_users(user_ids[known], retrieval, booster, features, context, config)
-    cold = user_ids[~pd.Index(user_ids).isin(personal["user_id"])]
-    fallback = recommend_fallback(cold, features, context, config.top_k)
-    return pd.concat([personal, fallback], ignore_index=True)
+    rest = user_ids[~pd.Index(user_ids).isin(personal["user_id"])]
+    bought = np.isin(features.user_codes(rest), features.repeats["user"].to_numpy())
+    own = served_baseline_lists("gp_topfreq", recommend_gp_topfreq, rest[bought], features, context, config.top_k)
+    fallback = recommend_fallback(rest[~bought], features, context, config.top_k)
+    return pd.concat([personal, own, fallback], ignore_index=True)
+
+
+def baseline_recommenders(config: RecommendConfig, settings: Settings) -> dict[str, Recommend]:
+    """Every baseline of the evaluation by name; Spark ALS (when enabled) is fitted once, on first use."""
+    recommenders: dict[str, Recommend] = {
+        "global_popularity": recommend_global_popularity,
+        "category_popularity": recommend_category_popularity,
+        "cooccurrence": recommend_cooccurrence,
+        "p_topfreq": recommend_p_topfreq,
+        "gp_topfreq": recommend_gp_topfreq,
+        "tifu_knn": partial(recommend_tifu_knn, config=config.tifu),
+    }
+    if config.als.enabled:
+        from shopml.spark import get_spark
+
+        fitted: dict[date, tuple[np.ndarray, np.ndarray]] = {}
+
+        def als(users: np.ndarray, features: FeatureSet, context: ServingContext, k: int) -> pd.DataFrame:
+            if features.as_of not in fitted:
+                fitted[features.as_of] = fit_als(features, config.als, settings.seed, get_spark(settings))
+            return recommend_als(users, features, context, k, fitted[features.as_of])
+
+        recommenders["als"] = als
+    return recommenders
+
+
+def _bought_before(frame: pd.DataFrame, features: FeatureSet) -> np.ndarray:
+    """Whether each (user_id, sku) row is a SKU the customer bought before the feature set's day."""
+    users, items = features.user_codes(frame["user_id"]), features.item_index.get_indexer(frame["sku"])
+    return (features.lookup_repeats(users, items) >= 0) & (users >= 0) & (items >= 0)
+
+
+def evaluate_candidate(
+    lists: dict[str, pd.DataFrame],
+    truth: pd.DataFrame,
+    features: FeatureSet,
+    item_group: pd.Series | None,
+    catalogue_size: int,
+    ks: tuple[int, ...],
+) -> dict[str, float]:
+    """Metrics of one candidate's ``all`` list, and of where its hits come from.
+
+    ``repeat:`` ranks the list's SKUs bought before against repeat purchases; ``explore:`` ranks
+    its ``discover`` list (SKUs new to the customer) against purchases of new SKUs; a
+    ``buy_again`` list, when given, is ranked against repeat purchases too.
+    """
+    repeat = _bought_before(truth, features)
+    main = lists["all"]
+    metrics = evaluate_lists(main, truth, item_group, catalogue_size, ks)
+    metrics |= segment_metrics(reranked(main, _bought_before(main, features)), truth[repeat], ks, "repeat")
+    metrics |= segment_metrics(lists["discover"], truth[~repeat], ks, "explore")
+    if "buy_again" in lists:
+        metrics |= segment_metrics(lists["buy_again"], truth[repeat], ks, "buy_again")
+    return metrics
 
 
 def _metric_rows(run_id: str, version: str, metrics: dict[str, dict[str, float]], promoted: bool) -> pa.Table:
+    """One ops.model_metrics row per candidate and metric; ``segment:metric@k`` keys fill the segment column."""
     now = datetime.now(UTC)
     rows = []
     for candidate, values in metrics.items():
         for key, value in values.items():
-            metric, _, k = key.partition("@")
+            segment, _, name = key.rpartition(":")
+            metric, _, k = name.partition("@")
             rows.append(
                 {
                     "run_id": run_id,
@@ -260,7 +350,7 @@ def _metric_rows(run_id: str, version: str, metrics: dict[str, dict[str, float]]
                     "candidate": candidate,
                     "metric": metric,
                     "k": int(k) if k else None,
-                    "segment": "overall",
+                    "segment": segment or "overall",
                     "value": float(value),
                     "promoted": promoted and candidate == "model",
                     "evaluated_at": now,
@@ -287,7 +377,7 @@ def train_retrieval(run_date: date, run_id: str, settings: Settings, config: Rec
     model = registry.create_version(MODEL_NAME, run_id)
     fits, started = {}, time.perf_counter()
     for role, day in zip(RETRIEVAL_FITS, (dates.ranker_train, dates.evaluate, dates.serve), strict=True):
-        features = load_feature_set(lake, day)
+        features = load_feature_set(lake, day, config)
         trained = train_retrieval_model(features.interactions, features.items, config.retrieval, settings.seed, device)
         save_retrieval(trained, model.path, f"retrieval_{role}")
         fits[role] = {
@@ -329,7 +419,7 @@ def train_ranker(run_date: date, run_id: str, settings: Settings, config: Recomm
     model = find_candidate(registry, run_id)
     dates = _dates(model)
     started = time.perf_counter()
-    features = load_feature_set(lake, dates.ranker_train)
+    features = load_feature_set(lake, dates.ranker_train, config)
     retrieval = load_retrieval(model.path, "retrieval_ranker_train", device)
     start, end = dates.windows()["ranker"]
     truth = purchases_between(load_purchases(lake, start, end), start, end)
@@ -338,7 +428,7 @@ def train_ranker(run_date: date, run_id: str, settings: Settings, config: Recomm
     rng = np.random.default_rng(settings.seed)
     if len(users) > config.ranker.max_train_users:
         users = rng.choice(users, config.ranker.max_train_users, replace=False)
-    context = _serving_context(lake, features, config)
+    context = _serving_context(features, config)
     matrix, labels, groups = training_examples(
         np.sort(users.astype(str)).astype(object), retrieval, features, truth, context, config, settings.seed
     )
@@ -365,51 +455,57 @@ def train_ranker(run_date: date, run_id: str, settings: Settings, config: Recomm
 
 @_task
 def evaluate_and_gate(run_date: date, run_id: str, settings: Settings, config: RecommendConfig) -> dict:
-    """Score the candidate and four baselines on purchases in (T-7, T]; promote the candidate if it passes the gate."""
+    """Score the candidate and every baseline on purchases in (T-7, T]; promote the candidate if it passes the gate.
+
+    The decision also names what scoring serves when the candidate is not promoted: the best
+    baseline when one beat it, so the storefront always gets the best list this run measured.
+    """
     lake, registry = _io(settings)
     device = resolve_device(settings.device.value)
     model = find_candidate(registry, run_id)
     dates = _dates(model)
-    features = load_feature_set(lake, dates.evaluate)
+    features = load_feature_set(lake, dates.evaluate, config)
     start, end = dates.windows()["evaluate"]
     truth = purchases_between(load_purchases(lake, start, end), start, end)
-    # Users active in both periods: history as of T-7 and a purchase in the window.
+    # Customers with history as of T-7 (activity or purchases) and a purchase in the window.
     truth = truth[features.user_codes(truth["user_id"]) >= 0].reset_index(drop=True)
     users = np.sort(truth["user_id"].unique().astype(str)).astype(object)
     if not len(users):
         raise ValueError(f"no purchases in ({start}, {end}] by users known on {start}: nothing to evaluate on")
-    context = _serving_context(lake, features, config)
+    context = _serving_context(features, config)
+    discover_context = without_history(context, features)
     retrieval = load_retrieval(model.path, "retrieval_evaluate", device)
     booster = load_ranker(model.path, device)
     k = max(config.metric_ks)
-    makers = {
-        "model": lambda: recommend_all(users, retrieval, booster, features, context, config),
-        "global_popularity": lambda: recommend_global_popularity(users, features, context, k),
-        "category_popularity": lambda: recommend_category_popularity(users, features, context, k),
-        "cooccurrence": lambda: recommend_cooccurrence(users, features, context, k),
-    }
-    if config.als.enabled:
-        from shopml.spark import get_spark
-
-        makers["als"] = lambda: recommend_als(
-            users, features, context, k, fit_als(features, config.als, settings.seed, get_spark(settings))
-        )
     lists, timings = {}, {}
-    for name, make in makers.items():
+    started = time.perf_counter()
+    scored = recommend_all(users, retrieval, booster, features, context, config)
+    lists["model"] = {name: scored[scored["list"] == name] for name in LISTS}
+    timings["model"] = round(time.perf_counter() - started, 3)
+    for name, recommend in baseline_recommenders(config, settings).items():
         started = time.perf_counter()
-        lists[name] = make()
+        lists[name] = {
+            "all": recommend(users, features, context, k),
+            "discover": recommend(users, features, discover_context, k),
+        }
         timings[name] = round(time.perf_counter() - started, 3)
     diversity = choose_diversity_basis(features.items, config.gate.diversity_min_labelled_share)
     item_group = diversity.groups(features.items)
     # Coverage is measured against the SKUs that may be recommended at all.
     metrics = {
-        name: evaluate_lists(frame, truth, item_group, int(context.available.sum()), config.metric_ks)
-        for name, frame in lists.items()
+        name: evaluate_candidate(frames, truth, features, item_group, int(context.available.sum()), config.metric_ks)
+        for name, frames in lists.items()
     }
     current = registry.current(MODEL_NAME)
     current_value = None if current is None else current.metadata.get("metrics", {}).get("model", {}).get(GATE_METRIC)
     decision = decide_promotion(
-        metrics["model"], {n: m for n, m in metrics.items() if n != "model"}, current_value, config.gate, k, diversity
+        metrics["model"],
+        {n: m for n, m in metrics.items() if n != "model"},
+        current_value,
+        config.gate,
+        k,
+        diversity,
+        servable=tuple(BASELINE_REASONS),
     )
     lake.write_arrow(
         _metric_rows(run_id, model.version, metrics, decision.promoted), MODEL_METRICS_TABLE, mode="append"
@@ -427,73 +523,120 @@ def evaluate_and_gate(run_date: date, run_id: str, settings: Settings, config: R
     )
     if decision.promoted:
         registry.promote(MODEL_NAME, model.version)
-    log.info("run %s: %s", run_id, decision.reason)
+    log.info("run %s: %s; serving %s", run_id, decision.reason, decision.serve)
     return {
         "version": model.version,
         "promoted": decision.promoted,
         "reason": decision.reason,
+        "serve": decision.serve,
         "users": len(users),
         GATE_METRIC: metrics["model"][GATE_METRIC],
         "baselines": {name: m[GATE_METRIC] for name, m in metrics.items() if name != "model"},
+        "explore_recall": {name: m[f"explore:recall@{k}"] for name, m in metrics.items()},
         "current": current_value,
         "thresholds": config.gate.model_dump(),
         "diversity": diversity.reason,
     }
 
 
+def choose_served(
+    candidate: ModelVersion | None, current: ModelVersion | None, config: RecommendConfig
+) -> tuple[str, str]:
+    """What scoring serves ("model" for the promoted version, else a baseline's name) and why.
+
+    This run's evaluation decides when it ran (a baseline that beat the candidate is served);
+    otherwise the promoted version, when it was trained with today's features; otherwise
+    ``default_baseline``, so the storefront never gets nothing because a model lost or failed.
+    """
+    gate = (candidate.metadata.get("gate") if candidate is not None else None) or {}
+    if gate.get("serve", "model") != "model":
+        return gate["serve"], gate["serve_reason"]
+    if current is not None and current.metadata.get("features") == list(FEATURES):
+        return "model", f"promoted version {current.version}"
+    if current is not None:
+        why = f"promoted version {current.version} predates the ranker's features"
+    else:
+        why = "no recommender has passed its gate yet"
+    return config.default_baseline, f"{why}: serving the {config.default_baseline} baseline"
+
+
 @_task
 def score_recommendations(run_date: date, run_id: str, settings: Settings, config: RecommendConfig) -> dict:
-    """Score every known user and SKU with the promoted version and write both output tables for ``run_date``.
+    """Write every user's lists and every SKU's similar items for ``run_date``, from the best this run has.
 
-    Lists that breach the output floors raise ``OutputGateError`` before anything is written.
+    That is the promoted version, or the baseline that beat it (``choose_served``), labelled as
+    such in ``model_version`` and alerted. Lists that breach the output floors raise
+    ``OutputGateError`` before anything is written.
     """
     lake, registry = _io(settings)
     device = resolve_device(settings.device.value)
-    model = registry.require_current(MODEL_NAME)
+    current = registry.current(MODEL_NAME)
+    served, why = choose_served(registry.trained_by(MODEL_NAME, run_id), current, config)
     started = time.perf_counter()
-    features = load_feature_set(lake, run_date)
+    features = load_feature_set(lake, run_date, config)
     plan = load_inventory_plan(lake, run_date)
-    context = _serving_context(lake, features, config, plan)
-    retrieval = load_retrieval(model.path, "retrieval_serve", device)
-    booster = load_ranker(model.path, device)
-    users = features.user_index.to_numpy(dtype=object)
-    lists = recommend_all(np.append(users, DEFAULT_USER), retrieval, booster, features, context, config)
-    real = lists[lists["user_id"] != DEFAULT_USER]
+    context = _serving_context(features, config, plan)
+    # Similar items come from the retrieval embeddings: the promoted version's, else this run's candidate's.
+    embeddings = current if current is not None else registry.trained_by(MODEL_NAME, run_id)
+    if embeddings is None:
+        raise LookupError(f"no {MODEL_NAME} version to take item embeddings from: run train_retrieval first")
+    retrieval = load_retrieval(embeddings.path, "retrieval_serve", device)
+    users = np.append(features.user_index.to_numpy(dtype=object), DEFAULT_USER)
+    if served == "model":
+        version = current.version
+        lists = recommend_all(users, retrieval, load_ranker(current.path, device), features, context, config)
+    else:
+        version = f"{BASELINE_VERSION_PREFIX}{served}"
+        recommend = baseline_recommenders(config, settings)[served]
+        known = features.user_codes(users) >= 0
+        lists = pd.concat(
+            [
+                served_baseline_lists(served, recommend, users[known], features, context, config.top_k),
+                recommend_fallback(users[~known], features, context, config.top_k),
+            ],
+            ignore_index=True,
+        )
+        alert(
+            "model_fallback",
+            summary=f"recommendations for {run_date} come from the {served} baseline: {why}",
+            details={"users": len(users) - 1},
+            settings=settings,
+        )
+    real = lists[(lists["user_id"] != DEFAULT_USER) & (lists["list"] == "all")]
     k = config.top_k
     diversity = choose_diversity_basis(features.items, config.gate.diversity_min_labelled_share)
     quality = {
         f"coverage@{k}": catalogue_coverage(real, int(context.available.sum()), k),
-        "fallback_share": fallback_share(real, users),
+        "fallback_share": fallback_share(real, users[:-1]),
     }
     if diversity.measured:
         quality[f"diversity@{k}"] = intra_list_diversity(real, diversity.groups(features.items), k)
     breaches = check_output(quality, config.gate, config.top_k, diversity)
     if breaches:
-        raise OutputGateError(
-            f"recommendations for {run_date} not written (version {model.version}): " + "; ".join(breaches)
-        )
+        raise OutputGateError(f"recommendations for {run_date} not written ({version}): " + "; ".join(breaches))
     similar = build_similar_items(retrieval.item_vectors(features.items), features, context.available, config)
     seconds = time.perf_counter() - started
     where = f"scored_date = '{run_date.isoformat()}'"
     lake.write_arrow(
-        _stamped(lists, RECOMMENDATIONS_SCHEMA, model.version, run_id, run_date),
-        "gold.recommendations",
-        replace_where=where,
+        _stamped(lists, RECOMMENDATIONS_SCHEMA, version, run_id, run_date), "gold.recommendations", replace_where=where
     )
     lake.write_arrow(
-        _stamped(similar, SIMILAR_ITEMS_SCHEMA, model.version, run_id, run_date),
+        _stamped(similar, SIMILAR_ITEMS_SCHEMA, embeddings.version, run_id, run_date),
         "gold.similar_items",
         replace_where=where,
     )
-    log.info("scored %d users with %s in %.1fs", len(users), model.version, seconds)
+    log.info("scored %d users with %s (%s) in %.1fs", len(users) - 1, version, why, seconds)
     return {
-        "version": model.version,
-        "users": len(users),
+        "version": version,
+        "served": served,
+        "why": why,
+        "users": len(users) - 1,
         "fallback_users": int(lists.loc[lists["is_fallback"], "user_id"].nunique()),
         "rows": len(lists),
+        "lists": lists.groupby("list")["user_id"].nunique().to_dict(),
         "similar_rows": len(similar),
         "inventory_plan": plan is not None,
-        "users_per_second": round(len(users) / seconds, 1) if seconds else None,
+        "users_per_second": round((len(users) - 1) / seconds, 1) if seconds else None,
         "coverage": quality[f"coverage@{k}"],
         "diversity": quality.get(f"diversity@{k}"),
         "diversity_check": diversity.reason,

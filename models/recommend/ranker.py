@@ -29,11 +29,14 @@ from models.recommend.data import (
     rows_of,
 )
 from models.recommend.filters import downrank_stockout_risk
+from models.recommend.repeat import bought_before_reasons
 from models.recommend.retrieval import TrainedRetrieval
 
 log = logging.getLogger(__name__)
 
-OUTPUT_COLUMNS = ["user_id", "rank", "sku", "score", "reason", "is_fallback"]
+OUTPUT_COLUMNS = ["user_id", "list", "rank", "sku", "score", "reason", "is_fallback"]
+# The lists a storefront shows: everything, items the customer bought before, items new to them.
+LISTS = ("all", "buy_again", "discover")
 
 
 @dataclass(frozen=True)
@@ -172,6 +175,7 @@ def assign_reasons(
 ) -> np.ndarray:
     """A short, human-readable reason per recommended (user, item) code pair.
 
+    ``bought_before:<times>x:<last date>``: the customer bought it before; else
     ``similar_to:<sku>``: the co-purchase seed behind the candidate, else the user's recent
     SKU closest in embedding space when close enough; ``popular_in:<category>``: the user
     has shown interest in its category (never for SKUs without one); ``trending``: its sales
@@ -208,7 +212,34 @@ def assign_reasons(
     reason[popular] = "popular_in:" + features.categories.to_numpy()[category[popular]].astype(object)
     trend = features.items["trend_7_28"].to_numpy(dtype=float, na_value=0.0)[item]
     reason[open_rest & ~liked & (trend >= config.trending_min)] = "trending"
+    return explain_repeats(reason, top["user"].to_numpy(), item, features)
+
+
+def explain_repeats(reason: np.ndarray, users: np.ndarray, items: np.ndarray, features: FeatureSet) -> np.ndarray:
+    """``reason`` with every SKU the customer bought before explained as ``bought_before``, whatever else led to it."""
+    hit = features.lookup_repeats(users, items)
+    found = hit >= 0
+    repeats = features.repeats
+    reason = reason.copy()
+    reason[found] = bought_before_reasons(
+        repeats["orders"].to_numpy()[hit[found]], repeats["last_day"].to_numpy()[hit[found]]
+    )
     return reason
+
+
+def split_lists(ranked: pd.DataFrame, features: FeatureSet, k: int) -> pd.DataFrame:
+    """The three served lists from candidates ranked per user (``row`` ascending, best first within a row).
+
+    ``all`` is the top ``k``; ``buy_again`` the top ``k`` SKUs the customer bought before;
+    ``discover`` the top ``k`` new to them. Adds ``list`` and ``rank`` columns.
+    """
+    bought = features.lookup_repeats(ranked["user"].to_numpy(), ranked["item"].to_numpy()) >= 0
+    lists = []
+    for name, keep in (("all", np.ones(len(ranked), bool)), ("buy_again", bought), ("discover", ~bought)):
+        part = ranked[keep]
+        rank = part.groupby("row").cumcount().to_numpy() + 1
+        lists.append(part[rank <= k].assign(list=name, rank=rank[rank <= k].astype(np.int32)))
+    return pd.concat(lists, ignore_index=True)
 
 
 def recommend_users(
@@ -219,9 +250,9 @@ def recommend_users(
     context: ServingContext,
     config: RecommendConfig,
 ) -> pd.DataFrame:
-    """Top-K per user known to the model: retrieve, rank, apply stock risk, explain.
+    """The three lists (``LISTS``) of each user known to the model: retrieve, rank, apply stock risk, explain.
 
-    Users unknown to the model are skipped (they get fallback lists elsewhere).
+    Users unknown to the model are skipped (they get lists from their history or fallback lists elsewhere).
     """
     item_vectors = retrieval.item_vectors(features.items)
     seeds = recent_seeds(features, config.ranker.seeds_per_user)
@@ -239,12 +270,12 @@ def recommend_users(
         ranked = candidates.assign(score=score).sort_values(
             ["row", "score", "item"], ascending=[True, False, True], kind="stable"
         )
-        ranked["rank"] = ranked.groupby("row").cumcount() + 1
-        top = ranked[ranked["rank"] <= config.top_k].reset_index(drop=True)
+        top = split_lists(ranked, features, config.top_k)
         outputs.append(
             pd.DataFrame(
                 {
                     "user_id": users[top["user"].to_numpy()],
+                    "list": top["list"].to_numpy(),
                     "rank": top["rank"].to_numpy(np.int32),
                     "sku": skus[top["item"].to_numpy()],
                     "score": top["score"].to_numpy(np.float64),

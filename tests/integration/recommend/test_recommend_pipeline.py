@@ -13,6 +13,7 @@ import pytest
 from models.recommend import pipeline
 from models.recommend.config import AlsConfig, GateConfig, RankerConfig, RecommendConfig, RetrievalConfig
 from models.recommend.gate import OutputGateError
+from models.recommend.repeat import suppressed_repeats
 from models.recommend.synthetic import build_user_features, simulate_shop, write_synthetic_lake
 from models.registry import ModelRegistry
 from shopml.lake import Lake
@@ -26,7 +27,10 @@ CONFIG = RecommendConfig(
 )
 # Measured on this shop: model NDCG@10 0.40, global popularity 0.10, best baseline (category popularity) 0.33.
 MIN_LIFT_OVER_POPULARITY = 0.2
-REASON = re.compile(r"^(similar_to:SKU\d{6}|popular_in:cat\d{3}|trending|retrieval)$")
+REASON = re.compile(
+    r"^(similar_to:SKU\d{6}|popular_in:cat\d{3}|trending|retrieval|bought_before:\d+x:\d{4}-\d{2}-\d{2})$"
+)
+BASELINES = {"global_popularity", "category_popularity", "cooccurrence", "p_topfreq", "gp_topfreq", "tifu_knn"}
 
 
 @pytest.fixture(scope="module")
@@ -63,9 +67,10 @@ def nightly(shop_lake):
     return settings, lake, shop, results
 
 
-def _recommendations(lake: Lake, day: date) -> pd.DataFrame:
+def _recommendations(lake: Lake, day: date, name: str = "all") -> pd.DataFrame:
     frame = lake.read_pandas("gold.recommendations")
-    return frame[frame["scored_date"] == day].sort_values(["user_id", "rank"], ignore_index=True)
+    frame = frame[(frame["scored_date"] == day) & (frame["list"] == name)]
+    return frame.sort_values(["user_id", "rank"], ignore_index=True)
 
 
 def test_model_beats_popularity_and_is_promoted(nightly):
@@ -77,8 +82,12 @@ def test_model_beats_popularity_and_is_promoted(nightly):
     assert evaluation["thresholds"]["max_regression"] == CONFIG.gate.max_regression
     metrics = lake.read_pandas("ops.model_metrics")
     run = metrics[metrics["run_id"] == "run-1"]
-    assert set(run["candidate"]) == {"model", "global_popularity", "category_popularity", "cooccurrence"}
+    assert set(run["candidate"]) == {"model", *BASELINES}
     assert set(run.loc[run["metric"] == "ndcg", "k"]) == {10, 20}
+    # Where hits come from: every candidate is measured on repeat and on new items, the model's lists too.
+    assert set(run["segment"]) == {"overall", "repeat", "explore", "buy_again"}
+    assert set(run.loc[run["segment"] == "buy_again", "candidate"]) == {"model"}
+    assert set(run.loc[run["segment"] == "explore", "candidate"]) == {"model", *BASELINES}
     assert run.loc[run["candidate"] == "model", "promoted"].all()
     assert not run.loc[run["candidate"] != "model", "promoted"].any()
 
@@ -103,7 +112,11 @@ def test_registry_holds_a_rebuildable_version(nightly):
 def test_recommendations_are_written_with_reasons(nightly):
     _, lake, shop, results = nightly
     recs = _recommendations(lake, shop.run_date)
-    assert results["score_recommendations"]["rows"] == len(recs)
+    written = {name: _recommendations(lake, shop.run_date, name) for name in ("all", "buy_again", "discover")}
+    assert results["score_recommendations"]["rows"] == sum(map(len, written.values()))
+    assert results["score_recommendations"]["lists"] == {
+        name: frame["user_id"].nunique() for name, frame in written.items()
+    }
     sizes = recs.groupby("user_id").size()
     assert sizes.max() == CONFIG.top_k
     assert (recs.groupby("user_id")["rank"].apply(lambda r: r.tolist() == list(range(1, len(r) + 1)))).all()
@@ -111,6 +124,15 @@ def test_recommendations_are_written_with_reasons(nightly):
     assert recs["reason"].map(lambda r: bool(REASON.match(r))).all()
     assert recs["reason"].str.startswith("similar_to:").any()
     assert (recs["model_version"] == results["train_retrieval"]["version"]).all()
+    repeats = recs["reason"].str.startswith("bought_before:")
+    buy_again = _recommendations(lake, shop.run_date, "buy_again")
+    assert buy_again["reason"].str.startswith("bought_before:").all()
+    assert set(zip(recs.loc[repeats, "user_id"], recs.loc[repeats, "sku"], strict=True)) <= set(
+        zip(buy_again["user_id"], buy_again["sku"], strict=True)
+    )
+    discover = _recommendations(lake, shop.run_date, "discover")
+    assert not discover["reason"].str.startswith("bought_before:").any()
+    assert (discover.groupby("user_id").size() == CONFIG.top_k).all()
     assert (recs["run_id"] == "run-1").all()
     default = recs[recs["user_id"] == pipeline.DEFAULT_USER]
     assert len(default) == CONFIG.top_k and default["is_fallback"].all()
@@ -127,13 +149,14 @@ def test_cold_start_user_gets_a_flagged_category_fallback(nightly):
     assert not known["is_fallback"].any()
 
 
-def test_filters_remove_recent_purchases_and_unavailable_skus(nightly):
+def test_filters_remove_suppressed_repeats_and_unavailable_skus(nightly):
     _, lake, shop, _ = nightly
     run_date = shop.run_date
-    recs = _recommendations(lake, run_date)
-    bought = pipeline.load_purchases(lake, run_date - timedelta(days=CONFIG.filters.recent_purchase_days), run_date)
-    assert len(bought) > 100
-    clash = recs.merge(bought[["user_id", "sku"]], on=["user_id", "sku"])
+    recs = pd.concat([_recommendations(lake, run_date, name) for name in ("all", "buy_again", "discover")])
+    history = pipeline.load_feature_set(lake, run_date, CONFIG).history
+    suppressed = suppressed_repeats(history, shop.catalogue, CONFIG.filters)
+    assert len(suppressed) > 100
+    clash = recs.merge(suppressed, on=["user_id", "sku"])
     assert clash.empty
     items = shop.catalogue
     unavailable = items.loc[~items["active"] | (items["stock_status"] == "out_of_stock"), "sku"]
@@ -155,7 +178,7 @@ def test_scoring_is_deterministic(nightly):
     pd.testing.assert_frame_equal(before, after[columns])
 
 
-def test_degraded_model_is_refused_and_previous_keeps_serving(nightly):
+def test_degraded_model_is_refused_and_the_baseline_that_beat_it_is_served(nightly):
     settings, lake, shop, results = nightly
     degraded = CONFIG.model_copy(
         update={
@@ -168,10 +191,15 @@ def test_degraded_model_is_refused_and_previous_keeps_serving(nightly):
     verdict = pipeline.evaluate_and_gate(shop.run_date, "run-degraded", settings, degraded)
     assert not verdict["promoted"]
     assert "does not beat the best baseline" in verdict["reason"]
+    assert verdict["serve"] in BASELINES
     registry = ModelRegistry(settings.models)
     assert registry.require_current(pipeline.MODEL_NAME).version == results["train_retrieval"]["version"]
     scored = pipeline.score_recommendations(shop.run_date, "run-degraded", settings, CONFIG)
-    assert scored["version"] == results["train_retrieval"]["version"]
+    # The storefront gets the best list the run measured, labelled as the baseline it is.
+    assert scored["version"] == f"baseline:{verdict['serve']}" and "beat the candidate" in scored["why"]
+    recs = _recommendations(lake, shop.run_date)
+    assert (recs["model_version"] == scored["version"]).all() and (recs["run_id"] == "run-degraded").all()
+    assert not recs.loc[recs["user_id"] != pipeline.DEFAULT_USER, "is_fallback"].all()
     metrics = lake.read_pandas("ops.model_metrics")
     assert not metrics.loc[metrics["run_id"] == "run-degraded", "promoted"].any()
 

@@ -1,8 +1,8 @@
-"""Business filters: recently bought, unavailable SKUs, stockout down-ranking, and the masked top-N."""
+"""Business filters: unavailable SKUs, stockout down-ranking, and the masked top-N."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -14,28 +14,12 @@ from models.recommend.filters import (
     available_items,
     code_pairs,
     downrank_stockout_risk,
-    recently_bought,
     stockout_risk,
 )
 from models.recommend.ranker import ServingContext
 from models.recommend.retrieval import top_n
 
 AS_OF = date(2024, 3, 31)
-
-
-def test_recently_bought_respects_window_and_consumables():
-    purchases = pd.DataFrame(
-        {
-            "user_id": ["u1", "u1", "u2", "u2"],
-            "sku": ["a", "b", "milk", "d"],
-            "event_date": [AS_OF - timedelta(3), AS_OF - timedelta(40), AS_OF - timedelta(1), AS_OF + timedelta(1)],
-        }
-    )
-    items = pd.DataFrame({"sku": ["a", "b", "milk", "d"], "category": ["x", "x", "food", "x"]})
-    plain = recently_bought(purchases, items, AS_OF, FilterConfig(recent_purchase_days=30))
-    assert set(map(tuple, plain.to_numpy())) == {("u1", "a"), ("u2", "milk")}
-    consumables = FilterConfig(recent_purchase_days=30, consumable_categories=("food",))
-    assert set(map(tuple, recently_bought(purchases, items, AS_OF, consumables).to_numpy())) == {("u1", "a")}
 
 
 def test_available_items_drops_inactive_and_out_of_stock():
@@ -92,6 +76,12 @@ def test_fallback_lists_skip_bought_and_unavailable(tiny_features):
         risk=np.zeros(len(tiny_features.items)),
     )
     lists = recommend_fallback(np.array(["u1", "stranger"], dtype=object), tiny_features, context, k=10)
+    # A cold user's "discover" list is their "all" list: they have bought nothing before.
+    pd.testing.assert_frame_equal(
+        lists[lists["list"] == "discover"].drop(columns="list").reset_index(drop=True),
+        lists[lists["list"] == "all"].drop(columns="list").reset_index(drop=True),
+    )
+    lists = lists[lists["list"] == "all"]
     u1 = lists[lists["user_id"] == "u1"]
     # A3 inactive, C1 out of stock, A1 bought: u1 (likes A only) gets A2 first, then B by recent sales.
     assert u1["sku"].tolist() == ["A2", "B2", "B1"]

@@ -36,11 +36,12 @@ from models.recommend.data import (
     recent_seeds,
     split_dates,
 )
-from models.recommend.filters import available_items, code_pairs, recently_bought, stockout_risk
+from models.recommend.filters import available_items, code_pairs, stockout_risk
 from models.recommend.gate import GateDecision, check_output, decide_promotion
 from models.recommend.metrics import DiversityBasis, choose_diversity_basis, evaluate_lists
 from models.recommend.pipeline import DEFAULT_USER, recommend_all
 from models.recommend.ranker import ServingContext, train_ranker_model, training_examples
+from models.recommend.repeat import summarise_purchases, suppressed_repeats
 from models.recommend.retrieval import TrainedRetrieval, train_retrieval_model
 
 RUN_DATE = date(2024, 3, 31)
@@ -101,8 +102,8 @@ def _order_lines(export: Export) -> pd.DataFrame:
     return pd.concat([lines, returned], ignore_index=True)
 
 
-def _features(export: Export, day: date) -> FeatureSet:
-    """The gold frames as of ``day``, as the feature job writes them for this export."""
+def _features(export: Export, lines: pd.DataFrame, day: date) -> FeatureSet:
+    """The gold frames as of ``day``, as the feature job writes them for this export, and its purchase history."""
     interactions = synthetic.build_interactions(export.events, day)
     items = synthetic.build_item_features(export.events, export.catalogue, day)
     users = synthetic.build_user_features(export.events, export.catalogue, day)
@@ -114,14 +115,15 @@ def _features(export: Export, day: date) -> FeatureSet:
         users["cart_to_purchase_rate"] = np.nan
         interactions.loc[interactions.index[::10], "strength"] = 0.0
         items["return_rate"] = 0.1
-    return build_feature_set(day, interactions, items, users, cooccurrence)
+    purchases = lines[lines["line_type"] == "purchase"]
+    history = summarise_purchases(purchases, day, CONFIG.repeat_half_life_days)
+    return build_feature_set(day, interactions, items, users, cooccurrence, history)
 
 
-def _context(features: FeatureSet, order_lines: pd.DataFrame) -> ServingContext:
-    purchases = order_lines[order_lines["line_type"] == "purchase"]
-    bought = recently_bought(purchases, features.items, features.as_of, CONFIG.filters)
+def _context(features: FeatureSet) -> ServingContext:
+    suppressed = suppressed_repeats(features.history, features.items, CONFIG.filters)
     return ServingContext(
-        blocked=code_pairs(bought, features.user_index, features.item_index),
+        blocked=code_pairs(suppressed, features.user_index, features.item_index),
         available=available_items(features.items, CONFIG.filters),
         risk=stockout_risk(features.items, None, CONFIG.filters),
     )
@@ -138,20 +140,20 @@ def _run(export: Export) -> Outcome:
     dates = split_dates(RUN_DATE, CONFIG.eval_days)
     lines = _order_lines(export)
 
-    train = _features(export, dates.ranker_train)
+    train = _features(export, lines, dates.ranker_train)
     retrieval = train_retrieval_model(train.interactions, train.items, CONFIG.retrieval, seed=0)
     truth = purchases_between(lines, *dates.windows()["ranker"])
-    context = _context(train, lines)
+    context = _context(train)
     matrix, labels, groups = training_examples(
         _known_users(truth, train, retrieval), retrieval, train, truth, context, CONFIG, seed=0
     )
     booster, _ = train_ranker_model(matrix, labels, groups, CONFIG.ranker, CONFIG.top_k, seed=0, device="cpu")
 
-    features = _features(export, dates.evaluate)
+    features = _features(export, lines, dates.evaluate)
     retrieval = train_retrieval_model(features.interactions, features.items, CONFIG.retrieval, seed=0)
     truth = purchases_between(lines, *dates.windows()["evaluate"])
     truth = truth[features.user_codes(truth["user_id"]) >= 0].reset_index(drop=True)
-    context = _context(features, lines)
+    context = _context(features)
     users = _known_users(truth, features, retrieval)
     _, user_vectors = retrieval.user_vectors(users)
     candidates = build_candidates(
@@ -173,7 +175,7 @@ def _run(export: Export) -> Outcome:
         "cooccurrence": recommend_cooccurrence(users, features, context, k),
     }
     diversity = choose_diversity_basis(features.items, CONFIG.gate.diversity_min_labelled_share)
-    model_lists = lists[lists["user_id"].isin(users)]
+    model_lists = lists[lists["user_id"].isin(users) & (lists["list"] == "all")]
     metrics = {
         name: evaluate_lists(
             frame, truth, diversity.groups(features.items), int(context.available.sum()), CONFIG.metric_ks
@@ -200,8 +202,18 @@ def _run(export: Export) -> Outcome:
 
 
 def _assert_full_finite_lists(outcome: Outcome) -> None:
-    """Every asked user (known, stranger, default) has exactly top_k distinct, available, finite-scored SKUs."""
-    lists, k = outcome.lists, CONFIG.top_k
+    """Every asked user (known, stranger, default) has exactly top_k distinct, available, finite-scored SKUs.
+
+    That is in their ``all`` list; ``discover`` is full too and never holds a SKU bought before.
+    """
+    everything, k = outcome.lists, CONFIG.top_k
+    discover = everything[everything["list"] == "discover"]
+    assert (discover.groupby("user_id").size() == k).all()
+    bought = outcome.features.lookup_repeats(
+        outcome.features.user_codes(discover["user_id"]), outcome.features.item_index.get_indexer(discover["sku"])
+    )
+    assert (bought[outcome.features.user_codes(discover["user_id"]) >= 0] < 0).all()
+    lists = everything[everything["list"] == "all"]
     assert set(lists["user_id"]) == {*outcome.users, STRANGER, DEFAULT_USER}
     assert (lists.groupby("user_id").size() == k).all()
     ranks = lists.groupby("user_id")["rank"].apply(sorted)
