@@ -227,7 +227,8 @@ class Lake:
             partition_by=list(table_spec.partition_by) or None,
             predicate=replace_where if mode == "overwrite" else None,
             description=table_spec.description if not self.exists(table) else None,
-            schema_mode="merge" if mode == "append" else None,
+            # New columns (a table gaining one) merge into appends and partition replacements alike.
+            schema_mode="merge" if mode == "append" or replace_where else None,
         )
         rows = getattr(data, "num_rows", None)
         log.info("wrote %s rows to %s (%s%s)", rows, table, mode, f" where {replace_where}" if replace_where else "")
