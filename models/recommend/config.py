@@ -76,8 +76,8 @@ class FilterConfig(BaseModel):
         0.1,
         ge=0,
         le=1,
-        description="SKUs re-bought by less than this share of their buyers are suppressed after a purchase "
-        "(1: every SKU bought in the window is, the old blanket ban).",
+        description="SKUs re-bought by at most this share of their buyers are suppressed after a purchase "
+        "(1: every SKU bought in the window is, the old blanket ban; recent_purchase_days=0: none is).",
     )
     repeat_due_share: float = Field(
         0.0,

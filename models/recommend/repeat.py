@@ -125,7 +125,7 @@ def suppressed_repeats(history: PurchaseHistory, items: pd.DataFrame, config: Fi
     """(user_id, sku) that may not be recommended yet: bought lately and not (yet) due again.
 
     A pair bought within ``recent_purchase_days`` is suppressed when its SKU is rarely
-    re-bought (``repeat_share`` below ``repeat_min_share``), or while less than
+    re-bought (``repeat_share`` at most ``repeat_min_share``), or while less than
     ``repeat_due_share`` of its repurchase cycle has passed (the customer's own cycle for
     the SKU when they have one, else the SKU's median cycle). Consumable categories are
     never suppressed. ``repeat_min_share`` = 1 gives the blanket ban back.
@@ -136,7 +136,7 @@ def suppressed_repeats(history: PurchaseHistory, items: pd.DataFrame, config: Fi
     share = pairs["sku"].map(history.skus["repeat_share"]).fillna(0.0).to_numpy()
     cycle = pairs["cycle_days"].fillna(pairs["sku"].map(history.skus["cycle_days"])).to_numpy(dtype=float)
     not_due = np.nan_to_num(since < config.repeat_due_share * cycle, nan=False).astype(bool)
-    rarely_rebought = share < config.repeat_min_share
+    rarely_rebought = share <= config.repeat_min_share
     suppressed = pairs[recent & (rarely_rebought | not_due)]
     if config.consumable_categories:
         consumable = items.loc[items["category"].isin(config.consumable_categories), "sku"]
