@@ -6,12 +6,18 @@ else; a few SKUs trend in the last two weeks. A model that learns tastes, repeat
 interest and trends must beat global popularity here, and the size is a parameter so
 the benchmark can run the same world at 50k users × 10k SKUs. The frames follow the
 gold and silver contracts in docs/tables.md.
+
+A share of the customers (``reorder_share``, none by default) re-order, as B2B buyers
+of consumables do: each keeps a few staple SKUs from the consumable categories (the
+first fifth of the categories) and buys each again on its own cycle, with jittered
+timing and quantities, while browsing and buying like everyone else in between. There a
+model has to learn when a staple is due, not only that it is bought again.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -26,15 +32,28 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STRENGTH_WEIGHTS = {"view": 1.0, "cart": 3.0, "purchase": 5.0}
+STAPLE_COLUMNS = ("user_id", "sku", "cycle_days", "base_quantity", "first_day")
+
+
+def _no_staples() -> pd.DataFrame:
+    return pd.DataFrame(
+        {column: pd.Series(dtype=object if column in ("user_id", "sku") else float) for column in STAPLE_COLUMNS}
+    )
 
 
 @dataclass(frozen=True)
 class SyntheticShop:
-    """Raw synthetic behaviour: every event and the catalogue, ending on ``run_date``."""
+    """Raw synthetic behaviour: every event and the catalogue, ending on ``run_date``.
+
+    ``staples`` is the planted truth of the re-ordering customers: one row per (user_id, sku)
+    staple with its cycle_days, base_quantity and first_day (day number from the first
+    simulated day); empty when the shop has none.
+    """
 
     events: pd.DataFrame
     catalogue: pd.DataFrame
     run_date: date
+    staples: pd.DataFrame = field(default_factory=_no_staples)
 
 
 def _sample_by_weight(rng: np.random.Generator, cumulative: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -52,8 +71,20 @@ def simulate_shop(
     n_categories: int | None = None,
     events_per_day: float = 0.8,
     seed: int = 0,
+    reorder_share: float = 0.0,
+    reorder_cycle_days: tuple[float, float] = (7.0, 28.0),
+    staples_per_user: tuple[int, int] = (2, 5),
 ) -> SyntheticShop:
-    """Simulate ``n_days`` of views, carts and purchases ending on ``run_date``."""
+    """Simulate ``n_days`` of views, carts and purchases ending on ``run_date``.
+
+    Args:
+        reorder_share: Share of users who also re-order staples (see the module docstring).
+            Their staples come from a stream of their own, so the rest of the shop is the
+            same at every share: 0 gives exactly the shop without re-ordering customers.
+        reorder_cycle_days: Range of a staple's repurchase cycle: each SKU lasts its own
+            number of days in it, and each customer uses it somewhat faster or slower.
+        staples_per_user: Least and most staple SKUs of a re-ordering customer.
+    """
     rng = np.random.default_rng(seed)
     n_cat = n_categories or max(4, n_items // 20)
     trending_from = n_days - 14
@@ -119,6 +150,35 @@ def simulate_shop(
     bought[bought_at[repeat]] = False
 
     seconds = rng.integers(0, 86_000, len(user))
+    quantity = np.ones(len(user), dtype=np.int64)
+
+    staples = _no_staples()
+    if reorder_share > 0:
+        # A stream of its own (seeded from ``seed``), so the shop's other behaviour stays as it was.
+        staple_rng = np.random.default_rng([seed, 1])
+        n_consumable = max(1, n_cat // 5)
+        picked, orders = _simulate_staples(
+            staple_rng,
+            start,
+            n_days,
+            reorder_share,
+            reorder_cycle_days,
+            staples_per_user,
+            (cat_start[:n_consumable], cat_end[:n_consumable]),
+            cum_early,
+        )
+        staples = picked.assign(
+            user_id=np.char.add("U", picked["user"].to_numpy().astype(str)),
+            sku=catalogue["sku"].to_numpy()[picked["item"].to_numpy()],
+        )[list(STAPLE_COLUMNS)]
+        user = np.concatenate([user, orders["user"]])
+        item = np.concatenate([item, orders["item"]])
+        day = np.concatenate([day, orders["day"]])
+        seconds = np.concatenate([seconds, staple_rng.integers(0, 86_000, len(orders["day"]))])
+        quantity = np.concatenate([quantity, orders["quantity"]])
+        carted = np.concatenate([carted, np.ones(len(orders["day"]), bool)])
+        bought = np.concatenate([bought, np.ones(len(orders["day"]), bool)])
+
     origin = datetime.combine(run_date - timedelta(days=n_days - 1), datetime.min.time(), tzinfo=UTC)
     ts = pd.to_datetime(origin) + pd.to_timedelta(day, unit="D") + pd.to_timedelta(seconds, unit="s")
     frames = []
@@ -130,13 +190,72 @@ def simulate_shop(
                     "sku": catalogue["sku"].to_numpy()[item[mask]],
                     "event_type": kind,
                     "event_ts": ts[mask] + pd.Timedelta(seconds=offset),
+                    "quantity": np.where(kind == "view", 1, quantity[mask]),
                 }
             )
         )
     events = pd.concat(frames, ignore_index=True).sort_values(["event_ts", "event_type"], ignore_index=True)
     events["event_date"] = events["event_ts"].dt.date
-    log.info("simulated %d events for %d users × %d SKUs", len(events), n_users, n_items)
-    return SyntheticShop(events, catalogue, run_date)
+    log.info(
+        "simulated %d events for %d users × %d SKUs (%d re-ordering customers)",
+        len(events),
+        n_users,
+        n_items,
+        staples["user_id"].nunique(),
+    )
+    return SyntheticShop(events, catalogue, run_date, staples)
+
+
+def _simulate_staples(
+    rng: np.random.Generator,
+    start: np.ndarray,
+    n_days: int,
+    share: float,
+    cycle_days: tuple[float, float],
+    per_user: tuple[int, int],
+    consumables: tuple[np.ndarray, np.ndarray],
+    cumulative: np.ndarray,
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """The re-ordering customers' staples and every order of them.
+
+    Returns (staples: user, item, cycle_days, base_quantity, first_day; orders: user, item,
+    day, quantity). Staples are drawn by popularity within the consumable categories
+    (``consumables``: their item slices). A staple's cycle is its SKU's (uniform in
+    ``cycle_days``) times the customer's pace (log-normal, the product clipped to the range),
+    so one customer's staples fall due on different days and after different gaps, and the
+    SKU's cycle carries over between customers. The first order falls within the first cycle after
+    the customer arrives; each gap is the cycle with 10 % noise, each quantity the staple's
+    base quantity with 25 % noise.
+    """
+    low, high = cycle_days
+    customers = np.flatnonzero(rng.random(len(start)) < share)
+    counts = rng.integers(per_user[0], per_user[1] + 1, len(customers))
+    owner = np.repeat(customers, counts)
+    category = rng.integers(0, len(consumables[0]), len(owner))
+    item = _sample_by_weight(rng, cumulative, consumables[0][category], consumables[1][category])
+    # What a SKU lasts (a box of toner outlasts a bag of coffee), times how fast the customer uses it.
+    sku_cycle = rng.uniform(low, high, len(cumulative))
+    pace = np.repeat(np.exp(rng.normal(0.0, 0.25, len(customers))), counts)
+    cycle = np.clip(sku_cycle[item] * pace, low, high)
+    base_quantity = 1 + rng.poisson(4.0, len(owner))
+    first = start[owner] + rng.random(len(owner)) * cycle
+    n_orders = int(np.ceil(n_days / low)) + 1
+    gaps = cycle[:, None] * np.clip(1.0 + rng.normal(0.0, 0.1, (len(owner), n_orders - 1)), 0.5, None)
+    at = first[:, None] + np.hstack([np.zeros((len(owner), 1)), np.cumsum(gaps, axis=1)])
+    noise = np.exp(rng.normal(0.0, 0.25, at.shape))
+    # A staple drawn twice for one customer is one staple.
+    keep = ~pd.DataFrame({"user": owner, "item": item}).duplicated().to_numpy()
+    staples = pd.DataFrame(
+        {"user": owner, "item": item, "cycle_days": cycle, "base_quantity": base_quantity, "first_day": first}
+    )[keep].reset_index(drop=True)
+    rows, slots = np.nonzero((at < n_days) & keep[:, None])
+    orders = {
+        "user": owner[rows],
+        "item": item[rows],
+        "day": at[rows, slots].astype(np.int64),
+        "quantity": np.maximum(1, np.rint(base_quantity[rows] * noise[rows, slots])).astype(np.int64),
+    }
+    return staples, orders
 
 
 def _window_counts(events: pd.DataFrame, keys: list[str], kind: str, since: date) -> pd.Series:
@@ -272,9 +391,11 @@ def build_cooccurrence(interactions: pd.DataFrame, feature_date: date, top_n: in
 
 
 def build_order_lines(events: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFrame:
-    """``silver.order_lines`` for every synthetic purchase (one unit per line)."""
+    """``silver.order_lines`` for every synthetic purchase (the event's quantity, else one unit, per line)."""
     bought = events[events["event_type"] == "purchase"].merge(catalogue[["sku", "unit_price"]], on="sku")
     ids = np.char.add("E", np.arange(len(bought)).astype(str))
+    # Events without quantities (hand-made or stripped exports) are single units.
+    quantity = bought["quantity"].to_numpy("int32") if "quantity" in bought else np.ones(len(bought), "int32")
     return pd.DataFrame(
         {
             "event_id": ids,
@@ -282,9 +403,9 @@ def build_order_lines(events: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataF
             "user_id": bought["user_id"].to_numpy(),
             "sku": bought["sku"].to_numpy(),
             "line_type": "purchase",
-            "quantity": np.ones(len(bought), dtype="int32"),
+            "quantity": quantity,
             "unit_price": bought["unit_price"].to_numpy(),
-            "revenue": bought["unit_price"].to_numpy(),
+            "revenue": np.round(bought["unit_price"].to_numpy() * quantity, 2),
             "currency": "EUR",
             "event_ts": bought["event_ts"].to_numpy(),
             "event_date": bought["event_date"].to_numpy(),
