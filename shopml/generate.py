@@ -16,7 +16,11 @@ categories; sessions run view -> add_to_cart -> purchase (orders share an
 order_id); demand has weekly seasonality (weekends ~+40%), a slow trend,
 promotions (20-30% off, ~1.8x demand) and stockouts from a simulated (s, Q)
 replenishment policy; a few % of purchased lines come back as returns 1-14
-days later.
+days later. Optionally (``reorder_share``, off by default) some customers
+re-order like B2B buyers of consumables: each keeps a few staple SKUs from the
+consumable categories (the last quarter: grocery, pets, office by default) and
+orders each again on its own cycle, with jittered timing and quantities, while
+browsing like everyone else.
 
 Planted mess, every line counted in ``_manifest.json`` so pipeline tests can
 reconcile exactly: bot sessions (>200 rapid views), late events (1-3 days,
@@ -183,6 +187,13 @@ _PROMO_DAYS = (3, 7)
 _PROMO_DISCOUNT = (0.2, 0.3)
 _NULL_CATEGORY_RATE = 0.03
 _NULL_BRAND_RATE = 0.05
+# Re-ordering customers (reorder_share > 0).
+_STAPLES = (2, 5)  # staple SKUs per re-ordering customer
+_STAPLE_QTY_EXTRA_MEAN = 4.0  # a staple's usual quantity = 1 + Poisson(4)
+_PACE_SD = 0.25  # log-normal spread of how fast a customer uses up a staple
+_CYCLE_JITTER = 0.1  # relative noise of each gap between orders
+_QTY_JITTER = 0.25  # log-normal noise of each order's quantity
+_REORDER_HOURS = (7, 18)  # re-orders are placed in office hours (UTC)
 
 
 class GeneratorConfig(BaseModel):
@@ -218,12 +229,34 @@ class GeneratorConfig(BaseModel):
     events_format: Literal["jsonl", "csv"] = Field("jsonl", description="File format of the events feed.")
     rows_per_file: int = Field(1_000_000, ge=1000, description="Most lines per events part file.")
     gzip_every: int = Field(3, ge=0, description="Every n-th events part is .jsonl.gz (0: never; JSONL only).")
+    reorder_share: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of customers who re-order staples of the consumable categories on cycles (B2B-like). "
+        "0 by default: the shop make run lands, and the figures measured on it, stay as they are.",
+    )
+    reorder_cycle_days: tuple[int, int] = Field(
+        (7, 28), description="Least and most days between two orders of a staple (each SKU lasts its own)."
+    )
 
     @model_validator(mode="after")
     def _every_category_stocked(self) -> GeneratorConfig:
         if self.skus < self.categories:
             raise ValueError(f"skus ({self.skus}) must be at least categories ({self.categories})")
         return self
+
+    @model_validator(mode="after")
+    def _cycles_are_a_range(self) -> GeneratorConfig:
+        low, high = self.reorder_cycle_days
+        if not 1 <= low <= high:
+            raise ValueError(f"reorder_cycle_days ({low}, {high}) must be a range of whole days from 1")
+        return self
+
+    @property
+    def consumable_categories(self) -> np.ndarray:
+        """Category codes whose SKUs are staples: the last quarter (grocery, pets, office of the twelve)."""
+        return np.arange(self.categories - max(1, self.categories // 4), self.categories)
 
     @property
     def writes_inventory(self) -> bool:
@@ -252,6 +285,8 @@ class _Stream(IntEnum):
     DUPLICATE = 12
     ARRIVAL = 13
     STREAM = 14
+    STAPLES = 15
+    REORDER = 16
 
 
 class _Kind(IntEnum):
@@ -320,6 +355,27 @@ class _Grouped:
 
 
 @dataclass(frozen=True)
+class _Staples:
+    """Re-ordering customers' staples and every order of them planned over the whole run.
+
+    Per staple: user, sku, cycle (days between orders) and its usual quantity. Per order,
+    sorted by (day, user, sku): the day, the staple and the quantity.
+    """
+
+    user: np.ndarray
+    sku: np.ndarray
+    cycle: np.ndarray
+    quantity: np.ndarray
+    order_day: np.ndarray
+    order_staple: np.ndarray
+    order_qty: np.ndarray
+
+    def daily_units(self, n_skus: int) -> np.ndarray:
+        """Units per day each SKU's staples take on average: the planner knows its regular customers."""
+        return np.bincount(self.sku, self.quantity / self.cycle, minlength=n_skus)
+
+
+@dataclass(frozen=True)
 class _World:
     """The shop's static facts: catalogue, customers, tastes, supply parameters."""
 
@@ -345,6 +401,7 @@ class _World:
     user_web_agent: np.ndarray
     user_app_agent: np.ndarray
     favourites: np.ndarray
+    staples: _Staples
     texts: _Texts
 
     @property
@@ -481,10 +538,13 @@ def _build_world(config: GeneratorConfig) -> _World:
     fav_cats = group_pref.draw(fav_groups, rng.random(len(fav_groups))) % n_cat
     favourites = by_category.draw(fav_cats, rng.random(len(fav_cats))).reshape(n_users, _FAVOURITES)
 
+    staples = _build_staples(config, sku_category, by_category)
+
     # Replenishment: the planner's demand estimate from the same model that drives shoppers.
     marginal = (group_share @ pref)[sku_category] * popularity / np.bincount(sku_category, popularity)[sku_category]
     views_per_day = config.events_per_day / _mean_events_per_session() * (1 + _VIEWS_EXTRA_MEAN)
     daily_units = views_per_day * marginal * _P_CART * _P_BUY * (1 + _EXTRA_QTY_MEAN)
+    daily_units = daily_units + staples.daily_units(n_skus)
     lead_time = rng.integers(2, 11, n_skus).astype(np.int32)
     safety = rng.uniform(0.6, 1.8, n_skus)  # below ~1 these SKUs run out now and then
     reorder_point = np.ceil(daily_units * (lead_time + 1) * safety).astype(np.int64)
@@ -514,7 +574,49 @@ def _build_world(config: GeneratorConfig) -> _World:
         user_web_agent=user_web_agent,
         user_app_agent=user_app_agent,
         favourites=favourites.astype(np.int32),
+        staples=staples,
         texts=_build_texts(config, titles, names),
+    )
+
+
+def _build_staples(config: GeneratorConfig, sku_category: np.ndarray, by_category: _Grouped) -> _Staples:
+    """Pick the re-ordering customers and their staples, and plan every order of them.
+
+    From a stream of its own, so the rest of the shop is the same at every ``reorder_share``.
+    Staples are drawn by popularity within the consumable categories. A staple's cycle is its
+    SKU's (uniform in ``reorder_cycle_days``: a box of toner outlasts a bag of coffee) times the
+    customer's pace, clipped to the range; the first order falls within the first cycle, each
+    gap is the cycle with 10 % noise and each quantity the staple's usual one with 25 % noise.
+    """
+    rng = _rng(config.seed, _Stream.STAPLES)
+    low, high = config.reorder_cycle_days
+    customers = np.flatnonzero(rng.random(config.users) < config.reorder_share)
+    counts = rng.integers(_STAPLES[0], _STAPLES[1] + 1, len(customers))
+    user = np.repeat(customers, counts)
+    category = rng.choice(config.consumable_categories, len(user))
+    sku = by_category.draw(category, rng.random(len(user)))
+    sku_cycle = rng.uniform(low, high, len(sku_category))
+    pace = np.repeat(rng.lognormal(0.0, _PACE_SD, len(customers)), counts)
+    cycle = np.clip(sku_cycle[sku] * pace, low, high)
+    quantity = 1 + rng.poisson(_STAPLE_QTY_EXTRA_MEAN, len(user))
+    n_orders = math.ceil(config.days / low) + 1
+    gaps = cycle[:, None] * np.clip(1 + rng.normal(0.0, _CYCLE_JITTER, (len(user), n_orders - 1)), 0.5, None)
+    at = (rng.random(len(user)) * cycle)[:, None] + np.hstack([np.zeros((len(user), 1)), np.cumsum(gaps, axis=1)])
+    qty = np.maximum(1, np.rint(quantity[:, None] * rng.lognormal(0.0, _QTY_JITTER, at.shape)))
+    # A staple drawn twice for one customer is one staple.
+    keep = np.sort(np.unique(user.astype(np.int64) * len(sku_category) + sku, return_index=True)[1])
+    user, sku, cycle, quantity, at, qty = user[keep], sku[keep], cycle[keep], quantity[keep], at[keep], qty[keep]
+    staple, slot = np.nonzero(at < config.days)
+    day = at[staple, slot].astype(np.int64)
+    order = np.lexsort((sku[staple], user[staple], day))
+    return _Staples(
+        user=user.astype(np.int32),
+        sku=sku.astype(np.int32),
+        cycle=cycle,
+        quantity=quantity.astype(np.int64),
+        order_day=day[order],
+        order_staple=staple[order],
+        order_qty=qty[staple, slot][order].astype(np.int64),
     )
 
 
@@ -743,6 +845,54 @@ def _simulate_sessions(
     return rows
 
 
+def _staple_orders(
+    world: _World,
+    catalog: _CatalogDay,
+    rng: np.random.Generator,
+    day: int,
+    t0: int,
+    sellable: np.ndarray,
+    first_session: int,
+    first_order: int,
+) -> tuple[Rows, int]:
+    """The day's re-orders: one quick session and order per customer with staples due, every due staple
+    viewed, carted and bought (one that cannot be sold today is skipped until its next order).
+
+    Returns the rows (sessions and orders numbered from ``first_session`` and ``first_order``) and
+    the number of sessions.
+    """
+    staples = world.staples
+    lo, hi = np.searchsorted(staples.order_day, [day, day + 1])
+    staple, qty = staples.order_staple[lo:hi], staples.order_qty[lo:hi]
+    due = sellable[staples.sku[staple]]
+    staple, qty = staple[due], qty[due]
+    user, sku = staples.user[staple], staples.sku[staple]
+    customers, session, lines = np.unique(user, return_inverse=True, return_counts=True)
+    line = np.arange(len(user)) - np.searchsorted(user, user, side="left")  # orders are sorted by user
+    start = t0 + rng.integers(_REORDER_HOURS[0] * 3_600_000, _REORDER_HOURS[1] * 3_600_000, len(customers))
+    app = rng.random(len(customers)) < world.user_app_p[customers]
+    agent = np.where(app, world.user_app_agent[customers], world.user_web_agent[customers])
+    view_ts = start[session] + line * 20_000
+    buy_ts = start[session] + lines[session] * 20_000 + 30_000 + line * 7
+    etype = np.repeat([_VIEW, _CART, _PURCHASE], len(user))
+    every = np.tile(np.arange(len(user)), 3)
+    rows = _rows(
+        len(etype),
+        etype=etype,
+        user=user[every],
+        sess_seq=first_session + session[every],
+        sku=sku[every],
+        qty=np.concatenate([np.ones(len(user), np.int64), qty, qty]),
+        cents=catalog.price_cents[sku[every]],
+        ts=np.concatenate([view_ts, view_ts + 5_000, buy_ts]),
+        offset=world.user_offset[user[every]],
+        order_seq=np.where(etype == _PURCHASE, first_order + session[every], -1),
+        channel=app[session[every]],
+        agent=agent[session[every]],
+    )
+    return rows, len(customers)
+
+
 def _limit_to_stock(rows: Rows, on_hand: np.ndarray) -> np.ndarray:
     """Fulfil purchases first come first served; once a SKU runs out it sells nothing more that day.
 
@@ -830,6 +980,12 @@ def _trade_day(world: _World, catalog: _CatalogDay, state: _ShopState, day: int,
     n_sessions = int(volume.poisson(cfg.events_per_day * factor / _mean_events_per_session()))
     window = (t0, t0 + DAY_MS)
     sim = _simulate_sessions(world, catalog, _rng(seed, _Stream.SESSIONS, day), n_sessions, window, sellable, True)
+    if len(world.staples.order_day):
+        first_order = int(sim["order_seq"].max(initial=-1)) + 1
+        rng = _rng(seed, _Stream.REORDER, day)
+        reorders, n_reorders = _staple_orders(world, catalog, rng, day, t0, sellable, n_sessions, first_order)
+        sim = _concat([sim, reorders])
+        n_sessions += n_reorders
     n_purchases = int((sim["etype"] == _PURCHASE).sum())
     sim = _take(sim, _limit_to_stock(sim, state.on_hand))
     sim["sess_day"][:] = day
@@ -1331,6 +1487,8 @@ def _nightly_ids(config: GeneratorConfig) -> _IdSpace:
 
 
 def _planted(world: _World) -> dict:
+    staples = world.staples
+    users, skus = world.texts.user_csv, world.texts.sku_csv
     return {
         "categories": list(world.category_names),
         "taste_groups": {
@@ -1342,6 +1500,20 @@ def _planted(world: _World) -> dict:
         "return_days": list(_RETURN_DAYS),
         "non_product_skus": list(NON_PRODUCT_SKUS),
         "unknown_event_types": list(UNKNOWN_EVENT_TYPES),
+        # The re-ordering customers' staples: [user_id, sku, cycle days, usual quantity].
+        "reorder": {
+            "consumable_categories": [world.category_names[c] for c in world.config.consumable_categories],
+            "staples": [
+                [u, s, round(float(c), 2), int(q)]
+                for u, s, c, q in zip(
+                    users.take(pa.array(staples.user)).to_pylist(),
+                    skus.take(pa.array(staples.sku)).to_pylist(),
+                    staples.cycle,
+                    staples.quantity,
+                    strict=True,
+                )
+            ],
+        },
     }
 
 
@@ -1487,6 +1659,9 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--start-date", type=date.fromisoformat, default=defaults.start_date)
     parser.add_argument("--malformed-rate", type=float, default=defaults.malformed_rate)
+    parser.add_argument(
+        "--reorder-share", type=float, default=defaults.reorder_share, help="share of B2B-like re-ordering customers"
+    )
     parser.add_argument("--format", choices=("jsonl", "csv"), default=defaults.events_format, dest="events_format")
     parser.add_argument("--orders-only", action="store_true", help="only purchase/return events, no inventory")
     parser.add_argument("--no-inventory", action="store_true", help="do not write the inventory feed")
@@ -1505,6 +1680,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
         start_date=args.start_date,
         malformed_rate=args.malformed_rate,
+        reorder_share=args.reorder_share,
         events_format=args.events_format,
         orders_only=args.orders_only,
         with_inventory=not args.no_inventory,
