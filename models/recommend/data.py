@@ -171,10 +171,8 @@ class FeatureSet:
 
     @cached_property
     def repeat_keys(self) -> tuple[np.ndarray, np.ndarray]:
-        """(sorted user*n_items+item keys, row in ``repeats`` of each), as ``pair_keys`` for the history."""
-        keys = self.repeats["user"].to_numpy(np.int64) * len(self.items) + self.repeats["item"].to_numpy()
-        order = np.argsort(keys, kind="stable")
-        return keys[order], order
+        """``pair_keys`` of the history: (sorted pair keys, row in ``repeats`` of each)."""
+        return _pair_index(self.repeats, len(self.items))
 
     def lookup_repeats(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Row in ``repeats`` of each (user, item) code pair, -1 where the user never bought the SKU."""
@@ -244,9 +242,7 @@ class FeatureSet:
     @cached_property
     def pair_keys(self) -> tuple[np.ndarray, np.ndarray]:
         """(sorted user*n_items+item keys, interaction row of each) for O(log n) pair lookup."""
-        keys = self.interactions["user"].to_numpy(np.int64) * len(self.items) + self.interactions["item"].to_numpy()
-        order = np.argsort(keys, kind="stable")
-        return keys[order], order
+        return _pair_index(self.interactions, len(self.items))
 
     def lookup_pairs(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Interaction row of each (user, item) code pair, -1 where the user never touched the SKU."""
@@ -266,6 +262,13 @@ class FeatureSet:
 
     def user_codes(self, user_ids) -> np.ndarray:
         return self.user_index.get_indexer(pd.Index(user_ids))
+
+
+def _pair_index(pairs: pd.DataFrame, n_items: int) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted user*n_items+item keys, row of each) of a frame of coded (user, item) pairs."""
+    keys = pairs["user"].to_numpy(np.int64) * n_items + pairs["item"].to_numpy()
+    order = np.argsort(keys, kind="stable")
+    return keys[order], order
 
 
 def _lookup(sorted_keys: tuple[np.ndarray, np.ndarray], wanted: np.ndarray) -> np.ndarray:
