@@ -1,9 +1,11 @@
 """Forecaster benchmark: 10k SKUs x 2 years of seeded synthetic demand (``--quick``: 500 x 1 year).
 
 Times, in one run: training and forecasting of the global quantile model on the full history, a
-3-fold rolling-origin backtest (refit per fold) and the three baselines at the same origins, and
-reports WAPE / MASE / bias of all, pinball and P10-P90 coverage of the model. Targets: model WAPE at
-least 15% below seasonal naive, training + forecasting under 10 minutes on CPU.
+3-fold rolling-origin backtest (refit per fold) and the baselines at the same origins, and reports
+WAPE / MASE / bias of every mean or point forecast, wQL of all, WAPE and bias of the model's P50,
+pinball and P10-P90 coverage of the model, and WAPE by velocity band and demand class. Targets: model
+WAPE (of P50 and of the mean) at least 15% below seasonal naive, training + forecasting under 10
+minutes on CPU.
 
 Run: ``python -m bench.bench_forecast [--quick]``; figures are printed as JSON and written to
 ``bench/results/forecast.json``. On a shared, busy machine set ``OMP_WAIT_POLICY=passive`` (done
@@ -43,12 +45,11 @@ def main(argv: list[str] | None = None) -> dict:
     import xgboost as xgb
 
     from models.device import resolve_device
-    from models.forecast.backtest import fold_origins, run_backtest
-    from models.forecast.baselines import BASELINES, forecast_baselines
+    from models.forecast.backtest import decide_promotion, fold_origins, run_backtest
+    from models.forecast.baselines import forecast_baselines
     from models.forecast.config import ForecastConfig
     from models.forecast.features import build_panel, build_scoring_frame, build_training_frame
     from models.forecast.inventory import plan_inventory
-    from models.forecast.metrics import metric_value
     from models.forecast.model import fit_quantile_model
     from models.forecast.synthetic import generate_demand
 
@@ -90,13 +91,14 @@ def main(argv: list[str] | None = None) -> dict:
     clock = time.perf_counter()
     scoring = build_scoring_frame(panel, run_date, config)
     quantiles = model.predict(scoring)
+    mean = model.predict_mean(scoring)
     figures["forecast_s"] = round(time.perf_counter() - clock, 2)
     figures["forecast_rows"] = len(scoring)
     figures["train_plus_forecast_s"] = round(figures["train_frame_s"] + figures["fit_s"] + figures["forecast_s"], 2)
     figures["train_plus_forecast_cpu_s"] = round(time.process_time() - cpu_clock, 2)
 
     forecasts = pd.DataFrame(
-        {"sku": scoring["sku"], "horizon_day": scoring["horizon_day"], "p10": quantiles[:, 0]}
+        {"sku": scoring["sku"], "horizon_day": scoring["horizon_day"], "mean": mean, "p10": quantiles[:, 0]}
     ).assign(p50=quantiles[:, 1], p90=quantiles[:, 2])
     rng = np.random.default_rng(args.seed)
     snapshots = pd.DataFrame(
@@ -114,7 +116,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     clock = time.perf_counter()
     for origin in fold_origins(run_date, config):
-        forecast_baselines(panel, panel.index_of(origin), config.horizon, config.moving_average_days, config.ses_alphas)
+        forecast_baselines(panel, panel.index_of(origin), config)
     figures["baselines_3_folds_s"] = round(time.perf_counter() - clock, 2)
     clock = time.perf_counter()
     _, metrics, timings = run_backtest(panel, run_date, config, device, seed=args.seed)
@@ -123,20 +125,22 @@ def main(argv: list[str] | None = None) -> dict:
     figures["backtest_fold_timings"] = [{k: round(v, 2) for k, v in t.items()} for t in timings]
 
     accuracy = {}
-    for name in ("forecaster", *BASELINES):
-        accuracy[name] = {m: round(metric_value(metrics, name, m), 4) for m in ("wape", "mase", "bias")}
-    accuracy["forecaster"]["coverage_p10_p90"] = round(metric_value(metrics, "forecaster", "coverage_p10_p90"), 4)
-    for column in ("p10", "p50", "p90"):
-        accuracy["forecaster"][f"pinball_{column}"] = round(metric_value(metrics, "forecaster", f"pinball_{column}"), 4)
-    figures["backtest"] = accuracy
-    by_velocity = metrics[(metrics["metric"] == "wape") & metrics["segment"].str.startswith("velocity=")]
-    figures["wape_by_velocity"] = {
-        f"{row.candidate}|{row.segment}": round(row.value, 4) for row in by_velocity.itertuples()
+    overall = metrics[metrics["segment"] == "overall"]
+    accuracy = {
+        name: {row.metric: round(row.value, 4) for row in part.itertuples()}
+        for name, part in overall.groupby("candidate", sort=False)
     }
-    gain = 1 - accuracy["forecaster"]["wape"] / accuracy["seasonal_naive"]["wape"]
-    figures["wape_gain_vs_seasonal_naive"] = round(gain, 4)
+    figures["backtest"] = accuracy
+    figures["promotion"] = decide_promotion(metrics, config)
+    for key in ("velocity", "demand_class"):
+        part = metrics[(metrics["metric"] == "wape") & metrics["segment"].str.startswith(f"{key}=")]
+        figures[f"wape_by_{key}"] = {f"{row.candidate}|{row.segment}": round(row.value, 4) for row in part.itertuples()}
+    naive = accuracy["seasonal_naive"]["wape"]
+    gain = 1 - accuracy["forecaster"]["wape_p50"] / naive
+    mean_gain = 1 - accuracy["forecaster"]["wape"] / naive
+    figures["wape_gain_vs_seasonal_naive"] = {"p50": round(gain, 4), "mean": round(mean_gain, 4)}
     figures["targets"] = {
-        "wape_gain_vs_seasonal_naive_ge_15pct": gain >= 0.15,
+        "wape_gain_vs_seasonal_naive_ge_15pct": gain >= 0.15 and mean_gain >= 0.15,
         "train_plus_forecast_lt_600s": figures["train_plus_forecast_s"] < 600,
     }
 

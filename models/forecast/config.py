@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class BoosterConfig(BaseModel):
-    """XGBoost hyper-parameters of the global quantile model (``reg:quantileerror``, ``hist`` trees)."""
+    """XGBoost hyper-parameters of the global model: the quantile booster and the mean booster (``hist`` trees)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -18,6 +20,12 @@ class BoosterConfig(BaseModel):
     colsample_bytree: float = Field(0.8, gt=0, le=1, description="Feature subsample per tree.")
     reg_lambda: float = Field(1.0, ge=0, description="L2 penalty on leaf values.")
     max_bin: int = Field(128, ge=16, description="Histogram bins per feature.")
+    mean_objective: Literal["count:poisson", "reg:tweedie", "reg:squarederror"] = Field(
+        "count:poisson",
+        description="Loss of the mean booster. Poisson (log link) keeps volume totals unbiased; measured: Tweedie "
+        "1.5 under-forecast totals by 16% on the synthetic backtest, Poisson by 5%.",
+    )
+    tweedie_variance_power: float = Field(1.5, gt=1, lt=2, description="Tweedie power: 1 Poisson-like, 2 gamma-like.")
     n_jobs: int = Field(0, ge=0, description="CPU threads; 0 uses every core.")
 
 
@@ -60,6 +68,21 @@ class ForecastConfig(BaseModel):
         3.0, ge=0, description="Pseudo-days of the category level blended into a SKU's demand scale (shrinkage)."
     )
     min_scale: float = Field(0.05, gt=0, description="Floor of the per-SKU demand scale (units/day).")
+    demand_class_days: int = Field(
+        182, ge=28, description="Days of in-stock history the Syntetos-Boylan demand class of a SKU is read from."
+    )
+    demand_class_cutoffs: tuple[float, float] = Field(
+        (1.32, 0.49),
+        description="ADI and CV^2 cut-offs (Syntetos-Boylan): smooth, erratic, intermittent, lumpy.",
+    )
+    holiday_calendar: str = Field(
+        "GB",
+        description="Public holidays of this country, optionally -SUBDIVISION (ISO codes of the `holidays` package, "
+        "e.g. GB, GB-ENG, US-CA); empty: no holiday features.",
+    )
+    holiday_horizon_days: int = Field(
+        30, ge=1, description="Days-to-next-holiday feature is capped here (farther is 'not soon')."
+    )
     active_lookback_days: int = Field(
         7, ge=1, description="A SKU with a demand row in this many days up to the run date must be forecast."
     )
@@ -72,6 +95,12 @@ class ForecastConfig(BaseModel):
         (0.05, 0.1, 0.2, 0.3, 0.5),
         description="Smoothing constants tried per SKU by the exponential-smoothing baseline.",
     )
+    croston_alpha: float = Field(
+        0.1, gt=0, le=1, description="Smoothing of demand sizes and intervals in the Croston and SBA baselines."
+    )
+    tsb_alphas: tuple[float, float] = Field(
+        (0.1, 0.1), description="TSB baseline smoothing of (demand size, demand probability)."
+    )
     velocity_bands: tuple[float, float] = Field(
         (0.5, 5.0), description="Mean units/day splitting SKUs into slow / medium / fast for the metrics."
     )
@@ -79,7 +108,15 @@ class ForecastConfig(BaseModel):
         (0.7, 0.9), description="The candidate's P10-P90 coverage must fall in this band to be promoted."
     )
     min_wape_gain: float = Field(
-        0.0, ge=0, lt=1, description="Relative WAPE improvement over the best baseline required for promotion."
+        0.0,
+        ge=0,
+        lt=1,
+        description="Relative improvement of the mean forecast's WAPE over the best baseline required for promotion.",
+    )
+    max_abs_bias: float = Field(
+        0.10,
+        gt=0,
+        description="Largest |bias| of the mean forecast over the backtest's horizon totals that is promoted.",
     )
 
     service_level: float = Field(0.95, gt=0.5, lt=1, description="Cycle service level the safety stock protects.")
@@ -90,6 +127,13 @@ class ForecastConfig(BaseModel):
     )
     overstock_days: float = Field(90.0, gt=0, description="Days of cover above which a SKU is overstock.")
     max_days_of_cover: float = Field(999.0, gt=0, description="Cap of days of cover for SKUs with no demand.")
+
+    @field_validator("holiday_calendar")
+    @classmethod
+    def _known_calendar(cls, value: str) -> str:
+        from models.forecast.calendar import check_calendar
+
+        return check_calendar(value)
 
     @model_validator(mode="after")
     def _check_ranges(self) -> ForecastConfig:
@@ -102,6 +146,10 @@ class ForecastConfig(BaseModel):
             raise ValueError(f"velocity_bands must be increasing and positive, got {self.velocity_bands}")
         if not self.ses_alphas or not all(0 < a <= 1 for a in self.ses_alphas):
             raise ValueError(f"ses_alphas must be inside (0, 1], got {self.ses_alphas}")
+        if not all(0 < a <= 1 for a in self.tsb_alphas):
+            raise ValueError(f"tsb_alphas must be inside (0, 1], got {self.tsb_alphas}")
+        if not all(cut > 0 for cut in self.demand_class_cutoffs):
+            raise ValueError(f"demand_class_cutoffs must be positive, got {self.demand_class_cutoffs}")
         return self
 
 

@@ -36,6 +36,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from models.forecast.calendar import holiday_days, holiday_features
 from models.forecast.config import DEFAULT_CONFIG, ForecastConfig
 
 log = logging.getLogger(__name__)
@@ -61,12 +62,17 @@ SKU_FEATURES = (
     "price_ratio_91",
     "stockout_now",
     "stockout_share_28",
+    "demand_class",
+    "sku_sale_share_91",
+    "sku_mean_size_91",
 )
 FEATURES = (
     "horizon_day",
     "target_weekday",
     "target_day_of_month",
     "target_month",
+    "target_is_holiday",
+    "target_days_to_holiday",
     "category",
     "log_scale",
     "history_days",
@@ -75,6 +81,8 @@ FEATURES = (
     "category_trend_7_28",
     *SKU_FEATURES,
 )
+# Syntetos-Boylan classes, in code order: a SKU's code is 2 * (ADI >= cut) + (CV^2 >= cut).
+DEMAND_CLASSES = ("smooth", "erratic", "intermittent", "lumpy")
 DEMAND_COLUMNS = ("feature_date", "sku", "category", "units", "unit_price", "on_promotion", "is_stockout")
 
 
@@ -245,6 +253,29 @@ def _demand_scale(
     return np.maximum(np.where(np.isnan(blended), category_level, blended), config.min_scale)
 
 
+def classify_demand(adi: np.ndarray, cv2: np.ndarray, cutoffs: tuple[float, float] = (1.32, 0.49)) -> np.ndarray:
+    """Syntetos-Boylan class codes (index into ``DEMAND_CLASSES``) from ADI and CV^2 of non-zero sizes.
+
+    Regular demand (short intervals) is smooth or erratic by size variability, sparse demand
+    intermittent or lumpy: the split tells which SKUs a median forecast will under-serve.
+    """
+    return 2 * (np.asarray(adi) >= cutoffs[0]).astype(np.int64) + (np.asarray(cv2) >= cutoffs[1]).astype(np.int64)
+
+
+def demand_class_codes(panel: DemandPanel, end: int, days: int, cutoffs: tuple[float, float]) -> np.ndarray:
+    """Each SKU's demand class over the ``days`` in-stock days up to ``end``.
+
+    ADI is observed days per day with a sale (the mean interval between non-zero demands); a SKU
+    with no sale has an infinite ADI and a CV^2 of 0 (intermittent).
+    """
+    sales = panel.window_sum("sale", end, days)
+    adi = np.where(sales > 0, _ratio(panel.window_sum("count", end, days), sales), np.inf)
+    size = _ratio(panel.window_sum("sum", end, days), sales)
+    variance = np.maximum(_ratio(panel.window_sum("sq", end, days), sales) - size**2, 0.0)
+    cv2 = np.nan_to_num(_ratio(variance, size**2))
+    return classify_demand(adi, cv2, cutoffs)
+
+
 def _origin_block(panel: DemandPanel, end: int, history: np.ndarray, config: ForecastConfig) -> dict[str, np.ndarray]:
     """Features of every SKU for one origin column, shape (n_skus, horizon); SKU-level ones blanked for short history."""
     horizon = config.horizon
@@ -258,6 +289,7 @@ def _origin_block(panel: DemandPanel, end: int, history: np.ndarray, config: For
         return _ratio(panel.window_sum("sum", end, days), panel.window_sum("count", end, days))
 
     mean_7, mean_28, mean_91 = mean(7), mean(28), mean(91)
+    sales_91 = panel.window_sum("sale", end, 91)
     count_28 = panel.window_sum("count", end, 28)
     var_28 = _ratio(panel.window_sum("sq", end, 28), count_28) - mean_28**2
     sale_prefix = panel.prefix_sums["sale"]
@@ -289,12 +321,20 @@ def _origin_block(panel: DemandPanel, end: int, history: np.ndarray, config: For
         "price_ratio_91": _ratio(panel.price[:, end], price_median),
         "stockout_now": panel.stockout[:, end].astype(float),
         "stockout_share_28": panel.window_sum("stockout", end, 28) / np.minimum(28, end + 1),
+        "demand_class": demand_class_codes(panel, end, config.demand_class_days, config.demand_class_cutoffs),
+        # Croston's two parts without its recursion: how often the SKU sells, and how much when it does.
+        "sku_sale_share_91": _ratio(sales_91, panel.window_sum("count", end, 91)),
+        "sku_mean_size_91": _ratio(_ratio(panel.window_sum("sum", end, 91), sales_91), scale),
     }
     short = history < config.min_history_days
     block: dict[str, np.ndarray] = {}
     cat_trend = _ratio(_category_level(panel, end, 7), cat_level)[codes]
     cat_long = _category_level(panel, end, 56)
     origin_date = panel.date_at(end)
+    targets = np.datetime64(origin_date, "D").astype(np.int64) + np.arange(1, horizon + 1)
+    last_year = (origin_date + timedelta(days=horizon + config.holiday_horizon_days)).year
+    holidays = holiday_days(config.holiday_calendar, origin_date.year, last_year)
+    is_holiday, days_to_holiday = holiday_features(targets, holidays, config.holiday_horizon_days)
     for name in (*FEATURES, "scale"):
         block[name] = np.empty((len(codes), horizon))
     for step in range(1, horizon + 1):
@@ -314,6 +354,8 @@ def _origin_block(panel: DemandPanel, end: int, history: np.ndarray, config: For
         block["target_weekday"][:, col] = target.weekday()
         block["target_day_of_month"][:, col] = target.day
         block["target_month"][:, col] = target.month
+        block["target_is_holiday"][:, col] = is_holiday[col]
+        block["target_days_to_holiday"][:, col] = days_to_holiday[col]
         block["category"][:, col] = codes
         block["scale"][:, col] = scale
         block["log_scale"][:, col] = np.log(scale)

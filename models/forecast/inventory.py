@@ -1,10 +1,11 @@
-"""Inventory actions from quantile forecasts: lead-time demand, safety stock, reorder point, order, cover, risk.
+"""Inventory actions from demand forecasts: lead-time demand, safety stock, reorder point, order, cover, risk.
 
-Daily demand has the mean given by Swanson's rule (0.3 P10 + 0.4 P50 + 0.3 P90): demand is
-right-skewed, so the median P50 under-states the units needed (on the synthetic benchmark P50 sums
-run about 17% under actual demand). Its standard deviation is read off the forecast interval,
-(P90 - P10) / (z90 - z10). Days are independent, so over a protection period the means and
-variances add, and the total is treated as normal. Days beyond the forecast horizon repeat the
+Expected demand (cycle stock, lead-time demand, order-up-to level, days of cover) is the forecast's
+*mean*: demand is right-skewed, and on lumpy demand the median is often zero, so a P50-based plan
+orders far too little. The spread (safety stock, stockout probability) comes from the quantiles:
+the daily standard deviation is read off the interval, (P90 - P10) / (z90 - z10). Days are
+independent, so over a protection period the means and variances add, and the total is treated
+as normal. Days beyond the forecast horizon repeat the
 horizon's average day. Lead times are fixed (the snapshot's value): supplier lead-time variability
 is not modelled.
 
@@ -34,11 +35,6 @@ PLAN_COLUMNS = (
     "stockout_probability",
     "status",
 )
-
-
-def daily_mean(p10: np.ndarray, p50: np.ndarray, p90: np.ndarray) -> np.ndarray:
-    """Expected daily demand from three quantiles (Swanson's rule), which a skewed P50 alone under-states."""
-    return 0.3 * np.asarray(p10) + 0.4 * np.asarray(p50) + 0.3 * np.asarray(p90)
 
 
 def daily_sigma(p10: np.ndarray, p90: np.ndarray, quantiles: tuple[float, float, float] = (0.1, 0.5, 0.9)):
@@ -112,15 +108,14 @@ def plan_inventory(
     """One plan row per SKU present in both the forecasts and the latest inventory snapshots.
 
     Args:
-        forecasts: sku, horizon_day (1..H), p10, p50, p90 (every SKU has all H days).
+        forecasts: sku, horizon_day (1..H), mean, p10, p90 (every SKU has all H days).
         snapshots: sku, on_hand, on_order, lead_time_days (null lead time: ``default_lead_time_days``).
     """
-    wide = forecasts.pivot(index="sku", columns="horizon_day", values=["p10", "p50", "p90"]).sort_index(axis=1)
+    wide = forecasts.pivot(index="sku", columns="horizon_day", values=["mean", "p10", "p90"]).sort_index(axis=1)
     stock = snapshots.set_index("sku").loc[:, ["on_hand", "on_order", "lead_time_days"]]
     skus = wide.index.intersection(stock.index).sort_values()
     wide, stock = wide.loc[skus], stock.loc[skus]
-    low, mid, high = (wide[column].to_numpy(dtype=float) for column in ("p10", "p50", "p90"))
-    mean = daily_mean(low, mid, high)
+    mean, low, high = (wide[column].to_numpy(dtype=float) for column in ("mean", "p10", "p90"))
     variance = daily_sigma(low, high, config.quantiles) ** 2
     on_hand = stock["on_hand"].fillna(0).to_numpy(dtype=np.int64)
     on_order = stock["on_order"].fillna(0).to_numpy(dtype=np.int64)

@@ -2,7 +2,12 @@
 
 All functions take the evaluation frame of a backtest: one row per (fold, SKU, forecast day) with the
 observed ``actual`` (censored days already removed: a stockout day's zero is not demand), the model's
-``p10``/``p50``/``p90`` and one point-forecast column per baseline.
+``mean`` and ``p10``/``p50``/``p90``, and one point-forecast column per baseline (a baseline that also
+has quantiles, as the served fallback does, adds ``<name>_p10``/``_p50``/``_p90``).
+
+Point metrics (WAPE, bias, MASE) score the *mean* forecast: a median wins WAPE on lumpy demand by
+forecasting too little, which a planner pays for in stockouts. wQL scores the quantiles; a point
+forecast's wQL is its own value at every quantile, which over symmetric quantiles equals its WAPE.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import numpy as np
 import pandas as pd
 
 QUANTILE_COLUMNS = ("p10", "p50", "p90")
+MODEL = "forecaster"
+SEGMENT_KEYS = ("category", "velocity", "demand_class")
 
 
 def wape(actual: np.ndarray, forecast: np.ndarray) -> float:
@@ -31,6 +38,19 @@ def pinball(actual: np.ndarray, forecast: np.ndarray, quantile: float) -> float:
     """Mean pinball (quantile) loss at ``quantile``."""
     error = actual - forecast
     return float(np.mean(np.maximum(quantile * error, (quantile - 1) * error)))
+
+
+def weighted_quantile_loss(actual: np.ndarray, forecasts: np.ndarray, quantiles: Sequence[float]) -> float:
+    """wQL as in GluonTS: per quantile, 2 * summed pinball loss / summed actual; averaged over quantiles.
+
+    Args:
+        forecasts: (rows, len(quantiles)) quantile forecasts.
+    """
+    total = float(np.sum(actual))
+    if total <= 0:
+        return float("nan")
+    losses = [2 * pinball(actual, forecasts[:, i], q) * len(actual) / total for i, q in enumerate(quantiles)]
+    return float(np.mean(losses))
 
 
 def coverage(actual: np.ndarray, low: np.ndarray, high: np.ndarray) -> float:
@@ -55,26 +75,46 @@ def velocity_band(mean_units: np.ndarray, bands: tuple[float, float]) -> np.ndar
     return np.select([mean_units < bands[0], mean_units < bands[1]], ["slow", "medium"], default="fast")
 
 
+def candidate_columns(name: str, frame: pd.DataFrame) -> tuple[str, tuple[str, ...] | None]:
+    """(point column, quantile columns or None) of a candidate in an evaluation frame."""
+    if name == MODEL:
+        return "mean", QUANTILE_COLUMNS
+    columns = tuple(f"{name}_{column}" for column in QUANTILE_COLUMNS)
+    return name, columns if set(columns) <= set(frame.columns) else None
+
+
 def _segment_metrics(frame: pd.DataFrame, quantiles: Sequence[float], baselines: Sequence[str]) -> dict[tuple, float]:
     actual = frame["actual"].to_numpy()
     out: dict[tuple, float] = {}
-    for name in ("forecaster", *baselines):
-        point = frame["p50" if name == "forecaster" else name].to_numpy()
+    for name in (MODEL, *baselines):
+        point_column, quantile_columns = candidate_columns(name, frame)
+        point = frame[point_column].to_numpy()
         out[(name, "wape")] = wape(actual, point)
-        out[(name, "mase")] = mase(frame, "p50" if name == "forecaster" else name)
+        out[(name, "mase")] = mase(frame, point_column)
         out[(name, "bias")] = bias(actual, point)
+        if quantile_columns is None:
+            out[(name, "wql")] = weighted_quantile_loss(actual, np.repeat(point[:, None], len(quantiles), 1), quantiles)
+            continue
+        values = frame.loc[:, list(quantile_columns)].to_numpy(dtype=float)
+        out[(name, "wql")] = weighted_quantile_loss(actual, values, quantiles)
+        out[(name, "coverage_p10_p90")] = coverage(actual, values[:, 0], values[:, -1])
+    out[(MODEL, "wape_p50")] = wape(actual, frame["p50"].to_numpy())
+    out[(MODEL, "bias_p50")] = bias(actual, frame["p50"].to_numpy())
     for column, quantile in zip(QUANTILE_COLUMNS, quantiles, strict=True):
-        out[("forecaster", f"pinball_{column}")] = pinball(actual, frame[column].to_numpy(), quantile)
-    out[("forecaster", "coverage_p10_p90")] = coverage(actual, frame["p10"].to_numpy(), frame["p90"].to_numpy())
-    out[("forecaster", "rows")] = float(len(frame))
+        out[(MODEL, f"pinball_{column}")] = pinball(actual, frame[column].to_numpy(), quantile)
+    out[(MODEL, "rows")] = float(len(frame))
     return out
 
 
 def compute_metrics(evaluation: pd.DataFrame, quantiles: Sequence[float], baselines: Sequence[str]) -> pd.DataFrame:
-    """Long metrics frame (candidate, metric, segment, value): overall, per category and per velocity band."""
+    """Long metrics frame (candidate, metric, segment, value): overall and per category, velocity band, demand class.
+
+    Segment keys missing from the frame are skipped.
+    """
     segments = [("overall", evaluation)]
-    for key in ("category", "velocity"):
-        segments += [(f"{key}={value}", part) for value, part in evaluation.groupby(key, sort=True)]
+    for key in SEGMENT_KEYS:
+        if key in evaluation.columns:
+            segments += [(f"{key}={value}", part) for value, part in evaluation.groupby(key, sort=True)]
     rows = [
         {"candidate": candidate, "metric": metric, "segment": segment, "value": value}
         for segment, part in segments

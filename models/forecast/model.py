@@ -1,4 +1,9 @@
-"""The global XGBoost quantile model: one booster, three quantiles, every SKU, CPU or CUDA on the same path."""
+"""The global XGBoost demand model, every SKU, CPU or CUDA on the same path: two boosters on one design matrix.
+
+The quantile booster gives P10/P50/P90 (safety stock, stockout risk, intervals); the mean booster
+gives expected daily demand (cycle stock, order quantities, the gate's WAPE and bias). The median
+of lumpy demand is often zero, so a quantile alone under-states the units a planner must buy.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +17,24 @@ import pandas as pd
 import xgboost as xgb
 
 from models.forecast.config import DEFAULT_CONFIG, ForecastConfig
-from models.forecast.features import FEATURES
+from models.forecast.features import DEMAND_CLASSES, FEATURES
 
 log = logging.getLogger(__name__)
 
+# Calibration groups, by how often a SKU sells (what decides how many days are zero): smooth and erratic
+# SKUs sell most days, intermittent and lumpy ones rarely; new SKUs have no class yet; all rows are the fallback.
+CALIBRATION_GROUPS = ("regular", "regular", "intermittent", "lumpy", "new")
+ALL_ROWS = "all"
 BOOSTER_FILE = "booster.json"
+MEAN_BOOSTER_FILE = "mean_booster.json"
 SPEC_FILE = "forecaster.json"
+
+
+def calibration_groups(frame: pd.DataFrame) -> np.ndarray:
+    """Each row's calibration group (``CALIBRATION_GROUPS`` by demand class code; no class yet: new)."""
+    codes = frame["demand_class"].to_numpy(dtype=float)
+    names = np.asarray(CALIBRATION_GROUPS, dtype=object)
+    return names[np.where(np.isnan(codes), len(DEMAND_CLASSES), np.nan_to_num(codes)).astype(np.int64)]
 
 
 def _design_matrix(frame: pd.DataFrame, categories: list[str]) -> pd.DataFrame:
@@ -40,12 +57,22 @@ def sort_quantiles(raw: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class QuantileForecaster:
-    """A trained booster plus what rebuilds its inputs and outputs: quantiles, category levels, calibration."""
+    """Trained quantile and mean boosters plus what rebuilds their inputs and outputs: quantiles, category
+    levels, interval calibration offsets per calibration group (``ALL_ROWS`` for groups without their own)."""
 
     booster: xgb.Booster
+    mean_booster: xgb.Booster
     quantiles: tuple[float, ...]
     categories: list[str]
-    offsets: tuple[float, ...]
+    offsets: dict[str, tuple[float, ...]]
+
+    def row_offsets(self, frame: pd.DataFrame) -> np.ndarray:
+        """Calibration offset of every row and quantile, shape (rows, quantiles)."""
+        groups = calibration_groups(frame)
+        out = np.empty((len(frame), len(self.quantiles)))
+        for group in np.unique(groups):
+            out[groups == group] = self.offsets.get(group, self.offsets[ALL_ROWS])
+        return out
 
     def predict_ratio(self, frame: pd.DataFrame) -> np.ndarray:
         """Raw booster output: quantiles of demand / scale, before calibration."""
@@ -56,15 +83,23 @@ class QuantileForecaster:
         """Quantile forecasts in units, shape (rows, quantiles): calibrated ratio times the row's demand scale."""
         if frame.empty:
             return np.empty((0, len(self.quantiles)))
-        ratio = self.predict_ratio(frame) + np.asarray(self.offsets)
+        ratio = self.predict_ratio(frame) + self.row_offsets(frame)
         return sort_quantiles(ratio * frame["scale"].to_numpy()[:, None])
+
+    def predict_mean(self, frame: pd.DataFrame) -> np.ndarray:
+        """Expected daily demand in units, shape (rows,): the mean booster's ratio times the row's demand scale."""
+        if frame.empty:
+            return np.empty(0)
+        ratio = np.asarray(self.mean_booster.inplace_predict(_design_matrix(frame, self.categories)))
+        return np.maximum(ratio, 0.0) * frame["scale"].to_numpy()
 
     def save(self, folder: Path) -> None:
         self.booster.save_model(folder / BOOSTER_FILE)
+        self.mean_booster.save_model(folder / MEAN_BOOSTER_FILE)
         spec = {
             "quantiles": list(self.quantiles),
             "categories": self.categories,
-            "offsets": list(self.offsets),
+            "offsets": {group: list(values) for group, values in self.offsets.items()},
             "features": list(FEATURES),
         }
         (folder / SPEC_FILE).write_text(json.dumps(spec, indent=2))
@@ -74,31 +109,84 @@ class QuantileForecaster:
         spec = json.loads((folder / SPEC_FILE).read_text())
         if spec["features"] != list(FEATURES):
             raise ValueError(f"model at {folder} was trained on other features than this code builds; retrain it")
-        booster = xgb.Booster()
-        booster.load_model(folder / BOOSTER_FILE)
-        booster.set_param({"device": device})
-        return cls(booster, tuple(spec["quantiles"]), spec["categories"], tuple(spec["offsets"]))
+        boosters = []
+        for name in (BOOSTER_FILE, MEAN_BOOSTER_FILE):
+            booster = xgb.Booster()
+            booster.load_model(folder / name)
+            booster.set_param({"device": device})
+            boosters.append(booster)
+        offsets = {group: tuple(values) for group, values in spec["offsets"].items()}
+        return cls(*boosters, tuple(spec["quantiles"]), spec["categories"], offsets)
 
 
-def _calibration_offsets(model: QuantileForecaster, calibration: pd.DataFrame) -> tuple[float, ...]:
-    """Shift of the outer quantiles (in demand/scale units) that makes held-out coverage nominal.
+def upper_shift(residual: np.ndarray, zero: np.ndarray, quantile: float) -> float:
+    """Shift of an upper quantile so that a share ``quantile`` of held-out actuals is at or below it *as
+    published*, that is clipped at zero.
+
+    A zero actual is under any published quantile, so on days that are mostly zero the plain
+    residual quantile over-covers (0.945 instead of 0.9 on the real shop). Only the non-zero days
+    need the shift: the share ``(quantile - zeros) / (1 - zeros)`` of them. When zeros alone reach
+    the target (intermittent SKUs: 95% of days), no shift can bring coverage down to it, and the
+    plain residual quantile is kept: a lower P90 would only lose quantile loss on the days that sell.
+    """
+    share = zero.mean()
+    if share >= quantile or zero.all():
+        return float(np.quantile(residual, quantile))
+    return float(np.quantile(residual[~zero], (quantile - share) / (1 - share)))
+
+
+def _calibration_offsets(
+    model: QuantileForecaster, calibration: pd.DataFrame, min_rows: int
+) -> dict[str, tuple[float, ...]]:
+    """Shift of the outer quantiles (in demand/scale units) that makes held-out coverage nominal, per group.
 
     Boosted quantiles fit their training rows too tightly (overlapping origins make rows look alike),
     so raw P10-P90 intervals cover less than 80% out of sample. The q-quantile of held-out residuals
-    is the shift that puts a share q of them below the forecast (split-conformal, per quantile). The
-    median is left alone: it is fitted on the loss WAPE measures.
+    is the shift that puts a share q of them below the forecast (split-conformal, per quantile); the
+    upper quantile's shift accounts for the clip at zero (``upper_shift``). The median is left alone:
+    it is fitted on the loss WAPE measures. Shifts are found per group of SKUs that sell about as
+    often (Mondrian conformal, ``CALIBRATION_GROUPS``): one global shift over-widens rarely-selling
+    SKUs' intervals to cover regular ones' misses. A group with fewer than ``min_rows`` held-out rows
+    uses the shift of all rows.
     """
-    residual = calibration["units"].to_numpy()[:, None] / calibration["scale"].to_numpy()[:, None]
-    residual = residual - model.predict_ratio(calibration)
+    units = calibration["units"].to_numpy()
+    residual = units[:, None] / calibration["scale"].to_numpy()[:, None] - model.predict_ratio(calibration)
     middle = len(model.quantiles) // 2
-    return tuple(0.0 if i == middle else float(np.quantile(residual[:, i], q)) for i, q in enumerate(model.quantiles))
+    groups = calibration_groups(calibration)
+
+    def shift(rows: np.ndarray) -> tuple[float, ...]:
+        return tuple(
+            0.0
+            if i == middle
+            else float(np.quantile(residual[rows, i], q))
+            if i < middle
+            else upper_shift(residual[rows, i], units[rows] == 0, q)
+            for i, q in enumerate(model.quantiles)
+        )
+
+    offsets = {ALL_ROWS: shift(np.ones(len(calibration), dtype=bool))}
+    for group in np.unique(groups):
+        if (groups == group).sum() >= min_rows:
+            offsets[str(group)] = shift(groups == group)
+    return offsets
 
 
-def _fit_booster(frame: pd.DataFrame, categories: list[str], config: ForecastConfig, device: str, seed: int):
+def _objective(config: ForecastConfig, mean: bool) -> dict:
+    if not mean:
+        return {"objective": "reg:quantileerror", "quantile_alpha": np.array(config.quantiles)}
+    objective = {"objective": config.booster.mean_objective}
+    if config.booster.mean_objective == "reg:tweedie":
+        objective["tweedie_variance_power"] = config.booster.tweedie_variance_power
+    return objective
+
+
+def _fit_booster(
+    frame: pd.DataFrame, categories: list[str], config: ForecastConfig, device: str, seed: int, mean: bool = False
+):
+    """One booster on ``units / scale`` weighted by ``scale``: the quantiles, or the mean when ``mean``."""
     scale = frame["scale"].to_numpy()
     params = {
-        "objective": "reg:quantileerror",
-        "quantile_alpha": np.array(config.quantiles),
+        **_objective(config, mean),
         "tree_method": "hist",
         "device": device,
         "seed": seed,
@@ -120,32 +208,36 @@ def _fit_booster(frame: pd.DataFrame, categories: list[str], config: ForecastCon
         max_bin=config.booster.max_bin,
     )
     booster = xgb.train(params, data, num_boost_round=config.booster.n_estimators)
-    log.info("fitted %d rounds on %d rows (%s)", config.booster.n_estimators, len(frame), device)
+    log.info(
+        "fitted %s: %d rounds on %d rows (%s)", params["objective"], config.booster.n_estimators, len(frame), device
+    )
     return booster
 
 
 def fit_quantile_model(
     frame: pd.DataFrame, config: ForecastConfig = DEFAULT_CONFIG, device: str = "cpu", seed: int = 0
 ) -> QuantileForecaster:
-    """Fit one multi-quantile booster on ``units / scale`` weighted by ``scale`` (= pinball loss on raw units).
+    """Fit the multi-quantile and the mean booster on ``units / scale`` weighted by ``scale``.
 
-    The last ``calibration_days`` of origins are held out to calibrate the interval (their targets are
-    after every fitted target, as in production); with too few held-out rows nothing is held out.
+    Weighting by the scale makes the pinball loss the one on raw units and the mean's loss
+    volume-weighted, as WAPE is. The last ``calibration_days`` of origins are held out from the
+    quantile booster to calibrate its interval (their targets are after every fitted target, as in
+    production); with too few held-out rows nothing is held out. The mean booster needs no
+    calibration (its loss targets the mean), so it learns from every row, the latest weeks included.
     """
     categories = sorted(frame["category"].astype(str).unique())
+    mean_booster = _fit_booster(frame, categories, config, device, seed, mean=True)
     split = frame["forecast_date"].max() - np.timedelta64(config.calibration_days, "D")
     calibration = frame[frame["origin_date"] >= split]
     fitted = frame[frame["forecast_date"] <= split]
+    quantiles, no_offsets = tuple(config.quantiles), {ALL_ROWS: (0.0,) * len(config.quantiles)}
     if config.calibration_days == 0 or len(calibration) < config.min_calibration_rows or fitted.empty:
         log.warning("no interval calibration: %d held-out rows", len(calibration) if config.calibration_days else 0)
         booster = _fit_booster(frame, categories, config, device, seed)
-        return QuantileForecaster(booster, tuple(config.quantiles), categories, (0.0,) * len(config.quantiles))
+        return QuantileForecaster(booster, mean_booster, quantiles, categories, no_offsets)
     model = QuantileForecaster(
-        _fit_booster(fitted, categories, config, device, seed),
-        tuple(config.quantiles),
-        categories,
-        (0.0,) * len(config.quantiles),
+        _fit_booster(fitted, categories, config, device, seed), mean_booster, quantiles, categories, no_offsets
     )
-    offsets = _calibration_offsets(model, calibration)
+    offsets = _calibration_offsets(model, calibration, config.min_calibration_rows)
     log.info("interval calibration on %d held-out rows: offsets %s", len(calibration), offsets)
-    return QuantileForecaster(model.booster, model.quantiles, categories, offsets)
+    return QuantileForecaster(model.booster, mean_booster, quantiles, categories, offsets)

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from models.device import resolve_device
 from models.forecast.backtest import decide_promotion, fold_origins, run_backtest
-from models.forecast.baselines import BASELINES, empirical_quantiles
+from models.forecast.baselines import BASELINES, empirical_quantiles, moving_average
 from models.forecast.config import ForecastConfig
 from models.forecast.features import (
     DEMAND_COLUMNS,
@@ -29,7 +29,7 @@ from models.forecast.features import (
     build_training_frame,
 )
 from models.forecast.inventory import PLAN_COLUMNS, plan_inventory
-from models.forecast.metrics import QUANTILE_COLUMNS, metric_value
+from models.forecast.metrics import MODEL, QUANTILE_COLUMNS, metric_value
 from models.forecast.model import QuantileForecaster, fit_quantile_model
 from models.registry import ModelRegistry, ModelVersion, RegistryError
 from shopml.catalog import spec
@@ -55,15 +55,9 @@ STAMP_FIELDS = [
     pa.field("generated_at", pa.timestamp("us", tz="UTC")),
     pa.field("scored_date", pa.date32()),
 ]
-FORECAST_SCHEMA = pa.schema(
-    [
-        pa.field("sku", pa.string()),
-        pa.field("forecast_date", pa.date32()),
-        pa.field("horizon_day", pa.int32()),
-        *(pa.field(column, pa.float64()) for column in QUANTILE_COLUMNS),
-        *STAMP_FIELDS,
-    ]
-)
+FORECAST_SCHEMA = spec(FORECAST_TABLE).arrow_schema()
+# What the output gate checks: finite and non-negative; the quantiles also non-crossing.
+FORECAST_VALUES = ("mean", *QUANTILE_COLUMNS)
 PLAN_SCHEMA = pa.schema(
     [
         pa.field("sku", pa.string()),
@@ -77,26 +71,32 @@ METRICS_SCHEMA = spec(METRICS_TABLE).arrow_schema()
 
 
 def baseline_forecasts(panel: DemandPanel, run_date: date, config: ForecastConfig, skus: np.ndarray) -> pd.DataFrame:
-    """Forecast rows of the empirical-quantile baseline (the moving average's window) for ``skus``."""
+    """Forecast rows of the empirical-quantile baseline for ``skus``: the moving average's window gives the
+    mean (the moving average itself) and the quantiles."""
     end = panel.index_of(run_date)
     quantiles = empirical_quantiles(panel, end, config.horizon, config.quantiles, config.moving_average_days)
+    mean = moving_average(panel, end, config.horizon, config.moving_average_days)
     rows = np.nonzero(np.isin(panel.skus, skus))[0]
     horizon = np.arange(1, config.horizon + 1)
     return forecast_rows(
         np.repeat(panel.skus[rows], config.horizon),
         np.tile([run_date + timedelta(days=int(day)) for day in horizon], len(rows)),
         np.tile(horizon, len(rows)),
+        mean[rows].ravel(),
         quantiles[rows].reshape(-1, len(QUANTILE_COLUMNS)),
     )
 
 
-def forecast_rows(skus: np.ndarray, dates: np.ndarray, horizon_days: np.ndarray, quantiles: np.ndarray) -> pd.DataFrame:
-    """``gold.demand_forecasts`` rows from aligned columns and an (n, 3) array of P10/P50/P90."""
+def forecast_rows(
+    skus: np.ndarray, dates: np.ndarray, horizon_days: np.ndarray, mean: np.ndarray, quantiles: np.ndarray
+) -> pd.DataFrame:
+    """``gold.demand_forecasts`` rows from aligned columns, the (n,) mean and an (n, 3) array of P10/P50/P90."""
     return pd.DataFrame(
         {
             "sku": skus,
             "forecast_date": dates,
             "horizon_day": horizon_days.astype(np.int32),
+            "mean": mean,
             **{column: quantiles[:, i] for i, column in enumerate(QUANTILE_COLUMNS)},
         }
     )
@@ -110,20 +110,21 @@ class ForecastOutputError(PermanentError, ValueError):
 
 
 def check_forecasts(forecasts: pd.DataFrame, active_skus: np.ndarray, horizon: int) -> None:
-    """Output gate: finite, non-negative, non-crossing quantiles and all H days for every active SKU.
+    """Output gate: finite, non-negative mean and quantiles, non-crossing quantiles, all H days for every
+    active SKU. The mean may lie outside P10-P90: on lumpy demand it is often above a zero P90.
 
     Raises:
         ForecastOutputError: naming every problem found, with examples.
     """
-    values = forecasts.loc[:, list(QUANTILE_COLUMNS)].to_numpy(dtype=float)
+    values = forecasts.loc[:, list(FORECAST_VALUES)].to_numpy(dtype=float)
     problems = []
     bad = ~np.isfinite(values).all(axis=1)
     if bad.any():
-        problems.append(f"{bad.sum()} row(s) with non-finite quantiles, e.g. {_examples(forecasts, bad)}")
+        problems.append(f"{bad.sum()} row(s) with non-finite forecasts, e.g. {_examples(forecasts, bad)}")
     negative = (values < 0).any(axis=1)
     if negative.any():
-        problems.append(f"{negative.sum()} row(s) with negative quantiles, e.g. {_examples(forecasts, negative)}")
-    crossed = (np.diff(values, axis=1) < 0).any(axis=1)
+        problems.append(f"{negative.sum()} row(s) with negative forecasts, e.g. {_examples(forecasts, negative)}")
+    crossed = (np.diff(values[:, 1:], axis=1) < 0).any(axis=1)
     if crossed.any():
         problems.append(f"{crossed.sum()} row(s) with crossed quantiles, e.g. {_examples(forecasts, crossed)}")
     days = forecasts.groupby("sku")["horizon_day"].nunique()
@@ -242,7 +243,7 @@ def train_forecaster(
             "status": "candidate",
             "config": config.model_dump(mode="json"),
             "features": list(FEATURES),
-            "calibration_offsets": list(model.offsets),
+            "calibration_offsets": {group: list(values) for group, values in model.offsets.items()},
             "table_versions": versions,
             "device": device,
             "train_rows": len(frame),
@@ -313,9 +314,12 @@ def backtest_and_gate(run_date: date, run_id: str, settings: Settings | None = N
         "reason": reason,
         "model_version": candidate.version,
         "current_version": current.version if current else None,
-        "wape": metric_value(metrics, "forecaster", "wape"),
+        "wape": metric_value(metrics, MODEL, "wape"),
         "best_baseline_wape": min(metric_value(metrics, name, "wape") for name in BASELINES),
-        "coverage_p10_p90": metric_value(metrics, "forecaster", "coverage_p10_p90"),
+        "wql": metric_value(metrics, MODEL, "wql"),
+        "best_baseline_wql": min(metric_value(metrics, name, "wql") for name in BASELINES),
+        "bias": metric_value(metrics, MODEL, "bias"),
+        "coverage_p10_p90": metric_value(metrics, MODEL, "coverage_p10_p90"),
     }
 
 
@@ -356,6 +360,7 @@ def score_forecasts(run_date: date, run_id: str, settings: Settings | None = Non
             frame["sku"].to_numpy(),
             frame["forecast_date"].to_numpy(),
             frame["horizon_day"].to_numpy(),
+            model.predict_mean(frame),
             model.predict(frame),
         )
     check_forecasts(forecasts, skus, config.horizon)

@@ -1,4 +1,5 @@
-"""Panel and model frames on tiny hand-made series: censoring, shrinkage, weekday lookups, point in time."""
+"""Panel and model frames on tiny hand-made series: censoring, shrinkage, weekday lookups, point in time,
+demand classes and holidays."""
 
 from __future__ import annotations
 
@@ -7,14 +8,19 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 
+from models.forecast.calendar import holiday_days, holiday_features
 from models.forecast.config import ForecastConfig
 from models.forecast.features import (
+    DEMAND_CLASSES,
     FEATURES,
     SKU_FEATURES,
     build_panel,
     build_scoring_frame,
     build_training_frame,
+    classify_demand,
+    demand_class_codes,
 )
 
 START = date(2024, 1, 1)  # a Monday
@@ -143,3 +149,62 @@ def test_scoring_unknown_sku_is_an_error() -> None:
     origin = START + timedelta(days=9)
     with pytest.raises(ValueError, match="no history"):
         build_scoring_frame(build_panel(frame, origin), origin, CONFIG, skus=np.array(["a", "zzz"]))
+
+
+def test_syntetos_boylan_cut_offs() -> None:
+    codes = classify_demand(np.array([1.0, 1.0, 1.32, 3.0, 1.31]), np.array([0.1, 0.49, 0.1, 2.0, 0.48]))
+    assert [DEMAND_CLASSES[c] for c in codes] == ["smooth", "erratic", "intermittent", "lumpy", "smooth"]
+
+
+def test_each_demand_class_from_a_series() -> None:
+    series = {
+        "smooth": [5.0, 6.0, 5.0, 4.0, 5.0, 6.0] * 5,  # every day, similar sizes
+        "erratic": [1.0, 20.0] * 15,  # every day, sizes 1 and 20: CV^2 = 9.5^2 / 10.5^2 = 0.82
+        "intermittent": [0.0, 0.0, 5.0] * 10,  # a sale every third day (ADI 3), always 5
+        "lumpy": [0.0, 0.0, 1.0, 0.0, 0.0, 20.0] * 5,  # ADI 3, CV^2 0.82
+        "never": [0.0] * 30,  # no sale: infinite ADI, no size variation
+    }
+    rows = [row for sku, values in series.items() for row in _rows(sku, values)]
+    panel = build_panel(pd.DataFrame(rows), START + timedelta(days=29))
+
+    codes = demand_class_codes(panel, end=29, days=182, cutoffs=(1.32, 0.49))
+
+    classes = dict(zip(panel.skus, (DEMAND_CLASSES[c] for c in codes), strict=True))
+    assert classes == {
+        "smooth": "smooth",
+        "erratic": "erratic",
+        "intermittent": "intermittent",
+        "lumpy": "lumpy",
+        "never": "intermittent",
+    }
+    scoring = build_scoring_frame(panel, START + timedelta(days=29), CONFIG).groupby("sku")["demand_class"].first()
+    assert scoring.to_dict() == {sku: float(DEMAND_CLASSES.index(name)) for sku, name in classes.items()}
+
+
+def test_holiday_features_of_target_days() -> None:
+    christmas = np.datetime64("2024-12-25", "D").astype(np.int64)
+    gb = holiday_days("GB", 2024, 2025)
+    assert christmas in gb and christmas + 1 in gb  # Christmas and Boxing Day
+    is_holiday, days_to = holiday_features(np.array([christmas - 3, christmas, christmas + 2]), gb, cap=30)
+    assert is_holiday.tolist() == [0.0, 1.0, 0.0]
+    # 2024-12-27's next GB holiday is New Year's Day, 5 days on.
+    assert days_to.tolist() == [3.0, 0.0, 5.0]
+    none, far = holiday_features(np.array([christmas]), holiday_days("", 2024, 2025), cap=30)
+    assert none.tolist() == [0.0] and far.tolist() == [30.0]
+
+
+def test_scoring_frame_marks_holidays_on_the_target_day() -> None:
+    origin = date(2024, 12, 20)
+    frame = pd.DataFrame(_rows("a", [1.0] * 30, first_day=(origin - START).days - 29))
+    scoring = build_scoring_frame(build_panel(frame, origin), origin, CONFIG).set_index("horizon_day")
+
+    assert scoring.index[scoring["target_is_holiday"] == 1].tolist() == [5, 6, 12]  # 25th, 26th, 1 January
+    assert scoring.loc[1, "target_days_to_holiday"] == 4.0
+    off = build_scoring_frame(build_panel(frame, origin), origin, CONFIG.model_copy(update={"holiday_calendar": ""}))
+    assert (off["target_is_holiday"] == 0).all()
+
+
+def test_unknown_holiday_calendar_is_refused_by_name() -> None:
+    with pytest.raises(ValidationError, match="unknown holiday calendar 'GB-XYZ'"):
+        ForecastConfig(holiday_calendar="GB-XYZ")
+    assert ForecastConfig(holiday_calendar="GB-ENG").holiday_calendar == "GB-ENG"

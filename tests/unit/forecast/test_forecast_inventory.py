@@ -10,7 +10,6 @@ import pytest
 
 from models.forecast.config import ForecastConfig
 from models.forecast.inventory import (
-    daily_mean,
     daily_sigma,
     days_of_cover,
     inventory_status,
@@ -28,22 +27,18 @@ def _normal_cdf(x: float) -> float:
     return 0.5 * (1 + math.erf(x / math.sqrt(2)))
 
 
-def _forecasts(sku: str, mean: float, sigma: float, horizon: int = 14) -> pd.DataFrame:
+def _forecasts(sku: str, mean: float, sigma: float, horizon: int = 14, median: float | None = None) -> pd.DataFrame:
+    middle = mean if median is None else median
     return pd.DataFrame(
         {
             "sku": sku,
             "horizon_day": range(1, horizon + 1),
-            "p10": mean - Z80 * sigma,
-            "p50": mean,
-            "p90": mean + Z80 * sigma,
+            "mean": mean,
+            "p10": middle - Z80 * sigma,
+            "p50": middle,
+            "p90": middle + Z80 * sigma,
         }
     )
-
-
-def test_daily_mean_accounts_for_right_skew() -> None:
-    # Swanson's rule: 0.3 * 0 + 0.4 * 2 + 0.3 * 10 = 3.8, well above the median of 2.
-    assert daily_mean(np.array([0.0]), np.array([2.0]), np.array([10.0]))[0] == pytest.approx(3.8)
-    assert daily_mean(np.array([8.0]), np.array([10.0]), np.array([12.0]))[0] == pytest.approx(10.0)
 
 
 def test_daily_sigma_reads_the_interval_as_a_normal_spread() -> None:
@@ -116,3 +111,15 @@ def test_plan_inventory_hand_computed() -> None:
     # No lead time in the snapshot: the default 7 days, mean 70 > 10 on hand.
     assert d["lead_time_days"] == 7 and d["expected_lead_time_demand"] == pytest.approx(70.0)
     assert d["status"] == "at_risk" and d["stockout_probability"] == pytest.approx(1.0)
+
+
+def test_plan_sizes_stock_on_the_mean_and_safety_stock_on_the_quantiles() -> None:
+    """Lumpy demand: the median is zero but 2 units a day are expected; the plan must order for 2 a day."""
+    forecasts = _forecasts("L", mean=2.0, sigma=1.0, median=Z80 * 1.0)  # P10 0, P50 1.28, P90 2.56
+    snapshots = pd.DataFrame({"sku": ["L"], "on_hand": [0], "on_order": [0], "lead_time_days": [5]})
+
+    plan = plan_inventory(forecasts, snapshots, ForecastConfig(service_level=0.95, review_period_days=7)).iloc[0]
+
+    assert plan["expected_lead_time_demand"] == pytest.approx(10.0)
+    assert plan["safety_stock"] == pytest.approx(Z95 * math.sqrt(5.0))
+    assert plan["recommended_order_qty"] == math.ceil(24.0 + Z95 * math.sqrt(12.0))

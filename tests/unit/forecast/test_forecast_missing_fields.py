@@ -25,9 +25,8 @@ from models.forecast.features import (
     build_training_frame,
 )
 from models.forecast.inventory import PLAN_COLUMNS, plan_inventory
-from models.forecast.metrics import QUANTILE_COLUMNS
 from models.forecast.model import fit_quantile_model
-from models.forecast.pipeline import active_skus, check_forecasts
+from models.forecast.pipeline import active_skus, check_forecasts, forecast_rows
 from models.forecast.synthetic import generate_demand
 
 START = date(2024, 1, 1)
@@ -53,14 +52,12 @@ def _forecast(demand: pd.DataFrame) -> tuple[DemandPanel, pd.DataFrame, pd.DataF
     model = fit_quantile_model(build_training_frame(panel, RUN_DATE, CONFIG, seed=0), CONFIG, "cpu", seed=0)
     skus = active_skus(demand, RUN_DATE, CONFIG.active_lookback_days)
     frame = build_scoring_frame(panel, RUN_DATE, CONFIG, skus=skus)
-    quantiles = model.predict(frame)
-    forecasts = pd.DataFrame(
-        {
-            "sku": frame["sku"].to_numpy(),
-            "forecast_date": frame["forecast_date"].to_numpy(),
-            "horizon_day": frame["horizon_day"].to_numpy(dtype=np.int32),
-            **{column: quantiles[:, i] for i, column in enumerate(QUANTILE_COLUMNS)},
-        }
+    forecasts = forecast_rows(
+        frame["sku"].to_numpy(),
+        frame["forecast_date"].to_numpy(),
+        frame["horizon_day"].to_numpy(),
+        model.predict_mean(frame),
+        model.predict(frame),
     )
     # The output gate: finite, non-negative, non-crossing, every active SKU with all horizon days.
     check_forecasts(forecasts, skus, CONFIG.horizon)

@@ -1,4 +1,5 @@
-"""The global quantile model on seeded synthetic demand with planted weekly seasonality, promotions and stockouts."""
+"""The global quantile and mean model on seeded synthetic demand with planted weekly seasonality, promotions,
+stockouts and (one test) holiday closures."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ import torch
 
 from models.device import resolve_device
 from models.forecast.backtest import run_backtest
+from models.forecast.calendar import holiday_days
 from models.forecast.config import BoosterConfig, ForecastConfig
-from models.forecast.features import build_panel, build_scoring_frame, build_training_frame
+from models.forecast.features import DEMAND_CLASSES, build_panel, build_scoring_frame, build_training_frame
 from models.forecast.metrics import metric_value
-from models.forecast.model import QuantileForecaster, fit_quantile_model, sort_quantiles
+from models.forecast.model import QuantileForecaster, fit_quantile_model, sort_quantiles, upper_shift
 from models.forecast.synthetic import generate_demand
 
 START = date(2024, 1, 1)
@@ -130,3 +132,62 @@ def test_cuda_training_matches_cpu_quality(demand, backtest) -> None:
     _, cuda_metrics, _ = run_backtest(build_panel(demand[0], RUN_DATE), RUN_DATE, CONFIG, "cuda", seed=0)
     cpu, cuda = (metric_value(m, "forecaster", "wape") for m in (cpu_metrics, cuda_metrics))
     assert cuda == pytest.approx(cpu, rel=0.05)
+
+
+@pytest.mark.slow
+def test_mean_forecast_is_non_negative_unbiased_and_saved(scored, tmp_path) -> None:
+    model, scoring, forecasts = scored
+    mean = model.predict_mean(scoring)
+    assert mean.shape == (len(scoring),) and np.isfinite(mean).all() and (mean >= 0).all()
+    # Right-skewed demand: the expected units sit above the median overall.
+    assert mean.sum() > forecasts[:, 1].sum()
+    model.save(tmp_path)
+    np.testing.assert_allclose(QuantileForecaster.load(tmp_path).predict_mean(scoring), mean, rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_backtest_mean_is_nearly_unbiased_and_reported_per_demand_class(backtest) -> None:
+    evaluation, metrics, _ = backtest
+    assert (evaluation["mean"] >= 0).all()
+    # Measured -0.05 (the P50: -0.15); the gate allows 0.10.
+    assert abs(metric_value(metrics, "forecaster", "bias")) < 0.1
+    assert metric_value(metrics, "forecaster", "wql") < metric_value(metrics, "moving_average", "wql")
+    classes = {s for s in metrics["segment"] if s.startswith("demand_class=")}
+    assert classes and classes <= {f"demand_class={name}" for name in DEMAND_CLASSES}
+    for name in ("croston", "sba", "tsb"):
+        assert np.isfinite(metric_value(metrics, name, "wape"))
+
+
+@pytest.mark.slow
+def test_a_closure_holiday_lowers_the_forecast_of_that_day() -> None:
+    """Customers do not order on English bank holidays: the model reads the calendar and forecasts less."""
+    start, run_date = date(2023, 6, 1), date(2024, 12, 20)  # a Friday: h=6 is Boxing Day, h=13 a plain Thursday
+    n_days = (run_date - start).days + 1
+    frame, _ = generate_demand(n_skus=30, n_days=n_days, start=start, seed=5)
+    closed = pd.to_datetime(frame["feature_date"]).dt.date.isin(holidays_of_england(2023, 2024))
+    frame.loc[closed, "units"] = 0.0
+    config = CONFIG.model_copy(update={"holiday_calendar": "GB-ENG"})
+    panel = build_panel(frame, run_date)
+    model = fit_quantile_model(build_training_frame(panel, run_date, config, seed=0), config, "cpu", seed=0)
+    scoring = build_scoring_frame(panel, run_date, config)
+
+    by_day = pd.Series(model.predict_mean(scoring)).groupby(scoring["horizon_day"].to_numpy()).sum()
+
+    assert by_day[6] < 0.5 * by_day[13]
+
+
+def holidays_of_england(first_year: int, last_year: int) -> set[date]:
+    days = holiday_days("GB-ENG", first_year, last_year)
+    return {date(1970, 1, 1) + timedelta(days=int(day)) for day in days}
+
+
+def test_upper_quantile_shift_counts_zero_days_as_covered() -> None:
+    """Half the held-out days sold nothing: they are under any published P90, so only 4 of the 5 others must be."""
+    zero = np.array([True] * 5 + [False] * 5)
+    residual = np.array([-1.0, -0.8, -0.6, -0.4, -0.2, 0.1, 0.2, 0.3, 0.4, 0.5])
+    shift = upper_shift(residual, zero, 0.9)
+    assert shift == pytest.approx(0.42)  # the 80% point of the non-zero days' residuals
+    assert np.mean(zero | (residual <= shift)) == pytest.approx(0.9)
+    # Zeros alone reach the target: nothing brings coverage down to it, the plain residual quantile stays.
+    assert upper_shift(residual, np.array([True] * 9 + [False]), 0.9) == pytest.approx(np.quantile(residual, 0.9))
+    assert upper_shift(residual, np.zeros(10, dtype=bool), 0.5) == pytest.approx(np.quantile(residual, 0.5))

@@ -17,6 +17,7 @@ def _forecasts(skus: list[str], horizon: int = 3) -> pd.DataFrame:
         {
             "sku": np.repeat(skus, horizon),
             "horizon_day": np.tile(np.arange(1, horizon + 1), len(skus)),
+            "mean": 2.5,
             "p10": 1.0,
             "p50": 2.0,
             "p90": 3.0,
@@ -31,9 +32,11 @@ def test_valid_forecasts_pass() -> None:
 @pytest.mark.parametrize(
     ("column", "value", "message"),
     [
-        ("p50", np.nan, "1 row(s) with non-finite quantiles, e.g. ['b']"),
+        ("p50", np.nan, "1 row(s) with non-finite forecasts, e.g. ['b']"),
         ("p90", np.inf, "non-finite"),
-        ("p10", -0.5, "1 row(s) with negative quantiles"),
+        ("mean", np.nan, "1 row(s) with non-finite forecasts"),
+        ("p10", -0.5, "1 row(s) with negative forecasts"),
+        ("mean", -0.1, "1 row(s) with negative forecasts"),
         ("p90", 1.5, "1 row(s) with crossed quantiles, e.g. ['b']"),
     ],
 )
@@ -42,6 +45,12 @@ def test_bad_values_are_refused(column: str, value: float, message: str) -> None
     forecasts.loc[4, column] = value
     with pytest.raises(ForecastOutputError, match=re.escape(message)):
         check_forecasts(forecasts, np.array(["a", "b"]), horizon=3)
+
+
+def test_a_mean_above_the_interval_passes() -> None:
+    """Lumpy demand: P10 = P50 = P90 = 0 on most days, yet units are expected on average."""
+    forecasts = _forecasts(["a"]).assign(p10=0.0, p50=0.0, p90=0.0, mean=0.4)
+    check_forecasts(forecasts, np.array(["a"]), horizon=3)
 
 
 def test_every_active_sku_needs_the_whole_horizon() -> None:
