@@ -12,7 +12,7 @@ Payload shapes (what ``overlay_keys`` must be given, too)::
     buy_again        the same, from the buy_again rows of gold.recommendations
     discover         the same, from the discover rows of gold.recommendations
     similar          {"items": [{"sku", "score", "reason"}, ...]}                        (rank order)
-    forecasts        {"days": [{"date", "horizon_day", "p10", "p50", "p90"}, ...]}       (horizon order)
+    forecasts        {"days": [{"date", "horizon_day", "mean", "p10", "p50", "p90"}, ...]}  (horizon order)
     inventory        {"on_hand", "on_order", "lead_time_days", "expected_lead_time_demand", "safety_stock",
                       "reorder_point", "recommended_order_qty", "days_of_cover", "stockout_probability", "status"}
 """
@@ -121,6 +121,7 @@ DATASETS: dict[str, DatasetSpec] = {
             fields=(
                 ("date", "forecast_date"),
                 ("horizon_day", "horizon_day"),
+                ("mean", "mean"),
                 ("p10", "p10"),
                 ("p50", "p50"),
                 ("p90", "p90"),
@@ -186,6 +187,7 @@ class SimilarPayload(_Payload):
 class ForecastDay(_Payload):
     date: date
     horizon_day: int
+    mean: float | None
     p10: float | None
     p50: float | None
     p90: float | None

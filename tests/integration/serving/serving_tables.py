@@ -79,7 +79,7 @@ def similar_table(
 def forecasts_table(
     skus: list[str], run_date: date, horizon: int = 2, run_id: str = "run-1", generated_at: datetime = GENERATED_AT
 ) -> pa.Table:
-    """Forecast for day h: p10 = h, p50 = h + 0.5, p90 = h + 1."""
+    """Forecast for day h: mean = h + 0.75, p10 = h, p50 = h + 0.5, p90 = h + 1."""
     rows = [(sku, h) for sku in skus for h in range(1, horizon + 1)]
     n = len(rows)
     return pa.table(
@@ -87,6 +87,7 @@ def forecasts_table(
             "sku": [s for s, _ in rows],
             "forecast_date": pa.array([date.fromordinal(run_date.toordinal() + h) for _, h in rows], pa.date32()),
             "horizon_day": pa.array([h for _, h in rows], pa.int32()),
+            "mean": [h + 0.75 for _, h in rows],
             "p10": [float(h) for _, h in rows],
             "p50": [h + 0.5 for _, h in rows],
             "p90": [h + 1.0 for _, h in rows],

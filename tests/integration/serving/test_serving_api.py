@@ -208,8 +208,8 @@ def test_forecast(client):
         "model_version": "fc-v1",
         "sku": "s1",
         "days": [
-            {"date": "2026-01-03", "horizon_day": 1, "p10": 1.0, "p50": 1.5, "p90": 2.0},
-            {"date": "2026-01-04", "horizon_day": 2, "p10": 2.0, "p50": 2.5, "p90": 3.0},
+            {"date": "2026-01-03", "horizon_day": 1, "mean": 1.75, "p10": 1.0, "p50": 1.5, "p90": 2.0},
+            {"date": "2026-01-04", "horizon_day": 2, "mean": 2.75, "p10": 2.0, "p50": 2.5, "p90": 3.0},
         ],
     }
 

@@ -238,8 +238,8 @@ def test_every_dataset_is_published_in_its_shape(serving_settings, serving_lake,
         b'{"items":[{"sku":"s2","score":0.9,"reason":"co_purchase"},{"sku":"s3","score":0.8,"reason":"co_purchase"}]}'
     )
     assert read(serving_settings, serving_config, "s1", "forecasts", None).payload == (
-        b'{"days":[{"date":"2026-01-03","horizon_day":1,"p10":1,"p50":1.5,"p90":2},'
-        b'{"date":"2026-01-04","horizon_day":2,"p10":2,"p50":2.5,"p90":3}]}'
+        b'{"days":[{"date":"2026-01-03","horizon_day":1,"mean":1.75,"p10":1,"p50":1.5,"p90":2},'
+        b'{"date":"2026-01-04","horizon_day":2,"mean":2.75,"p10":2,"p50":2.5,"p90":3}]}'
     )
     assert json.loads(read(serving_settings, serving_config, "s1", "inventory", None).payload) == {
         "on_hand": 1,
