@@ -314,9 +314,8 @@ def _inventory_overlay(
     where = (pc.field("scored_date") == pa.scalar(date.fromisoformat(info.scored_date), pa.date32())) & pc.field(
         "sku"
     ).isin(sorted(skus))
-    forecasts = lake.read_pandas(
-        forecaster.FORECAST_TABLE, columns=["sku", "horizon_day", "p10", "p50", "p90"], filter=where
-    )
+    # Every column: plan_inventory picks the values it plans on (the partition holds few rows per SKU).
+    forecasts = lake.read_pandas(forecaster.FORECAST_TABLE, filter=where)
     plan = plan_inventory(forecasts, stock[stock["sku"].isin(skus)], config)
     fields = [name for name, _ in dataset_spec("inventory").fields]
     digits = lake.settings.serving_store.float_digits
@@ -382,7 +381,9 @@ def _recommendation_overlay(
         "stream_events_since_features": len(stream),
     }
     filters = recommend_config.filters
-    suppressed = suppressed_repeats(features.history, features.items, filters)
+    # The repeat rule on the history up to now: what the stream just sold is suppressed as the nightly would.
+    history = realtime.add_recent_purchases(features.history, stream, today, recommend_config.repeat_half_life_days)
+    suppressed = suppressed_repeats(history, features.items, filters)
     plan = recommender.load_inventory_plan(lake, today)
     if plan_updates is not None and plan is not None:
         plan = pd.concat([plan, plan_updates[plan.columns]]).drop_duplicates("sku", keep="last")

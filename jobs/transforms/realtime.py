@@ -9,17 +9,22 @@ the 5-minute refresh brings them up to now without retraining:
 * last-hour activity per user and trending SKUs (last-hour interactions against the SKU's usual rate);
 * on-hand estimate: the latest inventory snapshot minus the units purchased since its ``snapshot_ts``;
   SKUs at or below zero are out of stock for every list;
+* purchase history: the stream's purchases since the feature day added to each customer's history, so a
+  SKU just bought is suppressed by the repeat rule at once, not only after the next nightly run;
 * which users and SKUs the new events affect, and the served payloads for them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from dataclasses import replace
+from datetime import date, datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from models.recommend.repeat import PurchaseHistory, summarise_purchases
 
 INTERACTION_TYPES = {"view": "n_views", "add_to_cart": "n_carts", "purchase": "n_purchases"}
 HOURS_PER_WEEK = 7 * 24
@@ -101,6 +106,53 @@ def add_recent_interactions(
         }
     )
     return result.sort_values(["user_id", "sku"], ignore_index=True)
+
+
+def add_recent_purchases(
+    history: PurchaseHistory, events: pd.DataFrame, as_of: date, half_life_days: float
+) -> PurchaseHistory:
+    """The purchase history brought up to ``as_of`` with the stream's purchases, all after the history's day.
+
+    A pair bought again gets the new day (orders, units, last day, last units and cycle updated, recency
+    weights decayed to ``as_of``); a first purchase adds the pair. The SKUs' and customers' repeat habits
+    stay those learnt up to the history's day. Anonymous purchases carry no customer and are left out.
+    """
+    bought = events[(events["event_type"] == "purchase") & events["user_id"].notna()]
+    lines = pd.DataFrame(
+        {
+            "user_id": bought["user_id"].to_numpy(dtype=object),
+            "sku": bought["sku"].to_numpy(dtype=object),
+            "quantity": pd.to_numeric(bought["quantity"]).fillna(1).to_numpy(dtype=float),
+            "event_date": pd.to_datetime(bought["event_ts"], utc=True).dt.date.to_numpy(dtype=object),
+        }
+    )
+    recent = summarise_purchases(lines, as_of, half_life_days)
+    old, new = history.pairs, recent.pairs
+    merged = old.merge(new, on=["user_id", "sku"], how="outer", suffixes=("_old", "_new"))
+    decay = 0.5 ** ((recent.as_of_day - history.as_of_day) / half_life_days)
+
+    def total(column: str) -> pd.Series:
+        return merged[f"{column}_old"].fillna(0) + merged[f"{column}_new"].fillna(0)
+
+    pairs = pd.DataFrame(
+        {
+            "user_id": merged["user_id"],
+            "sku": merged["sku"],
+            "orders": total("orders").astype(np.int64),
+            "units": total("units"),
+            "first_day": merged["first_day_old"].fillna(merged["first_day_new"]).astype(np.int64),
+            "last_day": merged["last_day_new"].fillna(merged["last_day_old"]).astype(np.int64),
+            "recency_weighted": merged["recency_weighted_old"].fillna(0) * decay
+            + merged["recency_weighted_new"].fillna(0),
+            "last_units": merged["last_units_new"].fillna(merged["last_units_old"]),
+        }
+    )
+    repeated = pairs["orders"] > 1
+    pairs["cycle_days"] = np.where(
+        repeated, (pairs["last_day"] - pairs["first_day"]) / (pairs["orders"] - 1).clip(lower=1), np.nan
+    )
+    baskets = pd.concat([history.baskets, recent.baskets], ignore_index=True)
+    return replace(history, as_of=as_of, pairs=pairs, baskets=baskets)
 
 
 def estimate_on_hand(snapshots: pd.DataFrame, purchases: pd.DataFrame) -> pd.DataFrame:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from jobs.transforms import realtime
+from models.recommend.config import FilterConfig
+from models.recommend.repeat import PAIR_COLUMNS, summarise_purchases, suppressed_repeats
 from shopml.lake import Lake
 from shopml.watermark import Watermark, commit_watermark, pending_files, read_watermark
 
@@ -104,6 +106,68 @@ def test_affected_users_and_skus():
     assert realtime.purchased_skus(EVENTS) == {"B"}
     lists = pd.DataFrame({"user_id": ["u1", "u1", "u2", "u3"], "sku": ["A", "B", "C", "B"]})
     assert realtime.holders(lists, ["B", "Z"]) == {"u1", "u3"}
+
+
+def test_stream_purchases_bring_the_purchase_history_up_to_now():
+    nightly_lines = pd.DataFrame(
+        {
+            "user_id": ["u1", "u1", "u2", "u3", "u3"],
+            "sku": ["A", "A", "B", "C", "C"],
+            "quantity": [1.0, 2.0, 1.0, 1.0, 4.0],
+            "event_date": [
+                date(2025, 12, 1),
+                date(2025, 12, 21),
+                date(2026, 1, 2),
+                date(2025, 11, 1),
+                date(2025, 12, 1),
+            ],
+        }
+    )
+    feature_day, today = date(2026, 1, 5), date(2026, 1, 7)
+    nightly = summarise_purchases(nightly_lines, feature_day, half_life_days=30.0)
+    stream = _events(
+        [
+            ("s1", "purchase", "u1", "A", 3, _ts(9, day=6)),  # bought again
+            ("s2", "purchase", "u2", "D", 1, _ts(10, day=7)),  # a first purchase
+            ("s3", "purchase", None, "C", 1, _ts(11, day=7)),  # anonymous: nobody's history
+            ("s4", "view", "u3", "C", 1, _ts(12, day=7)),
+        ]
+    )
+
+    now = realtime.add_recent_purchases(nightly, stream, today, half_life_days=30.0)
+
+    # The pairs are those of the whole history summarised today; the SKUs' habits stay the nightly's.
+    everything = pd.concat(
+        [
+            nightly_lines,
+            pd.DataFrame(
+                {
+                    "user_id": ["u1", "u2"],
+                    "sku": ["A", "D"],
+                    "quantity": [3.0, 1.0],
+                    "event_date": [date(2026, 1, 6), date(2026, 1, 7)],
+                }
+            ),
+        ],
+        ignore_index=True,
+    )
+    expected = summarise_purchases(everything, today, half_life_days=30.0)
+    columns = ["user_id", "sku", *PAIR_COLUMNS]
+    got = now.pairs[columns].sort_values(["user_id", "sku"], ignore_index=True)
+    pd.testing.assert_frame_equal(got, expected.pairs[columns].sort_values(["user_id", "sku"], ignore_index=True))
+    assert now.as_of == today and len(now.baskets) == len(nightly.baskets) + 2
+    pd.testing.assert_frame_equal(now.skus, nightly.skus)
+    # D, never bought before the feature day, is rarely re-bought: u2 just bought it, so it is suppressed now.
+    rule = FilterConfig(recent_purchase_days=30, repeat_min_share=0.1)
+    items = pd.DataFrame({"sku": ["A", "B", "C", "D"], "category": ["x"] * 4})
+    before = set(map(tuple, suppressed_repeats(nightly, items, rule).to_numpy()))
+    after = set(map(tuple, suppressed_repeats(now, items, rule).to_numpy()))
+    assert ("u2", "D") not in before and ("u2", "D") in after
+    unchanged = realtime.add_recent_purchases(nightly, stream.iloc[:0], feature_day, half_life_days=30.0)
+    pd.testing.assert_frame_equal(
+        unchanged.pairs[columns].sort_values(["user_id", "sku"], ignore_index=True),
+        nightly.pairs[columns].sort_values(["user_id", "sku"], ignore_index=True),
+    )
 
 
 def test_sold_out_skus_are_marked_out_of_stock_and_others_keep_their_status():
