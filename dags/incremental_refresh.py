@@ -5,8 +5,8 @@ under `landing/events/stream/` after the committed watermark (`ops.stream_waterm
 with the nightly parser and GX suite (rejects to `ops.quarantine`), MERGEs them insert-only into
 `silver.events` / `silver.order_lines` (`feed = 'stream'`), brings the nightly features up to now
 (stream interactions, last-hour activity, trending SKUs, on-hand = snapshot - purchases since),
-re-ranks the lists of affected users with the promoted recommender (just-bought and sold-out SKUs
-masked), re-plans stock for SKUs just bought, writes only those keys into the current serving versions
+re-ranks the lists of affected users (main, buy-again and discover) with the promoted recommender
+(sold-out SKUs masked, just-bought ones as the repeat rule says), re-plans stock for SKUs just bought, writes only those keys into the current serving versions
 (refused, never overwriting, once a newer nightly version is current) and then advances the watermark.
 A failed or timed-out run leaves the watermark alone: the retry, or the next tick, takes the same files.
 

@@ -15,9 +15,15 @@ calls ``run`` every 5 minutes). One run:
    the feature day, last-hour activity, trending SKUs, on-hand = latest snapshot - purchases since;
 5. re-plans stock (the forecaster's own ``plan_inventory`` on the served forecasts) for SKUs just bought,
    and re-ranks, with the promoted recommender, the lists of users active in the batch and of everyone
-   whose list shows a SKU that just sold out (just-bought and sold-out SKUs are masked);
+   whose served list (``recommendations``, ``buy_again`` or ``discover``) shows a SKU that just sold out
+   (sold-out SKUs are masked, just-bought ones as the repeat rule says); each re-ranked user gets all
+   three lists anew, an empty one where they have none;
 6. writes only those keys into the *current* serving versions (``overlay_keys``: atomic per batch,
    refused once a newer nightly version is current) and then, only then, advances the watermark.
+
+A list dataset never published (a lake from before it existed) or served from a baseline that beat the
+model (``model_version`` ``baseline:<name>``: re-ranking it with the model would undo that) is left as
+served, with the reason under ``skipped`` in the summary.
 
 A failure anywhere leaves the watermark where it was, so the next run reads the same files again.
 When the nightly publishes a new version, overlays of the old one are gone with it: the first run
@@ -70,18 +76,20 @@ from models.recommend.ranker import ServingContext, load_ranker
 from models.recommend.repeat import suppressed_repeats
 from models.recommend.retrieval import load_retrieval
 from models.registry import ModelRegistry
-from shopml.errors import PermanentError
+from shopml.errors import PermanentError, Skipped
 from shopml.lake import Lake
 from shopml.quality import ValidationFailed, validate
-from shopml.serving.encoding import dataset_spec, decode_payload
-from shopml.serving.publish import dataset_versions, overlay_keys
+from shopml.serving.encoding import USER_LISTS, dataset_spec, decode_payload
+from shopml.serving.publish import dataset_versions, overlay_keys, row_selection
 from shopml.serving.store import VersionInfo, open_store
 from shopml.settings import Settings, get_settings
 from shopml.watermark import Watermark, commit_watermark, pending_files, read_watermark
 
 log = logging.getLogger(__name__)
 
-DATASETS = ("recommendations", "inventory")
+# The user lists of gold.recommendations, one dataset each, re-ranked together; then stock.
+LIST_DATASETS = tuple(USER_LISTS.values())
+DATASETS = (*LIST_DATASETS, "inventory")
 # event_date first: Delta prunes the target to the batch's partitions before matching ids.
 MERGE_KEYS = ("event_date", "event_id")
 EVENT_COLUMNS = ["event_id", "event_type", "user_id", "sku", "quantity", "event_ts"]
@@ -290,19 +298,63 @@ def _stock_now(lake: Lake, day: date, exclude: pd.Series) -> tuple[pd.DataFrame,
     return realtime.estimate_on_hand(snapshots, purchases), realtime.estimate_on_hand(snapshots, before)
 
 
-def _served_holders(settings: Settings, users: set[str], skus: set[str]) -> set[str]:
-    """Those of ``users`` whose list in the current serving version shows any of ``skus`` (one lookup each)."""
+def _served_holders(settings: Settings, users: set[str], skus: set[str], datasets: Sequence[str]) -> set[str]:
+    """Those of ``users`` whose list in the current version of any of ``datasets`` shows any of ``skus``."""
     store = open_store(settings.serving, settings.serving_store)
     try:
         found = set()
         for user in sorted(users):
-            hit = store.lookup("recommendations", user)
-            shown = decode_payload(hit.payload)["items"] if hit is not None and hit.payload is not None else []
-            if any(item["sku"] in skus for item in shown):
-                found.add(user)
+            for dataset in datasets:
+                hit = store.lookup(dataset, user)
+                shown = decode_payload(hit.payload)["items"] if hit is not None and hit.payload is not None else []
+                if any(item["sku"] in skus for item in shown):
+                    found.add(user)
+                    break
         return found
     finally:
         store.close()
+
+
+def nightly_holders(lake: Lake, feature_day: date, skus: set[str], datasets: Sequence[str]) -> set[str]:
+    """Users whose nightly list of any of ``datasets`` (rows of gold.recommendations) shows any of ``skus``."""
+    table = dataset_spec(datasets[0]).table
+    names = lake.arrow_dataset(table).schema.names
+    selections = []
+    for dataset in datasets:
+        try:
+            selections.append(row_selection(dataset_spec(dataset), names))
+        except Skipped:
+            continue  # the table predates this list: it holds none of its rows
+    if not selections:
+        return set()
+    where = (pc.field("scored_date") == pa.scalar(feature_day, pa.date32())) & pc.field("sku").isin(sorted(skus))
+    if all(selection is not None for selection in selections):
+        rows = selections[0]
+        for selection in selections[1:]:
+            rows |= selection
+        where &= rows
+    return realtime.holders(lake.read_pandas(table, columns=["user_id", "sku"], filter=where), skus)
+
+
+def served_lists(current: dict[str, VersionInfo]) -> tuple[dict[str, VersionInfo], dict[str, str]]:
+    """The list datasets the promoted model re-ranks, by list name, and why each other one is left as served.
+
+    Left alone: a list never published, one served from a baseline that beat the model (re-ranking it
+    with the model would undo that), and one scored before the newest list (its nightly publish has not
+    happened yet, and the re-ranked lists come from the newest feature day).
+    """
+    skipped = {dataset: "never published" for dataset in LIST_DATASETS if dataset not in current}
+    published = {name: current[dataset] for name, dataset in USER_LISTS.items() if dataset in current}
+    newest = max((info.scored_date for info in published.values()), default="")
+    reranked = {}
+    for name, info in published.items():
+        if (info.model_version or "").startswith(recommender.BASELINE_VERSION_PREFIX):
+            skipped[info.dataset] = f"served from {info.model_version}, which beat the model: not re-ranked"
+        elif info.scored_date != newest:
+            skipped[info.dataset] = f"version {info.version} scored {info.scored_date}, the newest list {newest}"
+        else:
+            reranked[name] = info
+    return reranked, skipped
 
 
 def _inventory_overlay(
@@ -322,24 +374,25 @@ def _inventory_overlay(
     return Overlay("inventory", info.version, realtime.inventory_payloads(plan, fields, digits)), plan
 
 
-def _recommendation_overlay(
+def _list_overlays(
     lake: Lake,
-    info: VersionInfo,
+    lists: dict[str, VersionInfo],
     batch_events: pd.DataFrame,
     stock: tuple[pd.DataFrame, pd.DataFrame] | None,
     plan_updates: pd.DataFrame | None,
     catch_up: bool,
     run_ts: datetime,
     config: IncrementalConfig,
-) -> tuple[Overlay, dict[str, Any]]:
-    """Re-rank the users the stream affected with the promoted recommender on features brought up to now."""
+) -> tuple[list[Overlay], dict[str, Any]]:
+    """Re-rank the users the stream affected with the promoted recommender on features brought up to now.
+
+    ``lists``: the served version of each list to overlay, by list name (``served_lists``: one feature day).
+    """
     settings, today = lake.settings, run_ts.date()
     recommend_config = settings.recommend
-    if (info.model_version or "").startswith(recommender.BASELINE_VERSION_PREFIX):
-        # Tonight's lists came from a baseline that beat the model: re-ranking them with the model would undo that.
-        return Overlay("recommendations", info.version, {}), {"users_reranked": 0, "skipped": info.model_version}
+    datasets = [info.dataset for info in lists.values()]
     model = ModelRegistry(settings.models).require_current(recommender.MODEL_NAME)
-    feature_day = date.fromisoformat(info.scored_date)
+    feature_day = date.fromisoformat(next(iter(lists.values())).scored_date)
     nightly = recommender.load_feature_set(lake, feature_day, recommend_config)
     day_end = end_of_day(feature_day)
     stream = _stream_events_since(lake, day_end)
@@ -360,15 +413,10 @@ def _recommendation_overlay(
         users |= realtime.active_users(stream)
     if sold_out:
         # Holders in the nightly lists, and among the users overlaid since (all active in the stream) those
-        # whose served list shows a sold-out SKU.
-        where = (pc.field("scored_date") == pa.scalar(feature_day, pa.date32())) & pc.field("sku").isin(
-            sorted(sold_out)
-        )
-        nightly_holders = realtime.holders(
-            lake.read_pandas("gold.recommendations", columns=["user_id", "sku"], filter=where), sold_out
-        )
-        overlaid = realtime.active_users(stream) - nightly_holders - users
-        users |= nightly_holders | _served_holders(settings, overlaid, sold_out)
+        # whose served lists show a sold-out SKU.
+        held = nightly_holders(lake, feature_day, sold_out, datasets)
+        overlaid = realtime.active_users(stream) - held - users
+        users |= held | _served_holders(settings, overlaid, sold_out, datasets)
 
     since = run_ts - timedelta(minutes=config.activity_window_minutes)
     hours = config.activity_window_minutes / 60
@@ -380,6 +428,8 @@ def _recommendation_overlay(
         "trending_skus": trending["sku"].tolist(),
         "stream_events_since_features": len(stream),
     }
+    if not users:
+        return [Overlay(info.dataset, info.version, {}) for info in lists.values()], summary
     filters = recommend_config.filters
     # The repeat rule on the history up to now: what the stream just sold is suppressed as the nightly would.
     history = realtime.add_recent_purchases(features.history, stream, today, recommend_config.repeat_half_life_days)
@@ -392,10 +442,8 @@ def _recommendation_overlay(
         available=available_items(features.items, filters),
         risk=stockout_risk(features.items, plan, filters),
     )
-    if not users:
-        return Overlay("recommendations", info.version, {}), summary
     device = resolve_device(settings.device.value)
-    lists = recommender.recommend_all(
+    ranked = recommender.recommend_all(
         np.array(sorted(users), dtype=object),
         load_retrieval(model.path, "retrieval_serve", device),
         load_ranker(model.path, device),
@@ -403,8 +451,16 @@ def _recommendation_overlay(
         context,
         recommend_config,
     )
-    payloads = realtime.recommendation_payloads(lists[lists["list"] == "all"], settings.serving_store.float_digits)
-    return Overlay("recommendations", info.version, payloads), summary
+    digits = settings.serving_store.float_digits
+    overlays = [
+        Overlay(
+            info.dataset,
+            info.version,
+            realtime.recommendation_payloads(ranked[ranked["list"] == name], digits, users),
+        )
+        for name, info in lists.items()
+    ]
+    return overlays, summary
 
 
 def build_refresh(
@@ -435,20 +491,20 @@ def build_refresh(
             overlay, plan = _inventory_overlay(lake, inventory, now, skus)
             refresh.overlays.append(overlay)
         refresh.summary["skus_replanned"] = len(skus)
-    recommendations = current.get("recommendations")
-    if recommendations is not None and registry.current(recommender.MODEL_NAME) is not None:
-        overlay, summary = _recommendation_overlay(
-            lake,
-            recommendations,
-            batch.events,
-            stock,
-            plan,
-            catch_up["recommendations"],
-            run_ts,
-            config,
-        )
-        refresh.overlays.append(overlay)
+    lists, skipped = served_lists(current)
+    if lists and registry.current(recommender.MODEL_NAME) is None:
+        skipped |= {info.dataset: "no promoted recommender" for info in lists.values()}
+        lists = {}
+    if lists:
+        # One re-ranking serves every list: when any of them is behind, all catch up (a list that was not
+        # behind only gets the stream's users re-ranked once more, on features as fresh as the others').
+        behind = any(catch_up[info.dataset] for info in lists.values())
+        overlays, summary = _list_overlays(lake, lists, batch.events, stock, plan, behind, run_ts, config)
+        refresh.overlays += overlays
         refresh.summary.update(summary)
+    else:
+        refresh.summary["users_reranked"] = 0
+    refresh.summary["skipped"] = dict(sorted(skipped.items()))
     refresh.summary["caught_up"] = sorted(dataset for dataset, behind in catch_up.items() if behind)
     return refresh
 

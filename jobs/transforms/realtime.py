@@ -11,7 +11,7 @@ the 5-minute refresh brings them up to now without retraining:
   SKUs at or below zero are out of stock for every list;
 * purchase history: the stream's purchases since the feature day added to each customer's history, so a
   SKU just bought is suppressed by the repeat rule at once, not only after the next nightly run;
-* which users and SKUs the new events affect, and the served payloads for them.
+* which users and SKUs the new events affect, and the served payloads for them (one per user and list).
 """
 
 from __future__ import annotations
@@ -204,13 +204,15 @@ def holders(lists: pd.DataFrame, skus: Iterable[str]) -> set[str]:
     return set(lists.loc[lists["sku"].isin(set(skus)), "user_id"])
 
 
-def recommendation_payloads(lists: pd.DataFrame, digits: int) -> dict[str, dict[str, Any]]:
-    """Ranked rows (user_id, rank, sku, score, reason, is_fallback) as served values, one per user.
+def recommendation_payloads(lists: pd.DataFrame, digits: int, users: Iterable[str] = ()) -> dict[str, dict[str, Any]]:
+    """Ranked rows (user_id, rank, sku, score, reason, is_fallback) of one list as served values, one per user.
 
-    Scores are rounded to ``digits`` decimals, as the nightly publish rounds them.
+    Scores are rounded to ``digits`` decimals, as the nightly publish rounds them. Each of ``users`` without
+    rows gets an empty list: re-ranked, they no longer have this list (no buy-again list once nothing they
+    bought may be shown), and the value served before must not stay.
     """
     ordered = lists.sort_values(["user_id", "rank"], kind="stable")
-    payloads = {}
+    payloads: dict[str, dict[str, Any]] = {str(user): {"is_fallback": False, "items": []} for user in users}
     for user_id, rows in ordered.groupby("user_id", sort=False):
         items = [
             {"sku": sku, "score": _number(score, digits), "reason": reason}

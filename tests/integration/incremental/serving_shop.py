@@ -21,6 +21,7 @@ from models.recommend.config import AlsConfig, RankerConfig, RecommendConfig, Re
 from models.registry import ModelRegistry
 from shopml.generate import MANIFEST_NAME, GeneratorConfig, generate
 from shopml.lake import Lake
+from shopml.serving.encoding import USER_LISTS
 from shopml.serving.publish import publish_dataset
 from shopml.settings import Settings, load_settings
 from tests.shop import run_foundation
@@ -80,7 +81,7 @@ def _promote(registry: ModelRegistry, name: str, version: str) -> None:
 
 
 def run_nightly(shop: ServingShop, run_id: str) -> dict[str, Any]:
-    """Train, score and publish recommendations and inventory for ``shop.scored_date`` as the nightly DAG does.
+    """Train, score and publish the user lists and inventory for ``shop.scored_date`` as the nightly DAG does.
 
     The recommender is not evaluated: three days of a tiny shop cannot show that the model beats its
     baselines, and scoring would then serve the best baseline, whose lists the refresh leaves alone. The
@@ -96,7 +97,7 @@ def run_nightly(shop: ServingShop, run_id: str) -> dict[str, Any]:
     _promote(registry, forecast.MODEL_NAME, results["train_forecaster"]["model_version"])
     results["score_forecasts"] = forecast.score_forecasts(day, run_id, settings)
     results["score_recommendations"] = recommend.score_recommendations(day, run_id, settings)
-    for dataset in ("inventory", "recommendations"):
+    for dataset in ("inventory", *USER_LISTS.values()):
         results[f"publish_{dataset}"] = publish_dataset(dataset, day, run_id, settings, triggered_by="nightly_retrain")
     return results
 

@@ -6,30 +6,36 @@ import gzip
 import json
 import socket
 import sqlite3
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from fastapi.testclient import TestClient
 
 from jobs.incremental import (
+    LIST_DATASETS,
     build_refresh,
     current_versions,
     merge_batch,
     micro_batch_settings,
+    nightly_holders,
     pending_files,
     publish_refresh,
     run,
+    served_lists,
 )
 from jobs.incremental_config import IncrementalConfig
 from jobs.ingest import CSV_SUFFIXES, JSON_SUFFIXES
 from models.recommend import pipeline as recommend
 from shopml import airflow_env
 from shopml.lake import Lake
+from shopml.serving.api import create_app
 from shopml.serving.config import ServingConfig
+from shopml.serving.encoding import USER_LISTS
 from shopml.serving.publish import publish_dataset
-from shopml.serving.store import StoreUnavailableError
+from shopml.serving.store import StoreUnavailableError, VersionInfo
 from shopml.settings import load_settings
 from shopml.watermark import read_watermark
 from tests.integration.incremental.serving_shop import RECOMMEND_CONFIG, event, open_shop, write_batch
@@ -44,17 +50,21 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _items(api, user: str) -> list[str]:
-    return [item["sku"] for item in api.get(f"/v1/recommendations/{user}").json()["items"]]
+def _items(api, user: str, served_list: str = "all") -> list[str]:
+    response = api.get(f"/v1/recommendations/{user}", params={"list": served_list})
+    assert response.status_code == 200, response.text
+    return [item["sku"] for item in response.json()["items"]]
 
 
 def _stock(api, sku: str) -> dict:
     return api.get(f"/v1/inventory/{sku}").json()["plan"]
 
 
-def _nightly_lists(shop) -> pd.DataFrame:
+def _nightly_lists(shop, served_list: str | None = "all") -> pd.DataFrame:
+    """The nightly rows of one list (None: of every list)."""
     lists = shop.lake.read_pandas("gold.recommendations")
-    return lists[lists["scored_date"] == shop.scored_date]
+    lists = lists[lists["scored_date"] == shop.scored_date]
+    return lists if served_list is None else lists[lists["list"] == served_list]
 
 
 def _personal_list_head(shop) -> tuple[str, str]:
@@ -67,7 +77,6 @@ def _personal_list_head(shop) -> tuple[str, str]:
     share = history.skus["repeat_share"]
     rebought = set(share[share > RECOMMEND_CONFIG.filters.repeat_min_share].index)
     lists = _nightly_lists(shop)
-    lists = lists[lists["list"] == "all"]
     personal = lists[~lists["is_fallback"] & ~lists["sku"].isin(rebought)].sort_values(["user_id", "rank"])
     first = personal.iloc[0]
     return first["user_id"], first["sku"]
@@ -92,10 +101,14 @@ def test_a_purchase_removes_the_item_from_that_users_list_after_one_run(shop, ap
     assert len(after["items"]) == len(before["items"]) == RECOMMEND_CONFIG.top_k
     assert after["version"] == before["version"]  # written into the nightly version, not a new one
     assert _stock(api, sku)["on_hand"] == on_hand - 1
-    assert summary["batch"]["merged"] == 1 and summary["overlaid"] == {"inventory": 1, "recommendations": 1}
+    assert summary["batch"]["merged"] == 1
+    assert summary["overlaid"] == {"inventory": 1} | dict.fromkeys(LIST_DATASETS, 1)
+    assert summary["skipped"] == {}
+    assert all(sku not in _items(api, user, served_list) for served_list in USER_LISTS)
     watermark = read_watermark(shop.lake, STREAM)
     assert watermark.last_file == path.name and watermark.run_id == "inc-1"
-    assert watermark.served_versions == {"recommendations": before["version"], "inventory": before["version"]}
+    # One nightly run published every dataset, under one version id.
+    assert watermark.served_versions == dict.fromkeys([*LIST_DATASETS, "inventory"], before["version"])
     assert run(ts + timedelta(minutes=5), "inc-2", lake=shop.lake)["status"] == "up_to_date"
     row = _stream_rows(shop).set_index("event_id").loc["p-1"]
     assert (row["event_date"], row["landing_date"]) == (ts.date(), ts.date())
@@ -104,22 +117,32 @@ def test_a_purchase_removes_the_item_from_that_users_list_after_one_run(shop, ap
 
 
 def test_a_sold_out_sku_disappears_from_every_served_list_after_one_run(shop, api):
-    lists = _nightly_lists(shop)
-    sku = lists["sku"].value_counts().index[0]
-    holders = sorted(set(lists.loc[lists["sku"] == sku, "user_id"]))  # in any of their lists
+    lists = _nightly_lists(shop, None)
+    shows = lists.pivot_table(index=["sku", "user_id"], columns="list", values="rank", aggfunc="size") > 0
+    # Of the SKUs in somebody's main, buy-again and discover list alike, the one most users show in a
+    # buy-again or discover list but not in their main list.
+    everywhere = shows.groupby("sku").any().all(axis=1)
+    elsewhere = (~shows["all"] & (shows["buy_again"] | shows["discover"])).groupby("sku").sum()
+    sku = elsewhere[everywhere].idxmax()
+    holders = {name: set(lists.loc[(lists["sku"] == sku) & (lists["list"] == name), "user_id"]) for name in USER_LISTS}
+    users = set().union(*holders.values())
     on_hand = _stock(api, sku)["on_hand"]
     ts = shop.stream_day_ts(10, 5)
-    # An anonymous order for every unit left: nobody's own purchase, everybody's list changes.
+    # An anonymous order for every unit left: nobody's own purchase, everybody's lists change.
     write_batch(shop, ts, [event("so-1", "purchase", sku, ts - timedelta(minutes=1), None, quantity=on_hand)])
 
     summary = run(ts, "inc-1", lake=shop.lake)
 
-    assert len(holders) > 5 and on_hand > 0
+    assert len(holders["all"]) > 5 and holders["buy_again"] and holders["discover"] and on_hand > 0
+    assert users - holders["all"]  # the buy-again and discover lists count, not only the main one
     assert summary["sold_out_skus"] == [sku]
-    assert summary["overlaid"]["recommendations"] == len(holders)  # only the lists that showed it
-    for user in holders:
-        items = _items(api, user)
-        assert sku not in items and len(items) == RECOMMEND_CONFIG.top_k, user
+    # Only the users whose lists showed it, each with all three lists anew.
+    assert summary["users_reranked"] == len(users)
+    assert summary["overlaid"] == {"inventory": 1} | dict.fromkeys(LIST_DATASETS, len(users))
+    for user in sorted(users):
+        for served_list in USER_LISTS:
+            assert sku not in _items(api, user, served_list), (user, served_list)
+        assert len(_items(api, user)) == RECOMMEND_CONFIG.top_k, user
     assert _stock(api, sku)["on_hand"] == 0
 
 
@@ -248,17 +271,30 @@ def test_an_unreachable_store_fails_the_run_before_anything_is_read(shop, spark)
     assert _stream_rows(shop).empty
 
 
-def _rescore(shop, keep: str) -> None:
-    """The nightly scores its date again with new content (a retrained model): every list but ``keep``'s moves."""
+def _rescore(shop, keep: str | None = None, model_version: str | None = None) -> None:
+    """The nightly scores its date again with new content: every list but ``keep``'s moves.
+
+    ``model_version``: what scored it (a retrained model or a baseline); by default the same.
+    """
     where = pc.field("scored_date") == pa.scalar(shop.scored_date, pa.date32())
     rows = shop.lake.read_arrow("gold.recommendations", filter=where)
     score = rows.schema.get_field_index("score")
-    moved = pc.if_else(pc.equal(rows["user_id"], keep), rows["score"], pc.add(rows["score"], 1.0))
-    shop.lake.write_arrow(
-        rows.set_column(score, rows.schema.field(score), moved),
-        "gold.recommendations",
-        replace_where=f"scored_date = '{shop.scored_date}'",
-    )
+    moved = pc.if_else(pc.equal(rows["user_id"], keep or ""), rows["score"], pc.add(rows["score"], 1.0))
+    rows = rows.set_column(score, rows.schema.field(score), moved)
+    if model_version is not None:
+        column = rows.schema.get_field_index("model_version")
+        labels = pa.array([model_version] * rows.num_rows, rows.schema.field(column).type)
+        rows = rows.set_column(column, rows.schema.field(column), labels)
+    shop.lake.write_arrow(rows, "gold.recommendations", replace_where=f"scored_date = '{shop.scored_date}'")
+
+
+def _publish(shop, datasets, run_id: str, settings=None) -> dict[str, str]:
+    """Publish ``datasets`` of the shop's scored date as the nightly does; their versions."""
+    settings = settings or shop.settings
+    return {
+        dataset: publish_dataset(dataset, shop.scored_date, run_id, settings, triggered_by="nightly_retrain").version
+        for dataset in datasets
+    }
 
 
 def test_a_newer_nightly_version_refuses_stale_overlays_and_supersedes_applied_ones(shop, api):
@@ -294,6 +330,78 @@ def test_a_newer_nightly_version_refuses_stale_overlays_and_supersedes_applied_o
     assert again["files"] == [] and again["caught_up"] == ["recommendations"]
     assert sku not in _items(api, user)
     assert read_watermark(lake, STREAM).served_versions["recommendations"] == v3.version
+
+
+def test_a_store_without_the_new_lists_refreshes_recommendations_and_catches_them_up_once_published(shop, spark):
+    # A store from before buy_again and discover were served: only the main list and stock are published.
+    root = shop.settings.var_root.parent
+    older = open_shop(root, spark, serving_url=f"sqlite:///{(root / 'var' / 'older.db').as_posix()}")
+    first = _publish(older, ["inventory", "recommendations"], "nightly-1", older.settings)
+    user, sku = _personal_list_head(shop)
+    ts = shop.stream_day_ts(10, 5)
+    write_batch(shop, ts, [event("p-1", "purchase", sku, ts - timedelta(minutes=1), user)])
+
+    with TestClient(create_app(older.settings)) as api:
+        summary = run(ts, "inc-1", lake=older.lake)
+
+        assert summary["status"] == "refreshed"
+        assert summary["skipped"] == {"buy_again": "never published", "discover": "never published"}
+        assert summary["overlaid"] == {"inventory": 1, "recommendations": 1}
+        assert sku not in _items(api, user)
+        assert read_watermark(older.lake, STREAM).served_versions == first
+        # The nightly publishes the new lists: the next run, with no new file, applies the stream to them.
+        nightly = _publish(older, ["buy_again", "discover"], "nightly-2", older.settings)
+        again = run(ts + timedelta(minutes=5), "inc-2", lake=older.lake)
+
+        assert again["files"] == [] and again["caught_up"] == ["buy_again", "discover"]
+        # The buyer, the only user active in the stream, gets every list anew.
+        assert again["skipped"] == {} and again["overlaid"] == dict.fromkeys(LIST_DATASETS, 1)
+        assert all(sku not in _items(api, user, served_list) for served_list in USER_LISTS)
+        assert read_watermark(older.lake, STREAM).served_versions == first | nightly
+
+
+def test_lists_served_from_a_baseline_are_left_as_served(shop, api):
+    label = f"{recommend.BASELINE_VERSION_PREFIX}p_topfreq"
+    _rescore(shop, model_version=label)  # a baseline beat the model tonight
+    served = _publish(shop, LIST_DATASETS, "nightly-2")
+    user, sku = _personal_list_head(shop)
+    before = {served_list: _items(api, user, served_list) for served_list in USER_LISTS}
+    ts = shop.stream_day_ts(10, 5)
+    write_batch(shop, ts, [event("p-1", "purchase", sku, ts - timedelta(minutes=1), user)])
+
+    summary = run(ts, "inc-1", lake=shop.lake)
+
+    assert api.get(f"/v1/recommendations/{user}").json()["model_version"] == label
+    assert summary["users_reranked"] == 0 and summary["overlaid"] == {"inventory": 1}
+    assert summary["skipped"] == dict.fromkeys(
+        LIST_DATASETS, f"served from {label}, which beat the model: not re-ranked"
+    )
+    assert {served_list: _items(api, user, served_list) for served_list in USER_LISTS} == before
+    assert sku in before["all"]
+    assert read_watermark(shop.lake, STREAM).served_versions.items() >= served.items()
+
+
+def _version(dataset: str, version: str, scored_date: str, model_version: str = "m-1") -> VersionInfo:
+    return VersionInfo(dataset, version, "complete", scored_date=scored_date, model_version=model_version)
+
+
+def test_the_lists_re_ranked_are_the_published_model_served_ones_of_the_newest_day():
+    current = {
+        "recommendations": _version("recommendations", "v2", "2026-01-05"),
+        "discover": _version("discover", "v1", "2026-01-04"),
+        "inventory": _version("inventory", "v2", "2026-01-05"),
+    }
+    lists, skipped = served_lists(current)
+    assert lists == {"all": current["recommendations"]}
+    assert skipped == {
+        "buy_again": "never published",
+        "discover": "version v1 scored 2026-01-04, the newest list 2026-01-05",
+    }
+    current["buy_again"] = _version("buy_again", "v2", "2026-01-05", "baseline:gp_topfreq")
+    lists, skipped = served_lists(current)
+    assert list(lists) == ["all"]
+    assert skipped["buy_again"] == "served from baseline:gp_topfreq, which beat the model: not re-ranked"
+    assert served_lists({}) == ({}, dict.fromkeys(LIST_DATASETS, "never published"))
 
 
 def test_the_settings_bound_how_many_files_one_run_takes(shop, spark):
@@ -360,3 +468,32 @@ def test_the_dag_refreshes_through_airflow(shop, api):
     watermark = read_watermark(Lake(shop.settings), STREAM)
     assert watermark.last_file == path.name and watermark.run_id.startswith("manual__")
     assert sku not in _items(api, user)
+
+
+def _list_rows(day: date, rows: list[tuple], with_list: bool) -> pa.Table:
+    columns = {
+        "user_id": [row[0] for row in rows],
+        "sku": [row[-1] for row in rows],
+        "rank": pa.array([1] * len(rows), pa.int32()),
+        "scored_date": pa.array([day] * len(rows), pa.date32()),
+    }
+    if with_list:
+        columns["list"] = [row[1] for row in rows]
+    return pa.table(columns)
+
+
+def test_sold_out_holders_are_read_from_the_lists_being_refreshed_old_partitions_as_main_lists(settings):
+    lake, old_day, new_day = Lake(settings), date(2026, 1, 4), date(2026, 1, 5)
+    lake.write_arrow(_list_rows(old_day, [("u1", "A"), ("u1", "B"), ("u2", "C")], False), "gold.recommendations")
+    # A table from before the list column: its rows are main lists, the other lists have none.
+    assert nightly_holders(lake, old_day, {"B"}, LIST_DATASETS) == {"u1"}
+    assert nightly_holders(lake, old_day, {"B"}, ["buy_again", "discover"]) == set()
+    new = [("u1", "all", "A"), ("u1", "buy_again", "B"), ("u2", "discover", "B"), ("u3", "all", "C")]
+    lake.write_arrow(_list_rows(new_day, new, True), "gold.recommendations", replace_where=f"scored_date = '{new_day}'")
+
+    assert nightly_holders(lake, new_day, {"B"}, LIST_DATASETS) == {"u1", "u2"}
+    assert nightly_holders(lake, new_day, {"B"}, ["recommendations"]) == set()
+    assert nightly_holders(lake, new_day, {"B", "C"}, ["recommendations", "discover"]) == {"u2", "u3"}
+    # The partition written before the column grew still reads as main lists (its list is null).
+    assert nightly_holders(lake, old_day, {"B"}, LIST_DATASETS) == {"u1"}
+    assert nightly_holders(lake, old_day, {"B"}, ["buy_again"]) == set()

@@ -201,6 +201,12 @@ def test_payloads_have_the_served_shape():
         },
         "u2": {"is_fallback": True, "items": [{"sku": "C", "score": None, "reason": "trending"}]},
     }
+    # Re-ranked users without this list (no buy-again list any more) get an empty one.
+    emptied = realtime.recommendation_payloads(lists[lists["user_id"] == "u2"], digits=3, users=["u2", "u3"])
+    assert emptied == {
+        "u2": {"is_fallback": True, "items": [{"sku": "C", "score": None, "reason": "trending"}]},
+        "u3": {"is_fallback": False, "items": []},
+    }
     plan = pd.DataFrame(
         {"sku": ["A"], "on_hand": np.array([3], dtype=np.int32), "days_of_cover": [np.inf], "status": ["reorder"]}
     )
