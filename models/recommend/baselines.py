@@ -40,7 +40,13 @@ def _top_lists(
     context: ServingContext,
     k: int,
 ) -> pd.DataFrame:
-    """Top-k per user under the business masks; users with code -1 are only masked by availability."""
+    """Top-k per user under the business masks; users with code -1 are only masked by availability.
+
+    With a stockout risk to apply, each row's scores are first normalised to [0, 1] and lowered by
+    ``risk_strength`` × risk, as ``downrank_stockout_risk`` does for the model's candidates.
+    """
+    if context.risk_strength and context.risk.any():
+        score_rows = _downranked(score_rows, context.risk_strength * context.risk)
     block_rows, at = rows_of(context.blocked["user"].to_numpy(), codes)
     scores, columns = top_n(
         score_rows,
@@ -59,6 +65,20 @@ def _top_lists(
             "is_fallback": False,
         }
     )
+
+
+def _downranked(score_rows: ScoreRows, penalty: np.ndarray) -> ScoreRows:
+    penalty_t = torch.from_numpy(penalty.astype(np.float32))
+
+    def downranked(a: int, b: int) -> torch.Tensor:
+        scores = score_rows(a, b)
+        finite = torch.isfinite(scores)
+        low = torch.where(finite, scores, torch.inf).amin(1, keepdim=True)
+        high = torch.where(finite, scores, -torch.inf).amax(1, keepdim=True)
+        spread = torch.where(high > low, high - low, torch.ones_like(high))
+        return (scores - low) / spread - penalty_t[None, :]  # -inf (masked, not owned) stays -inf
+
+    return downranked
 
 
 def recommend_global_popularity(

@@ -297,16 +297,20 @@ def build_feature_set(
     too, so everyone who ever bought gets a personal list.
     """
     history = history if history is not None else empty_history(as_of)
+    # Codes follow the ids' order, not the order files were read in: a rewritten partition (a
+    # backfill) then gives the same codes, the same ties and so the same lists.
+    interactions = interactions.sort_values(["user_id", "sku"], kind="stable", ignore_index=True)
     items = _with_catalogue_defaults(item_features.drop_duplicates("sku").reset_index(drop=True))
     missing = pd.Index(interactions["sku"].unique()).difference(items["sku"])
     if len(missing):
         items = pd.concat([items, _with_catalogue_defaults(pd.DataFrame({"sku": missing}))], ignore_index=True)
+    items = items.sort_values("sku", kind="stable", ignore_index=True)
     users = user_features.drop_duplicates("user_id")
     known = pd.Index(interactions["user_id"].unique()).union(history.user_ids)
     extra = known.difference(users["user_id"])
     # Users known only from interactions or history: no category interests yet (empty, not missing).
     newcomers = pd.DataFrame({"user_id": extra, "category_affinity": [[] for _ in extra]})
-    users = pd.concat([users, newcomers], ignore_index=True)
+    users = pd.concat([users, newcomers], ignore_index=True).sort_values("user_id", kind="stable", ignore_index=True)
     for column in USER_FEATURES:
         if column not in users:
             users[column] = np.nan

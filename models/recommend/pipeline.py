@@ -192,6 +192,7 @@ def _serving_context(features: FeatureSet, config: RecommendConfig, plan=None) -
         blocked=code_pairs(suppressed, features.user_index, features.item_index),
         available=available_items(features.items, config.filters),
         risk=stockout_risk(features.items, plan, config.filters),
+        risk_strength=config.filters.stockout_downrank_strength,
     )
 
 

@@ -41,11 +41,16 @@ LISTS = ("all", "buy_again", "discover")
 
 @dataclass(frozen=True)
 class ServingContext:
-    """What the business rules need at one as-of day: blocked (user, item) codes, availability and risk per item."""
+    """What the business rules need at one as-of day: blocked (user, item) codes, availability and risk per item.
+
+    ``risk_strength`` is how far baseline lists (served ones included) push risky SKUs down, as
+    ``stockout_downrank_strength`` does for the model's; 0 leaves them as scored.
+    """
 
     blocked: pd.DataFrame
     available: np.ndarray
     risk: np.ndarray
+    risk_strength: float = 0.0
 
 
 def _candidate_batches(

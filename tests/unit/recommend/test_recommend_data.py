@@ -62,7 +62,7 @@ def test_feature_set_codes_and_lookups(tiny_features):
     assert tiny_features.user_index.tolist() == ["u1", "u2"]
     np.testing.assert_allclose(tiny_features.affinity, [[1.0, 0.0, 0.0], [0.3, 0.7, 0.0]])
     rows = tiny_features.lookup_pairs(np.array([0, 0, 1]), np.array([0, 4, 3]))
-    assert rows.tolist() == [0, -1, 2]
+    assert rows.tolist() == [0, -1, 3]  # interactions are coded in (user_id, sku) order: u2-B1 is the fourth
     assert recent_seeds(tiny_features, 1).to_dict("list") == {"user": [0, 1], "item": [0, 3]}
 
 
