@@ -5,9 +5,8 @@ Expected demand (cycle stock, lead-time demand, order-up-to level, days of cover
 orders far too little. The spread (safety stock, stockout probability) comes from the quantiles:
 the daily standard deviation is read off the interval, (P90 - P10) / (z90 - z10). Days are
 independent, so over a protection period the means and variances add, and the total is treated
-as normal. Days beyond the forecast horizon repeat the
-horizon's average day. Lead times are fixed (the snapshot's value): supplier lead-time variability
-is not modelled.
+as normal. Days beyond the forecast horizon repeat the horizon's average day. Lead times are fixed
+(the snapshot's value): supplier lead-time variability is not modelled.
 
 Policy: periodic review with reorder point. When the inventory position (on hand + on order) is at
 or below the reorder point, order up to the level that covers lead time + review period at the
