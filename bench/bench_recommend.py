@@ -67,12 +67,7 @@ def main(argv: list[str] | None = None) -> dict:
     data_seconds = time.perf_counter() - started
 
     timings, results = {}, {}
-    for task in (
-        pipeline.train_retrieval,
-        pipeline.train_ranker,
-        pipeline.evaluate_and_gate,
-        pipeline.score_recommendations,
-    ):
+    for task in pipeline.NIGHTLY_TASKS:
         task_started = time.perf_counter()
         results[task.__name__] = task(run_date, "bench", settings, config)
         timings[task.__name__] = round(time.perf_counter() - task_started, 2)

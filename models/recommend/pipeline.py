@@ -643,3 +643,7 @@ def score_recommendations(run_date: date, run_id: str, settings: Settings, confi
         "diversity_check": diversity.reason,
         "fallback_share": quality["fallback_share"],
     }
+
+
+# The tasks in the order the nightly DAG chains them (tests and benchmarks run them so too).
+NIGHTLY_TASKS = (train_retrieval, train_ranker, evaluate_and_gate, score_recommendations)

@@ -55,15 +55,7 @@ def shop_lake(tmp_path_factory):
 def nightly(shop_lake):
     settings, lake, shop = shop_lake
     run_date = shop.run_date
-    results = {
-        task.__name__: task(run_date, "run-1", settings, CONFIG)
-        for task in (
-            pipeline.train_retrieval,
-            pipeline.train_ranker,
-            pipeline.evaluate_and_gate,
-            pipeline.score_recommendations,
-        )
-    }
+    results = {task.__name__: task(run_date, "run-1", settings, CONFIG) for task in pipeline.NIGHTLY_TASKS}
     return settings, lake, shop, results
 
 

@@ -55,15 +55,7 @@ def reorder_run(tmp_path_factory):
     shop = simulate_shop(600, 200, n_days=84, seed=1, reorder_share=0.3)
     run_date = shop.run_date
     write_synthetic_lake(lake, shop, [run_date - timedelta(days=14), run_date - timedelta(days=7), run_date])
-    results = {
-        task.__name__: task(run_date, "run-reorder", settings, CONFIG)
-        for task in (
-            pipeline.train_retrieval,
-            pipeline.train_ranker,
-            pipeline.evaluate_and_gate,
-            pipeline.score_recommendations,
-        )
-    }
+    results = {task.__name__: task(run_date, "run-reorder", settings, CONFIG) for task in pipeline.NIGHTLY_TASKS}
     return settings, lake, shop, results
 
 
