@@ -145,8 +145,8 @@ def served(settings: Settings, run: DagRunOutcome, last: date) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _served_user(settings: Settings, last: date, served_list: str | None = None) -> str | None:
-    """A real customer with a personal list from this run (of ``served_list`` when given), for the curl example."""
+def _served_user(settings: Settings, last: date, served_list: str = "all") -> str | None:
+    """A real customer with a personal ``served_list`` from this run, for the curl example."""
     import pyarrow.compute as pc
 
     from shopml.lake import Lake
@@ -155,8 +155,7 @@ def _served_user(settings: Settings, last: date, served_list: str | None = None)
     if not lake.exists("gold.recommendations"):
         return None
     where = (pc.field("scored_date") == last) & ~pc.field("is_fallback") & (pc.field("rank") == 1)
-    if served_list is not None:
-        where &= pc.field("list") == served_list
+    where &= pc.field("list") == served_list
     rows = lake.read_arrow("gold.recommendations", columns=["user_id"], filter=where)
     return rows["user_id"][0].as_py() if rows.num_rows else None
 
