@@ -42,8 +42,13 @@ $(SYSTEM_STAMP): $(STAMP)
 run: $(STAMP) ## Run the nightly pipeline through Airflow on sample data (LANDING=dir to use your own, DATE=YYYY-MM-DD)
 	$(PY) -m shopml.run $(if $(LANDING),--landing $(LANDING)) $(if $(DATE),--date $(DATE))
 
-test: $(STAMP) $(SYSTEM_STAMP) ## Run the whole test suite (slow tests included)
-	$(PY) -m pytest
+# Two workers, one test file each at a time (module fixtures are built once): the DAG tests wait on
+# Airflow and Spark subprocesses, and the other worker uses that time. The file order puts the two
+# longest files (tests/dags) on different workers first.
+TEST_WORKERS ?= 2
+
+test: $(STAMP) $(SYSTEM_STAMP) ## Run the whole test suite (slow tests included; TEST_WORKERS=0 for one process)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15
 
 test-fast: $(STAMP) ## Run the tests not marked slow
 	$(PY) -m pytest -m "not slow"
