@@ -68,7 +68,11 @@ def main(argv: list[str] | None = None) -> dict:
         "machine": platform.machine(),
         "xgboost": xgb.__version__,
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
-        "config": {"booster": config.booster.model_dump(), "max_train_rows": config.max_train_rows},
+        "config": {
+            "booster": config.booster.model_dump(),
+            "max_train_rows": config.max_train_rows,
+            "max_quantile_rows": config.max_quantile_rows,
+        },
     }
 
     clock = time.perf_counter()

@@ -187,8 +187,7 @@ class Lake:
             last = SparkDeltaTable.forPath(self.spark, self.path(table)).history(1).first()
             return int(last["operationMetrics"].get("numOutputRows", 0))
         with self._arrow_stream(df) as (stream, rows):
-            self.write_arrow(stream, table, mode=mode, replace_where=replace_where)
-        return rows
+            return self.write_arrow(stream, table, mode=mode, replace_where=replace_where, rows=rows)
 
     @contextmanager
     def _arrow_stream(self, df: DataFrame) -> Iterator[tuple[pa.RecordBatchReader, int]]:
@@ -215,8 +214,12 @@ class Lake:
         table: str,
         mode: WriteMode = "overwrite",
         replace_where: str | None = None,
+        rows: int | None = None,
     ) -> int | None:
-        """Write Arrow data through delta-rs (also used by model and publish steps that run without Spark)."""
+        """Write Arrow data through delta-rs (also used by model and publish steps that run without Spark).
+
+        ``rows`` is the count of a stream (a table knows its own), for the log and the return value.
+        """
         from deltalake import write_deltalake
 
         table_spec = spec(table)
@@ -230,7 +233,7 @@ class Lake:
             # New columns (a table gaining one) merge into appends and partition replacements alike.
             schema_mode="merge" if mode == "append" or replace_where else None,
         )
-        rows = getattr(data, "num_rows", None)
+        rows = getattr(data, "num_rows", rows)
         log.info("wrote %s rows to %s (%s%s)", rows, table, mode, f" where {replace_where}" if replace_where else "")
         return rows
 

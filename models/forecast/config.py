@@ -49,6 +49,13 @@ class ForecastConfig(BaseModel):
         ge=1_000,
         description="Training rows are sampled down to this many (measured: 3x more rows gain <1% WAPE at 3x the cost).",
     )
+    max_quantile_rows: int = Field(
+        150_000,
+        ge=1_000,
+        description="The quantile booster learns from a sample of this many training rows (its per-quantile leaf "
+        "refits cost ~8x the mean booster per row); measured on the real shop: wQL 0.644 vs 0.638 on all 485k "
+        "rows, 2.3x faster.",
+    )
     calibration_days: int = Field(
         28,
         ge=0,

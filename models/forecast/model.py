@@ -214,6 +214,10 @@ def _fit_booster(
     return booster
 
 
+def _sample(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
+    return frame if len(frame) <= rows else frame.sample(n=rows, random_state=seed)
+
+
 def fit_quantile_model(
     frame: pd.DataFrame, config: ForecastConfig = DEFAULT_CONFIG, device: str = "cpu", seed: int = 0
 ) -> QuantileForecaster:
@@ -222,7 +226,8 @@ def fit_quantile_model(
     Weighting by the scale makes the pinball loss the one on raw units and the mean's loss
     volume-weighted, as WAPE is. The last ``calibration_days`` of origins are held out from the
     quantile booster to calibrate its interval (their targets are after every fitted target, as in
-    production); with too few held-out rows nothing is held out. The mean booster needs no
+    production); with too few held-out rows nothing is held out. The quantile booster learns from a
+    sample of at most ``max_quantile_rows`` rows. The mean booster needs no
     calibration (its loss targets the mean), so it learns from every row, the latest weeks included.
     """
     categories = sorted(frame["category"].astype(str).unique())
@@ -233,11 +238,10 @@ def fit_quantile_model(
     quantiles, no_offsets = tuple(config.quantiles), {ALL_ROWS: (0.0,) * len(config.quantiles)}
     if config.calibration_days == 0 or len(calibration) < config.min_calibration_rows or fitted.empty:
         log.warning("no interval calibration: %d held-out rows", len(calibration) if config.calibration_days else 0)
-        booster = _fit_booster(frame, categories, config, device, seed)
+        booster = _fit_booster(_sample(frame, config.max_quantile_rows, seed), categories, config, device, seed)
         return QuantileForecaster(booster, mean_booster, quantiles, categories, no_offsets)
-    model = QuantileForecaster(
-        _fit_booster(fitted, categories, config, device, seed), mean_booster, quantiles, categories, no_offsets
-    )
+    booster = _fit_booster(_sample(fitted, config.max_quantile_rows, seed), categories, config, device, seed)
+    model = QuantileForecaster(booster, mean_booster, quantiles, categories, no_offsets)
     offsets = _calibration_offsets(model, calibration, config.min_calibration_rows)
     log.info("interval calibration on %d held-out rows: offsets %s", len(calibration), offsets)
     return QuantileForecaster(model.booster, mean_booster, quantiles, categories, offsets)

@@ -68,6 +68,20 @@ def test_interval_coverage_is_near_nominal(backtest) -> None:
 
 
 @pytest.mark.slow
+def test_quantiles_learnt_from_a_sample_of_the_rows_keep_their_coverage_and_loss(demand, backtest) -> None:
+    """The quantile booster's row cap (``max_quantile_rows``) trades a little wQL for time, not calibration."""
+    capped = CONFIG.model_copy(update={"max_quantile_rows": 2_000})
+    panel = build_panel(demand[0], RUN_DATE)
+    assert len(build_training_frame(panel, RUN_DATE, CONFIG, seed=0)) > 3 * capped.max_quantile_rows
+
+    _, metrics, _ = run_backtest(panel, RUN_DATE, capped, "cpu", seed=0)
+
+    assert 0.74 <= metric_value(metrics, "forecaster", "coverage_p10_p90") <= 0.86
+    assert metric_value(metrics, "forecaster", "wql") < metric_value(metrics, "moving_average", "wql")
+    assert metric_value(metrics, "forecaster", "wql") < 1.05 * metric_value(backtest[1], "forecaster", "wql")
+
+
+@pytest.mark.slow
 def test_quantiles_never_cross_and_are_non_negative(backtest, scored) -> None:
     evaluation, _, _ = backtest
     _, _, forecasts = scored
