@@ -7,7 +7,8 @@
     python -m shopml.serving gc
 
 Each command prints one JSON document; errors go to stderr with exit status 1. A publish with nothing
-to publish for a stated reason (no inventory feed, a table written before its buy-again lists) prints
+to publish for a stated reason (no inventory feed, a table written before its buy-again lists, a past
+date while serving holds a later one: ``--force`` publishes it anyway) prints
 ``{"dataset": ..., "skipped": reason}`` and exits 0.
 """
 
@@ -35,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     publish.add_argument("--run-id", required=True, help="run id; rerunning it republishes the same version")
     publish.add_argument("--date", required=True, type=date.fromisoformat, help="scored_date to publish")
     publish.add_argument("--triggered-by", default="cli", help="recorded in ops.publish_audit")
+    publish.add_argument(
+        "--force", action="store_true", help="make the date current even when serving holds a later one (audited)"
+    )
     rollback = commands.add_parser("rollback", help="make the previously published version current again")
     rollback.add_argument("dataset", choices=list(DATASETS))
     rollback.add_argument("--triggered-by", default="cli")
@@ -48,7 +52,9 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     args = _parser().parse_args(argv)
     if args.command == "publish":
         try:
-            result = publish_dataset(args.dataset, args.date, args.run_id, triggered_by=args.triggered_by)
+            result = publish_dataset(
+                args.dataset, args.date, args.run_id, triggered_by=args.triggered_by, force=args.force
+            )
         except Skipped as exc:
             return {"dataset": args.dataset, "skipped": str(exc)}
         return dataclasses.asdict(result)

@@ -4,17 +4,19 @@ One publish of one dataset, identical on Redis and SQLite:
 
 1. Take the dataset's publish lock, a lease renewed while writing (a killed publisher's lease lapses).
 2. Remove orphans: under the lock, any version still ``writing`` was left by a publisher that died.
-3. Rerun check: when the store already holds a complete, un-overlaid version of the same scored date,
+3. Forward only: when the current version serves a later scored date (a backfill of a past day), the
+   publish is skipped with that reason unless forced; the tables are rebuilt, serving does not go back.
+4. Rerun check: when the store already holds a complete, un-overlaid version of the same scored date,
    encode the partition without writing and compare checksums. Identical content reuses that version
    (made current again if needed): a rerun of a night publishes the same version, never a duplicate.
-4. Otherwise write a new version ``<scored_date>-<hash of run_id>`` (``-2``, ``-3``… when a rerun of
+5. Otherwise write a new version ``<scored_date>-<hash of run_id>`` (``-2``, ``-3``… when a rerun of
    the same run id brought new content). Stream the ``scored_date`` partition from Delta in key-range passes (at most ``rows_per_pass`` rows
    in memory), encode one JSON value per entity and write them in pipelined batches. Datasets sharing a table
    read only their rows of it (``DatasetSpec.row_filter``: one list of ``gold.recommendations`` each).
-5. Verify the store holds exactly the keys written, then store the metadata and flip the pointer in
+6. Verify the store holds exactly the keys written, then store the metadata and flip the pointer in
    one atomic step. Until then readers keep getting the previous version, whatever fails.
-6. Garbage-collect: keep the newest ``versions_to_keep`` complete versions (and the current one).
-7. Append one row to ``ops.publish_audit``.
+7. Garbage-collect: keep the newest ``versions_to_keep`` complete versions (and the current one).
+8. Append one row to ``ops.publish_audit`` (a forced publish as ``forced:<triggered_by>``).
 """
 
 from __future__ import annotations
@@ -388,6 +390,14 @@ def _same_content(
     return None
 
 
+def _later_current(store: ServingStore, dataset: str, current: str | None, run_date: date) -> VersionInfo | None:
+    """The current version's info when it serves a scored date after ``run_date``, else None."""
+    return next(
+        (v for v in store.list_versions(dataset) if v.version == current and v.scored_date > run_date.isoformat()),
+        None,
+    )
+
+
 def _free_version_id(store: ServingStore, dataset: str, run_date: date, run_id: str) -> str:
     """``<scored_date>-<hash of run_id>``, suffixed ``-2``, ``-3``… while the store already has that id."""
     base = version_id(run_date, run_id)
@@ -462,14 +472,15 @@ def publish_dataset(
     settings: Settings | None = None,
     triggered_by: str = "manual",
     config: ServingConfig | None = None,
+    force: bool = False,
 ) -> PublishResult:
     """Publish one scored partition as a new current version, or re-point to the version that already holds it.
 
     Raises ``StoreUnavailableError`` when the store is down (retry), ``PublishConflictError`` when another
     publish of the dataset runs, ``PublishError`` when there is nothing valid to publish, ``Skipped`` when
-    the shop lacks the optional feed the dataset is built from, or the table holds none of a filtered
-    dataset's rows (a list written only by newer scorers). On any error the previously current version
-    keeps serving.
+    the shop lacks the optional feed the dataset is built from, the table holds none of a filtered
+    dataset's rows (a list written only by newer scorers), or serving already holds a later scored date
+    and ``force`` is off. On any error the previously current version keeps serving.
     """
     spec = dataset_spec(dataset)
     started = time.monotonic()
@@ -483,6 +494,16 @@ def publish_dataset(
         lake = Lake(settings)
         orphans = _remove_orphans(store, dataset)
         previous = store.current_version(dataset)
+        later = _later_current(store, dataset, previous, run_date)
+        if later is not None:
+            if not force:
+                raise Skipped(
+                    f"not publishing {dataset} for {run_date}: serving holds the later scored date "
+                    f"{later.scored_date} (version {later.version}), and a backfill does not take serving back "
+                    "in time (publish with --force to do so)"
+                )
+            log.warning("%s: forced back from scored date %s to %s", dataset, later.scored_date, run_date)
+            triggered_by = f"forced:{triggered_by}"
         existing = _same_content(store, lake, spec, run_date, config, lease)
         reused = existing is not None
         if existing is not None:

@@ -62,6 +62,34 @@ def test_publish_versions_rollback_and_gc_from_the_command_line(tmp_path):
     assert audit["triggered_by"].to_pylist() == ["cli", "cli", "rollback:cli"]
 
 
+def test_a_past_date_goes_back_into_serving_only_with_force(tmp_path):
+    var_root = tmp_path / "var"
+    lake = Lake(load_settings(var_root=var_root))
+    for day in (date(2026, 1, 2), date(2026, 1, 3)):
+        rows = recommendations_table({"u1": [f"sku-{day}"]}, day, f"run-{day}")
+        lake.write_arrow(
+            rows,
+            "gold.recommendations",
+            replace_where=f"scored_date = '{day}'" if lake.exists("gold.recommendations") else None,
+        )
+    first = cli(var_root, "publish", "recommendations", "--run-id", "run-a", "--date", "2026-01-02")
+    cli(var_root, "publish", "recommendations", "--run-id", "run-b", "--date", "2026-01-03")
+
+    behind = cli(var_root, "publish", "recommendations", "--run-id", "run-c", "--date", "2026-01-02")
+    forced = cli(var_root, "publish", "recommendations", "--run-id", "run-c", "--date", "2026-01-02", "--force")
+
+    assert behind.returncode == 0, behind.stderr
+    assert "serving holds the later scored date 2026-01-03" in json.loads(behind.stdout)["skipped"]
+    assert forced.returncode == 0, forced.stderr
+    assert json.loads(forced.stdout)["version"] == json.loads(first.stdout)["version"]
+    assert (
+        json.loads(cli(var_root, "versions", "recommendations").stdout)["current"]
+        == json.loads(first.stdout)["version"]
+    )
+    audit = lake.read_arrow("ops.publish_audit").sort_by("published_at")
+    assert audit["triggered_by"].to_pylist() == ["cli", "cli", "forced:cli"]
+
+
 @pytest.mark.slow
 def test_a_buy_again_list_is_published_and_rolled_back_from_the_command_line(tmp_path):
     var_root = tmp_path / "var"

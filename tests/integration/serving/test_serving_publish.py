@@ -103,20 +103,25 @@ def test_rerun_of_a_run_id_republishes_the_same_version(serving_settings, servin
     assert all(r["duration_s"] >= 0 and r["triggered_by"] == "manual" for r in audit)
 
 
-def test_another_run_of_the_same_night_with_the_same_content_reuses_its_version(
+def test_a_backfill_of_a_past_night_leaves_serving_on_the_later_one_unless_forced(
     serving_settings, serving_lake, serving_config
 ):
-    """``make backfill`` of a published date: a new run id, rescored later, same lists: no new version."""
+    """``make backfill`` of a published date after a later night: the tables are rebuilt, serving does not go
+    back in time. Forced, the same lists reuse their version (no duplicate) and the audit says forced."""
     write_scored(serving_lake, "gold.recommendations", recommendations_table(LISTS, D1, "run-1"))
     first = publish(serving_settings, serving_config, run_id="run-1")
     write_scored(serving_lake, "gold.recommendations", recommendations_table({"u1": ["z"]}, D2, "run-2"))
-    publish(serving_settings, serving_config, D2, "run-2")
+    later = publish(serving_settings, serving_config, D2, "run-2")
     rescored_at = GENERATED_AT.replace(hour=GENERATED_AT.hour + 1)
     write_scored(
         serving_lake, "gold.recommendations", recommendations_table(LISTS, D1, "run-1b", generated_at=rescored_at)
     )
 
-    again = publish(serving_settings, serving_config, run_id="run-1b")
+    with pytest.raises(Skipped, match=f"serving holds the later scored date {D2} \\(version {later.version}\\)"):
+        publish(serving_settings, serving_config, run_id="run-1b")
+    assert read(serving_settings, serving_config, "u1").version == later.version
+
+    again = publish(serving_settings, serving_config, run_id="run-1b", triggered_by="test", force=True)
 
     assert (again.version, again.reused, again.checksum) == (first.version, True, first.checksum)
     current, versions = dataset_versions("recommendations", serving_settings, serving_config)
@@ -124,6 +129,8 @@ def test_another_run_of_the_same_night_with_the_same_content_reuses_its_version(
     found = read(serving_settings, serving_config, "u1")
     # The content keeps its provenance; its age is the rescoring's, so /healthz sees it fresh again.
     assert (found.run_id, found.generated_at) == ("run-1", rescored_at)
+    audit = serving_lake.read_arrow("ops.publish_audit").sort_by("published_at").to_pylist()
+    assert (audit[-1]["version"], audit[-1]["triggered_by"]) == (first.version, "forced:test")
 
 
 def test_a_rerun_with_new_content_publishes_a_new_version(serving_settings, serving_lake, serving_config):
