@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -104,24 +105,59 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+class CircuitBreaker:
+    """Fail fast while the store is down: after a failed read, reads get a 503 at once for ``open_s``.
+
+    The read endpoints run on the event loop, so every read that waits on a hung store holds up
+    all the others; with the breaker only the read that trips it waits (``api_timeout_s``).
+    """
+
+    def __init__(self, open_s: float) -> None:
+        self.open_s = open_s
+        self.open_until = 0.0
+        self.reason = ""
+
+    def check(self) -> None:
+        left = self.open_until - time.monotonic()
+        if left > 0:
+            raise StoreUnavailableError(f"store unavailable; not asked again for {left:.1f}s after: {self.reason}")
+
+    def trip(self, exc: Exception) -> None:
+        self.open_until = time.monotonic() + self.open_s
+        self.reason = str(exc)
+
+
 def get_store(request: Request) -> ServingStore:
     return request.app.state.store
 
 
+def get_breaker(request: Request) -> CircuitBreaker:
+    return request.app.state.breaker
+
+
 StoreDep = Annotated[ServingStore, Depends(get_store)]
+BreakerDep = Annotated[CircuitBreaker, Depends(get_breaker)]
 
 
 def _read(
-    store: ServingStore, dataset: str, entity: str, fallback_entity: str | None = None, missing_ok: bool = False
+    store: ServingStore,
+    breaker: CircuitBreaker,
+    dataset: str,
+    entity: str,
+    fallback_entity: str | None = None,
+    missing_ok: bool = False,
 ) -> Lookup:
     """One lookup, with absent data and store failures turned into the API's error bodies.
 
     An unknown id is a 404, unless ``missing_ok``: then its lookup comes back without a payload.
     """
     try:
+        breaker.check()
         found = store.lookup(dataset, entity, fallback_entity)
     except StoreUnavailableError as exc:
-        log.error("%s", exc)
+        if breaker.open_until <= time.monotonic():
+            breaker.trip(exc)
+            log.error("%s", exc)
         raise ApiError(503, ErrorResponse(error="store_unavailable", detail=str(exc), dataset=dataset)) from exc
     if found is None:
         raise ApiError(
@@ -174,7 +210,10 @@ def create_app(settings: Settings | None = None, config: ServingConfig | None = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.store = open_store(settings.serving, config)
+        # The API's own timeouts: a read waits milliseconds for a hung store, a publish waits seconds.
+        timeouts = {"socket_timeout_s": config.api_timeout_s, "connect_timeout_s": config.api_timeout_s}
+        app.state.store = open_store(settings.serving, config.model_copy(update=timeouts))
+        app.state.breaker = CircuitBreaker(config.api_breaker_open_s)
         log.info("serving from %s", app.state.store.url)
         try:
             yield
@@ -199,10 +238,15 @@ def create_app(settings: Settings | None = None, config: ServingConfig | None = 
         return JSONResponse(status_code=503, content=body.model_dump(mode="json"))
 
     # The read endpoints are ``async`` although the store is synchronous: a read is one sub-millisecond
-    # lookup (bounded by socket_timeout_s), cheaper than the hop to a worker thread it would otherwise
-    # take; measured p50 under CPU contention went from 13 ms to 2 ms (bench/bench_serving.py).
+    # lookup, cheaper than the hop to a worker thread it would otherwise take; measured p50 under CPU
+    # contention went from 13 ms to 2 ms (bench/bench_serving.py). A hung store holds the loop for one
+    # read of at most ``api_timeout_s``; the circuit breaker answers the others at once.
     async def get_recommendations(
-        user_id: UserId, store: StoreDep, k: int = config.default_k, served_list: ListParam = MAIN_LIST
+        user_id: UserId,
+        store: StoreDep,
+        breaker: BreakerDep,
+        k: int = config.default_k,
+        served_list: ListParam = MAIN_LIST,
     ) -> dict[str, Any]:
         """Top-k of one of the user's lists: ``all`` (the main list), ``buy_again`` (items bought before) or
         ``discover`` (items new to the user).
@@ -211,7 +255,7 @@ def create_app(settings: Settings | None = None, config: ServingConfig | None = 
         a ``buy_again`` list (no purchases) gets an empty one, so the storefront hides that carousel.
         """
         spec = DATASETS[USER_LISTS[served_list]]
-        found = _read(store, spec.name, user_id, spec.fallback_entity, missing_ok=spec.fallback_entity is None)
+        found = _read(store, breaker, spec.name, user_id, spec.fallback_entity, missing_ok=spec.fallback_entity is None)
         payload = json.loads(found.payload) if found.payload is not None else {"is_fallback": False, "items": []}
         return {
             "user_id": user_id,
@@ -231,21 +275,21 @@ def create_app(settings: Settings | None = None, config: ServingConfig | None = 
     )
 
     @app.get("/v1/similar/{sku}", response_model=SimilarResponse, responses=_ERRORS)
-    async def get_similar(sku: Sku, store: StoreDep) -> dict[str, Any]:
+    async def get_similar(sku: Sku, store: StoreDep, breaker: BreakerDep) -> dict[str, Any]:
         """Similar products for a product page."""
-        found = _read(store, "similar", sku)
+        found = _read(store, breaker, "similar", sku)
         return {"sku": sku, "items": json.loads(found.payload)["items"], **_provenance(found)}
 
     @app.get("/v1/forecasts/{sku}", response_model=ForecastResponse, responses=_ERRORS)
-    async def get_forecast(sku: Sku, store: StoreDep) -> dict[str, Any]:
+    async def get_forecast(sku: Sku, store: StoreDep, breaker: BreakerDep) -> dict[str, Any]:
         """Daily demand forecast (P10/P50/P90) over the horizon."""
-        found = _read(store, "forecasts", sku)
+        found = _read(store, breaker, "forecasts", sku)
         return {"sku": sku, "days": json.loads(found.payload)["days"], **_provenance(found)}
 
     @app.get("/v1/inventory/{sku}", response_model=InventoryResponse, responses=_ERRORS)
-    async def get_inventory(sku: Sku, store: StoreDep) -> dict[str, Any]:
+    async def get_inventory(sku: Sku, store: StoreDep, breaker: BreakerDep) -> dict[str, Any]:
         """Inventory plan: safety stock, reorder point, order quantity, cover and stockout risk."""
-        found = _read(store, "inventory", sku)
+        found = _read(store, breaker, "inventory", sku)
         return {"sku": sku, "plan": json.loads(found.payload), **_provenance(found)}
 
     @app.get("/healthz", response_model=HealthResponse, responses={503: {"model": HealthResponse}})

@@ -52,7 +52,17 @@ class ServingConfig(BaseModel):
     )
     default_k: int = Field(10, ge=1, description="Recommendations returned when the request does not say k.")
     max_k: int = Field(100, ge=1, description="Largest k a request may ask for (422 above).")
-    socket_timeout_s: float = Field(2.0, gt=0, description="Redis read/write timeout.")
+    socket_timeout_s: float = Field(2.0, gt=0, description="Redis read/write timeout of publishing and the CLI.")
+    api_timeout_s: float = Field(
+        0.2,
+        gt=0,
+        description="Redis connect and read timeout of the read API: a hung store costs a request this long.",
+    )
+    api_breaker_open_s: float = Field(
+        5.0,
+        ge=0,
+        description="After the store fails a read, the API answers 503 at once for this long, then probes it again.",
+    )
     connect_timeout_s: float = Field(2.0, gt=0, description="Redis connect timeout.")
     max_connections: int = Field(64, ge=1, description="Redis connection pool size per process.")
     sqlite_busy_timeout_s: float = Field(5.0, ge=0, description="How long SQLite waits for another writer's lock.")

@@ -140,7 +140,8 @@ def key_prefix() -> str:
 
 @pytest.fixture
 def serving_config(key_prefix: str) -> ServingConfig:
-    return ServingConfig(key_prefix=key_prefix, batch_size=2, versions_to_keep=2)
+    # A generous API timeout: the suite's Spark jobs share the two cores with the local redis-server.
+    return ServingConfig(key_prefix=key_prefix, batch_size=2, versions_to_keep=2, api_timeout_s=1.0)
 
 
 @pytest.fixture(params=["sqlite", "redis"])

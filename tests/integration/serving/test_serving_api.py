@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import time
 from datetime import date, timedelta
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from shopml.serving.api import create_app
+from shopml.serving.config import ServingConfig
 from shopml.serving.encoding import DATASETS
 from shopml.serving.publish import publish_dataset, version_id
 from shopml.serving.store import utc_now
@@ -325,3 +330,38 @@ def test_openapi_schema_is_published(client):
     assert (served["enum"], served["default"]) == (["all", "buy_again", "discover"], "all")
     assert schema["components"]["schemas"]["RecommendationsResponse"]["properties"]["list"]["enum"] == served["enum"]
     assert "ErrorResponse" in schema["components"]["schemas"]
+
+
+@pytest.fixture
+def hung_redis_url():
+    """A port that takes connections and never answers: the kernel completes them for the listen backlog."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(128)
+        yield f"redis://127.0.0.1:{server.getsockname()[1]}/0"
+
+
+def test_a_hung_store_answers_every_concurrent_request_within_a_second(tmp_path, hung_redis_url):
+    """Ten storefront reads and a health check at once, against a store that never answers: each gets its
+    503 in well under a second (one read waits ``api_timeout_s``, the circuit breaker answers the rest)."""
+    app = create_app(load_settings(var_root=tmp_path / "var", serving_url=hung_redis_url), ServingConfig())
+
+    async def burst():
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+                started = time.monotonic()
+
+                async def timed(path):
+                    response = await http.get(path)
+                    return response, time.monotonic() - started
+
+                paths = [f"/v1/recommendations/u{i}" for i in range(8)] + ["/v1/similar/s1", "/v1/forecasts/s1"]
+                return await asyncio.gather(*map(timed, [*paths, "/healthz"]))
+
+    results = asyncio.run(burst())
+
+    assert [response.status_code for response, _ in results] == [503] * 11
+    assert max(seconds for _, seconds in results) < 1.0
+    assert {response.json()["error"] for response, _ in results[:-1]} == {"store_unavailable"}
+    assert results[-1][0].json()["reachable"] is False
