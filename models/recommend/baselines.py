@@ -266,76 +266,17 @@ def recommend_gp_topfreq(user_ids: np.ndarray, features: FeatureSet, context: Se
     return _top_lists(score_rows, user_ids, codes, features, context, k)
 
 
-def tifu_user_vectors(features: FeatureSet, config: TifuConfig):
-    """TIFU user vectors (Hu et al., SIGIR 2020): time-decayed averages of the user's baskets, as a users × items CSR.
-
-    Baskets (purchase days) are split into groups of ``group_size`` from the latest; a basket
-    weighs ``basket_decay`` ** (its position from its group's latest) within its group, and a
-    group ``group_decay`` ** (its position from the latest group).
-    """
-    from scipy import sparse
-
-    baskets = features.history.baskets
-    coded = pd.DataFrame(
-        {
-            "user": features.user_index.get_indexer(baskets["user_id"]),
-            "item": features.item_index.get_indexer(baskets["sku"]),
-            "day": baskets["day"].to_numpy(),
-        }
-    )
-    coded = coded[(coded["user"] >= 0) & (coded["item"] >= 0)]
-    days = coded[["user", "day"]].drop_duplicates().sort_values(["user", "day"], ascending=[True, False])
-    days["position"] = days.groupby("user").cumcount()
-    days["group"] = days["position"] // config.group_size
-    days["in_group"] = days["position"] % config.group_size
-    days["group_size"] = days.groupby(["user", "group"])["day"].transform("size")
-    days["groups"] = days.groupby("user")["group"].transform("max") + 1
-    days["weight"] = (
-        config.basket_decay ** days["in_group"]
-        / days["group_size"]
-        * config.group_decay ** days["group"]
-        / days["groups"]
-    )
-    weighted = coded.merge(days[["user", "day", "weight"]], on=["user", "day"])
-    return sparse.csr_matrix(
-        (weighted["weight"].to_numpy(float), (weighted["user"].to_numpy(), weighted["item"].to_numpy())),
-        shape=(len(features.users), len(features.items)),
-    )
-
-
 def recommend_tifu_knn(
     user_ids: np.ndarray, features: FeatureSet, context: ServingContext, k: int, config: TifuConfig
 ) -> pd.DataFrame:
-    """TIFU-KNN: ``alpha`` × the user's TIFU vector + (1 - alpha) × the mean vector of their nearest neighbours."""
-    from scipy import sparse
-
+    """TIFU-KNN's top-k: the user's own time-decayed basket frequencies blended with their neighbours'."""
     codes = features.user_codes(user_ids)
-    vectors = tifu_user_vectors(features, config)
-    norms = np.sqrt(np.asarray(vectors.multiply(vectors).sum(axis=1))).ravel()
-    unit = sparse.diags(np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)) @ vectors
-    unit_t = unit.T.tocsr()
+    tifu = features.tifu(config)
     popularity = features.popularity / max(features.popularity.max(initial=0.0), 1e-9)
     fill = (1e-6 * popularity).astype(np.float32)
-    n_neighbours = min(config.neighbours, max(len(features.users) - 1, 1))
-
-    def neighbour_means(rows: np.ndarray) -> np.ndarray:
-        similarity = (unit[rows] @ unit_t).toarray()
-        similarity[np.arange(len(rows)), rows] = -np.inf  # not one's own neighbour
-        nearest = np.argpartition(-similarity, n_neighbours - 1, axis=1)[:, :n_neighbours]
-        weights = sparse.csr_matrix(
-            (
-                np.full(nearest.size, 1.0 / n_neighbours),
-                (np.repeat(np.arange(len(rows)), n_neighbours), nearest.ravel()),
-            ),
-            shape=(len(rows), len(features.users)),
-        )
-        return (weights @ vectors).toarray()
 
     def score_rows(a: int, b: int) -> torch.Tensor:
-        rows = np.maximum(codes[a:b], 0)
-        # Users × users similarities are dense: a few hundred rows at a time bound the memory.
-        neighbours = np.vstack([neighbour_means(rows[i : i + 256]) for i in range(0, len(rows), 256)])
-        scores = config.alpha * vectors[rows].toarray() + (1 - config.alpha) * neighbours
+        scores = tifu.scores(np.maximum(codes[a:b], 0))
         scores[codes[a:b] < 0] = 0.0
         return torch.from_numpy(scores.astype(np.float32) + fill[None, :])
 

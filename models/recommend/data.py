@@ -7,7 +7,7 @@ generation, feature lookup and filtering stay vectorised at 50k users × 10k SKU
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import cached_property
 
@@ -15,9 +15,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from models.recommend.config import RecommendConfig
+from models.recommend.config import RecommendConfig, TifuConfig
 from models.recommend.repeat import PurchaseHistory, empty_history
 from models.recommend.retrieval import top_n
+from models.recommend.tifu import TifuKnn
 
 ITEM_FEATURES = (
     "unit_price",
@@ -59,6 +60,8 @@ PAIR_FEATURES = (
     "category_affinity",
     "price_ratio",
     "item_low_stock",
+    "tifu_score",
+    "tifu_neighbours",
     "repeat_orders",
     "repeat_recency_weighted",
     "repeat_days_since",
@@ -153,6 +156,13 @@ class FeatureSet:
     interactions: pd.DataFrame
     cooccurrence: pd.DataFrame
     history: PurchaseHistory
+    _tifu: dict[TifuConfig, TifuKnn] = field(default_factory=dict, init=False, repr=False)
+
+    def tifu(self, config: TifuConfig) -> TifuKnn:
+        """TIFU-KNN over this day's purchase history (a baseline, and a ranker feature), built once per config."""
+        if config not in self._tifu:
+            self._tifu[config] = TifuKnn(self, config)
+        return self._tifu[config]
 
     @cached_property
     def repeats(self) -> pd.DataFrame:
@@ -357,7 +367,8 @@ def build_candidates(
     ``blocked`` holds (user, item) codes sorted by user that must not be recommended;
     unavailable items are masked too. One row per (row, item) with the retrieval score
     (computed for candidates from the other sources as well), its rank (NaN outside the
-    top-N), the summed and best co-occurrence similarity and the seed SKU behind it.
+    top-N), the summed and best co-occurrence similarity, the seed SKU behind it and the
+    TIFU-KNN score (the strongest repeat baseline's, as a feature the ranker can weigh).
     """
     block_rows, block_at = rows_of(blocked["user"].to_numpy(), user_codes)
     block_items = blocked["item"].to_numpy()[block_at]
@@ -417,7 +428,14 @@ def build_candidates(
     with torch.no_grad():
         dots = (user_vectors[rows_t] * item_vectors[items_t]).sum(1).cpu().numpy()
     candidates.loc[missing, "retrieval_score"] = dots
-    candidates["user"] = user_codes[candidates["row"].to_numpy()]
+    rows, items = candidates["row"].to_numpy(), candidates["item"].to_numpy()
+    tifu = features.tifu(config.tifu)
+    own, neighbours = tifu.parts(user_codes)
+    candidates["tifu_score"] = (tifu.alpha * own[rows, items] + (1 - tifu.alpha) * neighbours[rows, items]).astype(
+        np.float32
+    )
+    candidates["tifu_neighbours"] = neighbours[rows, items].astype(np.float32)
+    candidates["user"] = user_codes[rows]
     return candidates.sort_values(["row", "item"], ignore_index=True)
 
 
@@ -460,6 +478,8 @@ def candidate_matrix(candidates: pd.DataFrame, features: FeatureSet) -> np.ndarr
             # Unknown (NaN) or non-positive prices on either side leave the ratio missing.
             np.divide(price, usual, out=np.full(len(price), np.nan, np.float32), where=(usual > 0) & (price > 0)),
             low.astype(np.float32),
+            candidates["tifu_score"].to_numpy(np.float32),
+            candidates["tifu_neighbours"].to_numpy(np.float32),
         ]
     )
     return np.hstack([pair_block, repeat_block, item_block, user_block]).astype(np.float32)

@@ -7,22 +7,30 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from models.recommend.baselines import (
     recommend_gp_topfreq,
     recommend_p_topfreq,
     recommend_tifu_knn,
     served_baseline_lists,
-    tifu_user_vectors,
     without_history,
 )
 from models.recommend.config import FilterConfig, GateConfig, RecommendConfig, TifuConfig
-from models.recommend.data import FEATURES, FeatureSet, build_feature_set, candidate_matrix
+from models.recommend.data import (
+    FEATURES,
+    FeatureSet,
+    build_candidates,
+    build_feature_set,
+    candidate_matrix,
+    recent_seeds,
+)
 from models.recommend.filters import available_items, code_pairs
 from models.recommend.gate import decide_promotion
 from models.recommend.pipeline import choose_served
 from models.recommend.ranker import ServingContext, split_lists
 from models.recommend.repeat import summarise_purchases, suppressed_repeats
+from models.recommend.tifu import tifu_user_vectors
 from models.registry import ModelRegistry
 from tests.unit.recommend.conftest import AS_OF
 
@@ -138,6 +146,39 @@ def test_tifu_knn_blends_in_what_neighbours_buy(history_features):
     assert lists["u3"][:3] == ["B2", "A1", "B1"]
 
 
+def test_candidates_carry_tifu_knn_and_its_neighbours_part_for_the_ranker(history_features):
+    """The strongest repeat baseline's score is a ranker feature, and so is its neighbours' part alone
+    ("customers like you also re-buy"), which is what it knows about SKUs new to the customer."""
+    u3 = history_features.user_codes(["u3"])
+    n_items = len(history_features.items)
+    config = RecommendConfig()
+    nothing_blocked = code_pairs(
+        pd.DataFrame(columns=["user_id", "sku"]), history_features.user_index, history_features.item_index
+    )
+    candidates = build_candidates(
+        u3,
+        torch.ones((1, 2)),
+        torch.ones((n_items, 2)),
+        history_features,
+        recent_seeds(history_features, 2),
+        np.ones(n_items, dtype=bool),
+        nothing_blocked,
+        config,
+    )
+
+    own, neighbours = history_features.tifu(config.tifu).parts(u3)
+    items = candidates["item"].to_numpy()
+    alpha = config.tifu.alpha
+    assert candidates["tifu_score"].to_numpy() == pytest.approx(
+        alpha * own[0, items] + (1 - alpha) * neighbours[0, items]
+    )
+    assert candidates["tifu_neighbours"].to_numpy() == pytest.approx(neighbours[0, items])
+    a1 = history_features.item_index.get_indexer(["A1"])[0]
+    assert own[0, a1] == 0 and candidates.loc[candidates["item"] == a1, "tifu_neighbours"].item() > 0
+    matrix = pd.DataFrame(candidate_matrix(candidates, history_features), columns=FEATURES)
+    assert matrix["tifu_neighbours"].to_numpy() == pytest.approx(candidates["tifu_neighbours"].to_numpy())
+
+
 def test_three_lists_split_bought_before_from_new(history_features):
     u1 = history_features.user_codes(["u1"])[0]
     items = history_features.item_index.get_indexer(["B2", "A1", "A2", "B1"])
@@ -182,6 +223,8 @@ def test_ranker_features_describe_the_repeat_cycle(history_features):
             "cooc_score": [0.0, 0.0],
             "cooc_max": [0.0, 0.0],
             "cooc_seeds": [0.0, 0.0],
+            "tifu_score": [0.0, 0.0],
+            "tifu_neighbours": [0.0, 0.0],
         }
     )
     matrix = pd.DataFrame(candidate_matrix(candidates, history_features), columns=FEATURES)
