@@ -70,7 +70,7 @@ from models.forecast import pipeline as forecaster
 from models.forecast.config import ForecastConfig
 from models.forecast.inventory import plan_inventory
 from models.recommend import pipeline as recommender
-from models.recommend.data import build_feature_set
+from models.recommend.data import FEATURES, build_feature_set
 from models.recommend.filters import available_items, code_pairs, stockout_risk
 from models.recommend.ranker import ServingContext, load_ranker
 from models.recommend.repeat import suppressed_repeats
@@ -492,8 +492,14 @@ def build_refresh(
             refresh.overlays.append(overlay)
         refresh.summary["skus_replanned"] = len(skus)
     lists, skipped = served_lists(current)
-    if lists and registry.current(recommender.MODEL_NAME) is None:
-        skipped |= {info.dataset: "no promoted recommender" for info in lists.values()}
+    promoted = registry.current(recommender.MODEL_NAME)
+    if lists and (promoted is None or promoted.metadata.get("features") != list(FEATURES)):
+        why = (
+            "no promoted recommender"
+            if promoted is None
+            else f"the promoted recommender {promoted.version} predates the ranker's features: not re-ranked"
+        )
+        skipped |= {info.dataset: why for info in lists.values()}
         lists = {}
     if lists:
         # One re-ranking serves every list: when any of them is behind, all catch up (a list that was not

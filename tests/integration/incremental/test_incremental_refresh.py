@@ -29,6 +29,8 @@ from jobs.incremental import (
 from jobs.incremental_config import IncrementalConfig
 from jobs.ingest import CSV_SUFFIXES, JSON_SUFFIXES
 from models.recommend import pipeline as recommend
+from models.recommend.data import FEATURES
+from models.registry import ModelRegistry
 from shopml import airflow_env
 from shopml.lake import Lake
 from shopml.serving.api import create_app
@@ -378,6 +380,28 @@ def test_lists_served_from_a_baseline_are_left_as_served(shop, api):
     )
     assert {served_list: _items(api, user, served_list) for served_list in USER_LISTS} == before
     assert sku in before["all"]
+    assert read_watermark(shop.lake, STREAM).served_versions.items() >= served.items()
+
+
+def test_a_promoted_recommender_older_than_the_ranker_features_is_not_re_ranked_with(shop, api):
+    """New code with new ranker features, the model promoted before it: the served lists stay as they are
+    (the nightly run retrains) instead of every 5-minute run failing on the feature count."""
+    served = _publish(shop, LIST_DATASETS, "nightly-3")
+    registry = ModelRegistry(shop.settings.models)
+    promoted = registry.current(recommend.MODEL_NAME)
+    user, sku = _personal_list_head(shop)
+    before = _items(api, user, "all")
+    ts = shop.stream_day_ts(10, 20)
+    write_batch(shop, ts, [event("p-old", "purchase", sku, ts - timedelta(minutes=1), user)])
+    registry.update_metadata(promoted, features=list(FEATURES[:-2]))
+    try:
+        summary = run(ts, "inc-old", lake=shop.lake)
+    finally:
+        registry.update_metadata(promoted, features=list(FEATURES))
+
+    reason = f"the promoted recommender {promoted.version} predates the ranker's features: not re-ranked"
+    assert summary["skipped"] == dict.fromkeys(LIST_DATASETS, reason) and summary["users_reranked"] == 0
+    assert _items(api, user, "all") == before
     assert read_watermark(shop.lake, STREAM).served_versions.items() >= served.items()
 
 
