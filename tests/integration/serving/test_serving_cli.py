@@ -24,9 +24,8 @@ def cli(var_root, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.slow
-def test_publish_versions_rollback_and_gc_from_the_command_line(tmp_path):
-    var_root = tmp_path / "var"
+def two_scored_nights(var_root) -> Lake:
+    """A lake whose gold.recommendations holds the nights of 2026-01-02 and 2026-01-03."""
     lake = Lake(load_settings(var_root=var_root))
     for day in (date(2026, 1, 2), date(2026, 1, 3)):
         rows = recommendations_table({"u1": [f"sku-{day}"]}, day, f"run-{day}")
@@ -35,6 +34,13 @@ def test_publish_versions_rollback_and_gc_from_the_command_line(tmp_path):
             "gold.recommendations",
             replace_where=f"scored_date = '{day}'" if lake.exists("gold.recommendations") else None,
         )
+    return lake
+
+
+@pytest.mark.slow
+def test_publish_versions_rollback_and_gc_from_the_command_line(tmp_path):
+    var_root = tmp_path / "var"
+    lake = two_scored_nights(var_root)
 
     first = cli(var_root, "publish", "recommendations", "--run-id", "run-a", "--date", "2026-01-02")
     second = cli(var_root, "publish", "recommendations", "--run-id", "run-b", "--date", "2026-01-03")
@@ -64,14 +70,7 @@ def test_publish_versions_rollback_and_gc_from_the_command_line(tmp_path):
 
 def test_a_past_date_goes_back_into_serving_only_with_force(tmp_path):
     var_root = tmp_path / "var"
-    lake = Lake(load_settings(var_root=var_root))
-    for day in (date(2026, 1, 2), date(2026, 1, 3)):
-        rows = recommendations_table({"u1": [f"sku-{day}"]}, day, f"run-{day}")
-        lake.write_arrow(
-            rows,
-            "gold.recommendations",
-            replace_where=f"scored_date = '{day}'" if lake.exists("gold.recommendations") else None,
-        )
+    lake = two_scored_nights(var_root)
     first = cli(var_root, "publish", "recommendations", "--run-id", "run-a", "--date", "2026-01-02")
     cli(var_root, "publish", "recommendations", "--run-id", "run-b", "--date", "2026-01-03")
 
