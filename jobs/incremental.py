@@ -70,7 +70,7 @@ from models.forecast import pipeline as forecaster
 from models.forecast.config import ForecastConfig
 from models.forecast.inventory import plan_inventory
 from models.recommend import pipeline as recommender
-from models.recommend.data import FEATURES, build_feature_set
+from models.recommend.data import build_feature_set
 from models.recommend.filters import available_items, code_pairs, stockout_risk
 from models.recommend.ranker import ServingContext, load_ranker
 from models.recommend.repeat import suppressed_repeats
@@ -493,7 +493,7 @@ def build_refresh(
         refresh.summary["skus_replanned"] = len(skus)
     lists, skipped = served_lists(current)
     promoted = registry.current(recommender.MODEL_NAME)
-    if lists and (promoted is None or promoted.metadata.get("features") != list(FEATURES)):
+    if lists and (promoted is None or not recommender.has_current_features(promoted)):
         why = (
             "no promoted recommender"
             if promoted is None

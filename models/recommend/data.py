@@ -431,9 +431,7 @@ def build_candidates(
     rows, items = candidates["row"].to_numpy(), candidates["item"].to_numpy()
     tifu = features.tifu(config.tifu)
     own, neighbours = tifu.parts(user_codes)
-    candidates["tifu_score"] = (tifu.alpha * own[rows, items] + (1 - tifu.alpha) * neighbours[rows, items]).astype(
-        np.float32
-    )
+    candidates["tifu_score"] = tifu.blend(own[rows, items], neighbours[rows, items]).astype(np.float32)
     candidates["tifu_neighbours"] = neighbours[rows, items].astype(np.float32)
     candidates["user"] = user_codes[rows]
     return candidates.sort_values(["row", "item"], ignore_index=True)

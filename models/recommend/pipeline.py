@@ -540,6 +540,11 @@ def evaluate_and_gate(run_date: date, run_id: str, settings: Settings, config: R
     }
 
 
+def has_current_features(model: ModelVersion) -> bool:
+    """Whether ``model``'s ranker was trained on today's ``FEATURES`` (an older one cannot score them)."""
+    return model.metadata.get("features") == list(FEATURES)
+
+
 def choose_served(
     candidate: ModelVersion | None, current: ModelVersion | None, config: RecommendConfig
 ) -> tuple[str, str]:
@@ -552,7 +557,7 @@ def choose_served(
     gate = (candidate.metadata.get("gate") if candidate is not None else None) or {}
     if gate.get("serve", "model") != "model":
         return gate["serve"], gate["serve_reason"]
-    if current is not None and current.metadata.get("features") == list(FEATURES):
+    if current is not None and has_current_features(current):
         return "model", f"promoted version {current.version}"
     if current is not None:
         why = f"promoted version {current.version} predates the ranker's features"

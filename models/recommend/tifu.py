@@ -90,7 +90,10 @@ class TifuKnn:
         neighbours = [self._neighbour_means(codes[i : i + step]) for i in range(0, len(codes), step)]
         return own, np.vstack(neighbours) if neighbours else own
 
+    def blend(self, own: np.ndarray, neighbours: np.ndarray) -> np.ndarray:
+        """TIFU-KNN's score from its two parts."""
+        return self.alpha * own + (1 - self.alpha) * neighbours
+
     def scores(self, codes: np.ndarray) -> np.ndarray:
         """Dense scores (len(codes) × items) of users given by their codes (all >= 0)."""
-        own, neighbours = self.parts(codes)
-        return self.alpha * own + (1 - self.alpha) * neighbours
+        return self.blend(*self.parts(codes))

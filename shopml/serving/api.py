@@ -123,8 +123,11 @@ class CircuitBreaker:
             raise StoreUnavailableError(f"store unavailable; not asked again for {left:.1f}s after: {self.reason}")
 
     def trip(self, exc: Exception) -> None:
-        self.open_until = time.monotonic() + self.open_s
-        self.reason = str(exc)
+        """Open on a store failure; the fast answers of an open breaker do not keep it open."""
+        if self.open_until <= time.monotonic():
+            self.open_until = time.monotonic() + self.open_s
+            self.reason = str(exc)
+            log.error("%s", exc)
 
 
 def get_store(request: Request) -> ServingStore:
@@ -155,9 +158,7 @@ def _read(
         breaker.check()
         found = store.lookup(dataset, entity, fallback_entity)
     except StoreUnavailableError as exc:
-        if breaker.open_until <= time.monotonic():
-            breaker.trip(exc)
-            log.error("%s", exc)
+        breaker.trip(exc)
         raise ApiError(503, ErrorResponse(error="store_unavailable", detail=str(exc), dataset=dataset)) from exc
     if found is None:
         raise ApiError(

@@ -392,10 +392,8 @@ def _same_content(
 
 def _later_current(store: ServingStore, dataset: str, current: str | None, run_date: date) -> VersionInfo | None:
     """The current version's info when it serves a scored date after ``run_date``, else None."""
-    return next(
-        (v for v in store.list_versions(dataset) if v.version == current and v.scored_date > run_date.isoformat()),
-        None,
-    )
+    info = store.get_version(dataset, current) if current else None
+    return info if info is not None and info.scored_date > run_date.isoformat() else None
 
 
 def _free_version_id(store: ServingStore, dataset: str, run_date: date, run_id: str) -> str:
