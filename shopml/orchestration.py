@@ -25,6 +25,7 @@ from shopml.catalog import spec
 from shopml.errors import PERMANENT_EXIT_CODE, SKIP_REASON_KEY, PermanentError, Skipped
 from shopml.notify import on_task_failure
 from shopml.settings import get_settings
+from shopml.spark import driver_java_options
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,11 @@ def spark_job(task_id: str, script: str, reads: list[str], writes: list[str], **
         name=f"shopml-{task_id}",
         application_args=WINDOW_ARGS,
         driver_memory=get_settings().spark_driver_memory,
-        conf={"spark.pyspark.python": sys.executable, "spark.pyspark.driver.python": sys.executable},
+        conf={
+            "spark.pyspark.python": sys.executable,
+            "spark.pyspark.driver.python": sys.executable,
+            "spark.driver.extraJavaOptions": driver_java_options(get_settings()),
+        },
         env_vars={"SPARK_CONF_DIR": str(SPARK_CONF_DIR)},
         inlets=[asset(table) for table in reads],
         outlets=[asset(table) for table in writes],

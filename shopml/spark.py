@@ -46,6 +46,11 @@ def require_java() -> None:
         raise RuntimeError(JAVA_HELP.format(min=MIN_JAVA, found=found))
 
 
+def driver_java_options(settings: Settings) -> str:
+    """The driver's JVM options: the configured ones, and Derby's home under var_root."""
+    return f"{settings.spark_driver_java_options} -Dderby.system.home={(settings.var_root / 'derby').resolve()}".strip()
+
+
 def get_spark(settings: Settings | None = None, app_name: str = "shopml") -> SparkSession:
     """Return the active SparkSession, or start one configured from settings.
 
@@ -71,7 +76,7 @@ def get_spark(settings: Settings | None = None, app_name: str = "shopml") -> Spa
         .config("spark.sql.adaptive.enabled", "true")
         .config("spark.driver.memory", settings.spark_driver_memory)
         .config("spark.sql.warehouse.dir", str((settings.var_root / "spark-warehouse").resolve()))
-        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={(settings.var_root / 'derby').resolve()}")
+        .config("spark.driver.extraJavaOptions", driver_java_options(settings))
     )
     if "PYSPARK_GATEWAY_PORT" not in os.environ:  # under spark-submit, --master, --name and --conf decided
         builder = builder.master(settings.spark_master).appName(app_name)
