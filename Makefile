@@ -72,7 +72,7 @@ airflow: $(STAMP) ## Start the Airflow UI (airflow standalone) with this project
 	$(PY) -m shopml.airflow_env standalone
 
 api: $(STAMP) ## Start the storefront read API on http://127.0.0.1:8000
-	$(VENV)/bin/uvicorn shopml.serving.api:app --host 127.0.0.1 --port 8000
+	$(VENV)/bin/uvicorn shopml.serving.api:app --host 127.0.0.1 --port 8000 --limit-concurrency 512
 
 clean: ## Remove generated state under ./var (keeps .venv)
 	rm -rf var

@@ -105,7 +105,7 @@ def _freshness(shop, runs: int, start: datetime) -> list[float]:
     share = recommend.load_feature_set(shop.lake, shop.scored_date, config).history.skus["repeat_share"]
     rebought = set(share[share > config.filters.repeat_min_share].index)
     seconds = []
-    with TestClient(create_app(shop.settings)) as api:
+    with TestClient(create_app(shop.settings), base_url="http://localhost") as api:
         for index in range(runs):
             user = users[index % len(users)]
             shown = [item["sku"] for item in api.get(f"/v1/recommendations/{user}").json()["items"]]

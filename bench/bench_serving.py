@@ -219,7 +219,7 @@ async def _load(port: int, paths: list[str], rate: float, connections: int) -> t
             if item is None:
                 break
             due, path = item
-            writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
             head = await reader.readuntil(b"\r\n\r\n")
             length = next(
                 int(line.split(b":", 1)[1])

@@ -17,8 +17,11 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi.exceptions import ResponseValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shopml.serving.config import ServingConfig
 from shopml.serving.encoding import DATASETS, MAIN_LIST, USER_LISTS, ForecastDay, InventoryPayload, ScoredItem
@@ -68,20 +71,23 @@ class InventoryResponse(Provenance):
 
 
 class ErrorResponse(BaseModel):
-    error: Literal["not_found", "not_published", "store_unavailable", "store_error"]
+    error: Literal[
+        "not_found", "not_published", "store_unavailable", "store_error", "invalid_payload", "headers_too_large"
+    ]
     detail: str
     dataset: str | None = None
     version: str | None = None
 
 
 class DatasetHealth(BaseModel):
-    status: Literal["ok", "stale", "missing"]
+    status: Literal["ok", "stale", "missing", "incomplete"]
     version: str | None = None
     model_version: str | None = None
     generated_at: datetime | None = None
     published_at: datetime | None = None
     age_s: float | None = None
-    key_count: int | None = None
+    key_count: int | None = Field(None, description="Keys the publish verified.")
+    stored_keys: int | None = Field(None, description="Keys the store holds for the version now.")
 
 
 class HealthResponse(BaseModel):
@@ -101,8 +107,12 @@ class ApiError(Exception):
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorResponse, "description": "Unknown id."},
+    500: {"model": ErrorResponse, "description": "The stored value for this key does not parse."},
     503: {"model": ErrorResponse, "description": "Dataset not published yet, or the store is unreachable."},
 }
+# What a client learns of a store failure; the backend, its host and the driver's message go to the log.
+STORE_UNAVAILABLE = "the serving store is unavailable; retry shortly"
+INVALID_PAYLOAD = "the stored value for this key is invalid; the operators have been told"
 
 
 class CircuitBreaker:
@@ -128,6 +138,23 @@ class CircuitBreaker:
             self.open_until = time.monotonic() + self.open_s
             self.reason = str(exc)
             log.error("%s", exc)
+
+
+class HeaderLimit:
+    """Answer 431 to requests whose headers exceed ``max_bytes``, before any handler runs.
+
+    uvicorn's default parser (httptools) sets no limit of its own: a 10 MB header was answered.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and sum(len(k) + len(v) for k, v in scope["headers"]) > self.max_bytes:
+            body = ErrorResponse(error="headers_too_large", detail=f"request headers exceed {self.max_bytes} bytes")
+            await JSONResponse(status_code=431, content=body.model_dump(mode="json"))(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def get_store(request: Request) -> ServingStore:
@@ -159,7 +186,9 @@ def _read(
         found = store.lookup(dataset, entity, fallback_entity)
     except StoreUnavailableError as exc:
         breaker.trip(exc)
-        raise ApiError(503, ErrorResponse(error="store_unavailable", detail=str(exc), dataset=dataset)) from exc
+        raise ApiError(
+            503, ErrorResponse(error="store_unavailable", detail=STORE_UNAVAILABLE, dataset=dataset)
+        ) from exc
     if found is None:
         raise ApiError(
             503, ErrorResponse(error="not_published", detail=f"{dataset} has not been published yet", dataset=dataset)
@@ -178,6 +207,23 @@ def _read(
     return found
 
 
+def _payload(found: Lookup, dataset: str, entity: str) -> dict[str, Any]:
+    """The stored JSON object of a lookup; a value that does not parse is the API's 500, logged with its key."""
+    try:
+        payload = json.loads(found.payload)
+    except (TypeError, ValueError) as exc:
+        log.error("%s version %s: the value of %r does not parse: %s", dataset, found.version, entity, exc)
+        raise ApiError(
+            500, ErrorResponse(error="invalid_payload", detail=INVALID_PAYLOAD, dataset=dataset, version=found.version)
+        ) from exc
+    if not isinstance(payload, dict):
+        log.error("%s version %s: the value of %r is not a JSON object", dataset, found.version, entity)
+        raise ApiError(
+            500, ErrorResponse(error="invalid_payload", detail=INVALID_PAYLOAD, dataset=dataset, version=found.version)
+        )
+    return payload
+
+
 def _provenance(found: Lookup) -> dict[str, Any]:
     return {
         "version": found.version,
@@ -193,14 +239,18 @@ def _dataset_health(store: ServingStore, dataset: str, max_age_s: float) -> Data
     if info is None:
         return DatasetHealth(status="missing")
     age = (utc_now() - info.generated_at).total_seconds() if info.generated_at else None
+    stored = store.count_entries(dataset, info.version)
+    fresh = age is not None and age <= max_age_s
+    status = "incomplete" if stored != info.key_count else ("ok" if fresh else "stale")
     return DatasetHealth(
-        status="ok" if age is not None and age <= max_age_s else "stale",
+        status=status,
         version=info.version,
         model_version=info.model_version,
         generated_at=info.generated_at,
         published_at=info.published_at,
         age_s=age,
         key_count=info.key_count,
+        stored_keys=stored,
     )
 
 
@@ -227,6 +277,8 @@ def create_app(settings: Settings | None = None, config: ServingConfig | None = 
         summary="Precomputed recommendations, similar items, demand forecasts and inventory plans, by key.",
         lifespan=lifespan,
     )
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(config.api_allowed_hosts))
+    app.add_middleware(HeaderLimit, max_bytes=config.api_max_header_bytes)
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -235,8 +287,15 @@ def create_app(settings: Settings | None = None, config: ServingConfig | None = 
     @app.exception_handler(ServingStoreError)
     async def _store_error(_: Request, exc: ServingStoreError) -> JSONResponse:
         log.error("%s", exc)
-        body = ErrorResponse(error="store_error", detail=str(exc))
+        body = ErrorResponse(error="store_error", detail=STORE_UNAVAILABLE)
         return JSONResponse(status_code=503, content=body.model_dump(mode="json"))
+
+    @app.exception_handler(ResponseValidationError)
+    async def _invalid_payload(request: Request, exc: ResponseValidationError) -> JSONResponse:
+        """A stored value that parses but lacks what the response needs (a publish that skipped validation)."""
+        log.error("%s: the stored value does not fit the response: %s", request.url.path, exc.errors()[:3])
+        body = ErrorResponse(error="invalid_payload", detail=INVALID_PAYLOAD)
+        return JSONResponse(status_code=500, content=body.model_dump(mode="json"))
 
     # The read endpoints are ``async`` although the store is synchronous: a read is one sub-millisecond
     # lookup, cheaper than the hop to a worker thread it would otherwise take; measured p50 under CPU
@@ -257,12 +316,14 @@ def create_app(settings: Settings | None = None, config: ServingConfig | None = 
         """
         spec = DATASETS[USER_LISTS[served_list]]
         found = _read(store, breaker, spec.name, user_id, spec.fallback_entity, missing_ok=spec.fallback_entity is None)
-        payload = json.loads(found.payload) if found.payload is not None else {"is_fallback": False, "items": []}
+        payload = (
+            _payload(found, spec.name, user_id) if found.payload is not None else {"is_fallback": False, "items": []}
+        )
         return {
             "user_id": user_id,
             "list": served_list,
-            "fallback": found.fallback or payload["is_fallback"],
-            "items": payload["items"][:k],
+            "fallback": found.fallback or bool(payload.get("is_fallback")),
+            "items": (payload.get("items") or [])[:k],
             **_provenance(found),
         }
 
@@ -279,32 +340,35 @@ def create_app(settings: Settings | None = None, config: ServingConfig | None = 
     async def get_similar(sku: Sku, store: StoreDep, breaker: BreakerDep) -> dict[str, Any]:
         """Similar products for a product page."""
         found = _read(store, breaker, "similar", sku)
-        return {"sku": sku, "items": json.loads(found.payload)["items"], **_provenance(found)}
+        return {"sku": sku, "items": _payload(found, "similar", sku).get("items"), **_provenance(found)}
 
     @app.get("/v1/forecasts/{sku}", response_model=ForecastResponse, responses=_ERRORS)
     async def get_forecast(sku: Sku, store: StoreDep, breaker: BreakerDep) -> dict[str, Any]:
         """Daily demand forecast (P10/P50/P90) over the horizon."""
         found = _read(store, breaker, "forecasts", sku)
-        return {"sku": sku, "days": json.loads(found.payload)["days"], **_provenance(found)}
+        return {"sku": sku, "days": _payload(found, "forecasts", sku).get("days"), **_provenance(found)}
 
     @app.get("/v1/inventory/{sku}", response_model=InventoryResponse, responses=_ERRORS)
     async def get_inventory(sku: Sku, store: StoreDep, breaker: BreakerDep) -> dict[str, Any]:
         """Inventory plan: safety stock, reorder point, order quantity, cover and stockout risk."""
         found = _read(store, breaker, "inventory", sku)
-        return {"sku": sku, "plan": json.loads(found.payload), **_provenance(found)}
+        return {"sku": sku, "plan": _payload(found, "inventory", sku), **_provenance(found)}
 
     @app.get("/healthz", response_model=HealthResponse, responses={503: {"model": HealthResponse}})
     def healthz(store: StoreDep) -> JSONResponse:
-        """Backend reachable, current version and age of each dataset; ``degraded`` when stale or missing."""
+        """Backend reachable, current version, age and key count of each dataset; ``degraded`` when one is
+        stale, missing or holds fewer keys than its publish verified. ``HEAD`` for load balancers."""
+        backend = store.url.split(":", 1)[0]
         try:
             store.ping()
             datasets = {name: _dataset_health(store, name, config.max_dataset_age_s) for name in DATASETS}
         except ServingStoreError as exc:
+            log.error("health check: %s", exc)
             body = HealthResponse(
                 status="degraded",
-                backend=store.url,
+                backend=backend,
                 reachable=False,
-                error=str(exc),
+                error=STORE_UNAVAILABLE,
                 max_age_s=config.max_dataset_age_s,
                 datasets={},
             )
@@ -312,13 +376,14 @@ def create_app(settings: Settings | None = None, config: ServingConfig | None = 
         healthy = all(d.status == "ok" for d in datasets.values())
         body = HealthResponse(
             status="ok" if healthy else "degraded",
-            backend=store.url,
+            backend=backend,
             reachable=True,
             max_age_s=config.max_dataset_age_s,
             datasets=datasets,
         )
         return JSONResponse(status_code=200, content=body.model_dump(mode="json"))
 
+    app.head("/healthz", include_in_schema=False)(healthz)
     return app
 
 

@@ -63,6 +63,17 @@ class ServingConfig(BaseModel):
         ge=0,
         description="After the store fails a read, the API answers 503 at once for this long, then probes it again.",
     )
+    api_allowed_hosts: tuple[str, ...] = Field(
+        ("localhost", "127.0.0.1"),
+        min_length=1,
+        description="Host headers the read API answers (others get 400), so a web page cannot reach a local API "
+        "through DNS rebinding; add the name the storefront calls it by (docker-compose adds `api`).",
+    )
+    api_max_header_bytes: int = Field(
+        16_384,
+        ge=1_024,
+        description="Largest request head (all header names and values) the read API answers; larger gets 431.",
+    )
     connect_timeout_s: float = Field(2.0, gt=0, description="Redis connect timeout.")
     max_connections: int = Field(64, ge=1, description="Redis connection pool size per process.")
     sqlite_busy_timeout_s: float = Field(5.0, ge=0, description="How long SQLite waits for another writer's lock.")

@@ -70,7 +70,7 @@ def test_known_customers_get_personal_lists_from_the_api(night):
     customers = set(pc.unique(pc.drop_null(recent["user_id"])).to_pylist())
     from shopml.serving.api import create_app
 
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="http://localhost") as client:
         answers = [client.get(f"/v1/recommendations/{user}", params={"k": 10}) for user in sorted(customers)[:300]]
         personal = [a.json() for a in answers if a.status_code == 200 and not a.json()["fallback"]]
         assert len(personal) >= 0.9 * len(answers), f"{len(personal)} personal lists for {len(answers)} customers"

@@ -202,10 +202,15 @@ def test_spark_connection_and_settings_point_at_the_master(services, env_example
     assert scheduler["SPARK_LOCAL_HOSTNAME"] == services["airflow-scheduler"]["hostname"] == "airflow-scheduler"
 
 
-def test_read_api_serves_from_the_redis_service(services, env_example):
+def test_read_api_serves_from_the_redis_service(services, env_example, monkeypatch):
     api = services["api"]
     assert api["command"][:2] == ["uvicorn", "shopml.serving.api:app"]
-    url = urlsplit(_environment(api, env_example)["SHOPML_SERVING_URL"])
+    assert "--limit-concurrency" in api["command"]
+    environment = _environment(api, env_example)
+    hosts = "SHOPML_SERVING_STORE__API_ALLOWED_HOSTS"
+    monkeypatch.setenv(hosts, environment[hosts])
+    assert "api" in load_settings().serving_store.api_allowed_hosts, "the service name must be an allowed Host"
+    url = urlsplit(environment["SHOPML_SERVING_URL"])
     redis = _environment(services["redis"], env_example)
     assert (url.scheme, url.hostname, url.port) == ("redis", "redis", 6379)
     assert url.password == redis["REDISCLI_AUTH"], "the API must use the password Redis is started with"

@@ -31,5 +31,5 @@ def shop(pristine_shop: Path, tmp_path: Path, spark) -> ServingShop:
 @pytest.fixture
 def api(shop: ServingShop) -> Iterator[TestClient]:
     """The storefront API over the shop's serving store."""
-    with TestClient(create_app(shop.settings)) as client:
+    with TestClient(create_app(shop.settings), base_url="http://localhost") as client:
         yield client

@@ -343,7 +343,7 @@ def test_a_store_without_the_new_lists_refreshes_recommendations_and_catches_the
     ts = shop.stream_day_ts(10, 5)
     write_batch(shop, ts, [event("p-1", "purchase", sku, ts - timedelta(minutes=1), user)])
 
-    with TestClient(create_app(older.settings)) as api:
+    with TestClient(create_app(older.settings), base_url="http://localhost") as api:
         summary = run(ts, "inc-1", lake=older.lake)
 
         assert summary["status"] == "refreshed"

@@ -15,7 +15,7 @@ from shopml.serving.api import create_app
 from shopml.serving.config import ServingConfig
 from shopml.serving.encoding import DATASETS
 from shopml.serving.publish import publish_dataset, version_id
-from shopml.serving.store import utc_now
+from shopml.serving.store import RedisStore, open_store, utc_now
 from shopml.settings import load_settings
 from tests.integration.serving.serving_tables import (
     forecasts_table,
@@ -57,7 +57,7 @@ def published(serving_settings, serving_lake, serving_config):
 
 @pytest.fixture
 def client(published, serving_config):
-    with TestClient(create_app(published, serving_config)) as test_client:
+    with TestClient(create_app(published, serving_config), base_url="http://localhost") as test_client:
         yield test_client
 
 
@@ -147,7 +147,7 @@ def test_a_list_never_published_is_503(serving_settings, serving_lake, serving_c
     serving_lake.write_arrow(recommendations_table({"u1": ["a"]}, D1), "gold.recommendations")
     publish_dataset("recommendations", D1, "run-1", settings=serving_settings, config=serving_config)
 
-    with TestClient(create_app(serving_settings, serving_config)) as client:
+    with TestClient(create_app(serving_settings, serving_config), base_url="http://localhost") as client:
         main = client.get("/v1/recommendations/u1")
         again = client.get("/v1/recommendations/u1", params={"list": "buy_again"})
 
@@ -255,7 +255,8 @@ def test_healthz_is_degraded_when_data_is_older_than_the_configured_age(client):
 
     assert body["status"] == "degraded" and body["reachable"] is True
     assert {name: d["status"] for name, d in body["datasets"].items()} == dict.fromkeys(DATASETS, "stale")
-    assert body["datasets"]["inventory"]["version"] == V1 and body["datasets"]["inventory"]["key_count"] == 2
+    assert body["datasets"]["inventory"]["version"] == V1
+    assert body["datasets"]["inventory"]["key_count"] == body["datasets"]["inventory"]["stored_keys"] == 2
     assert body["datasets"]["inventory"]["age_s"] > body["max_age_s"]
 
 
@@ -266,7 +267,7 @@ def test_healthz_is_ok_only_when_every_dataset_is_fresh(serving_settings, servin
         publish_dataset(dataset, D1, "run-1", settings=serving_settings, config=serving_config)
     config = serving_config.model_copy(update={"max_dataset_age_s": 3 * 3600})
 
-    with TestClient(create_app(serving_settings, config)) as client:
+    with TestClient(create_app(serving_settings, config), base_url="http://localhost") as client:
         one_stale = client.get("/healthz")
         # Rescored with identical content: the same version serves on, fresh again.
         serving_lake.write_arrow(forecasts_table(["s1"], D1, generated_at=fresh), "gold.demand_forecasts")
@@ -283,7 +284,7 @@ def test_healthz_is_ok_only_when_every_dataset_is_fresh(serving_settings, servin
 
 
 def test_a_dataset_never_published_is_503_and_missing_in_healthz(serving_settings, serving_config):
-    with TestClient(create_app(serving_settings, serving_config)) as client:
+    with TestClient(create_app(serving_settings, serving_config), base_url="http://localhost") as client:
         response = client.get("/v1/similar/s1")
         health = client.get("/healthz").json()
 
@@ -297,20 +298,96 @@ def test_a_dataset_never_published_is_503_and_missing_in_healthz(serving_setting
         "published_at": None,
         "age_s": None,
         "key_count": None,
+        "stored_keys": None,
     }
 
 
 def test_an_unreachable_store_degrades_healthz_and_reads(tmp_path, serving_config, unused_port):
     settings = load_settings(var_root=tmp_path / "var", serving_url=f"redis://127.0.0.1:{unused_port}/0")
     config = serving_config.model_copy(update={"connect_timeout_s": 0.5, "socket_timeout_s": 0.5})
-    with TestClient(create_app(settings, config)) as client:
+    with TestClient(create_app(settings, config), base_url="http://localhost") as client:
         health = client.get("/healthz")
         read = client.get("/v1/recommendations/u1")
 
     assert health.status_code == 503
-    assert (health.json()["status"], health.json()["reachable"]) == ("degraded", False)
-    assert "unreachable" in health.json()["error"]
+    assert (health.json()["status"], health.json()["reachable"], health.json()["backend"]) == (
+        "degraded",
+        False,
+        "redis",
+    )
+    assert "unavailable" in health.json()["error"]
     assert read.status_code == 503 and read.json()["error"] == "store_unavailable"
+    # The backend's address and the driver's message are for the log, not for whoever calls the API.
+    for body in (health.text, read.text):
+        assert str(unused_port) not in body and "127.0.0.1" not in body and "Connection" not in body
+
+
+def test_a_host_header_not_allowed_is_400(client):
+    assert client.get("/v1/similar/s1", headers={"Host": "attacker.example"}).status_code == 400
+    assert client.get("/v1/similar/s1", headers={"Host": "127.0.0.1:8000"}).status_code == 200
+
+
+def test_head_healthz_answers_without_a_body(client):
+    response = client.head("/healthz")
+
+    assert response.status_code == 200 and response.content == b""
+
+
+def test_oversized_headers_are_431_before_any_handler(live_api, published, serving_config):
+    base = live_api(published, serving_config)
+
+    big = httpx.get(f"{base}/v1/similar/s1", headers={"X-Padding": "a" * 1_000_000})
+    normal = httpx.get(f"{base}/v1/similar/s1")
+
+    assert big.status_code == 431 and big.json()["error"] == "headers_too_large"
+    assert normal.status_code == 200
+
+
+def _plant(settings, config, dataset: str, entity: str, payload: bytes) -> None:
+    """Overwrite one stored value in the current version, as a faulty writer or a hand edit would."""
+    store = open_store(settings.serving, config)
+    try:
+        assert store.overlay(dataset, store.current_version(dataset), [entity], [payload], utc_now())
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("payload", "path"),
+    [
+        (b"{not json", "/v1/similar/s1"),
+        (b"[1, 2]", "/v1/forecasts/s1"),
+        (b'{"items": [{"no_sku": 1}]}', "/v1/similar/s1"),
+        (b'{"is_fallback": false, "items": "abc"}', "/v1/recommendations/u1"),
+    ],
+)
+def test_a_malformed_stored_value_is_a_500_with_a_json_body(published, serving_config, payload, path):
+    dataset = {"similar": "similar", "forecasts": "forecasts", "recommendations": "recommendations"}[path.split("/")[2]]
+    entity = path.rsplit("/", 1)[1]
+    _plant(published, serving_config, dataset, entity, payload)
+
+    with TestClient(create_app(published, serving_config), base_url="http://localhost") as client:
+        response = client.get(path)
+        other = client.get("/v1/recommendations/cold")
+
+    assert response.status_code == 500
+    assert response.json()["error"] == "invalid_payload" and "operators" in response.json()["detail"]
+    assert other.status_code == 200, "one bad value must not break the others"
+
+
+def test_healthz_says_incomplete_when_the_store_lost_keys(published, serving_config):
+    store = open_store(published.serving, serving_config)
+    version = store.current_version("inventory")
+    if isinstance(store, RedisStore):
+        store._redis.hdel(store.key("inventory", "data", version), "s0")
+    else:
+        store._connect().execute("DELETE FROM serving_entry WHERE dataset = 'inventory' AND entity = 's0'")
+    store.close()
+
+    with TestClient(create_app(published, serving_config), base_url="http://localhost") as client:
+        inventory = client.get("/healthz").json()["datasets"]["inventory"]
+
+    assert (inventory["status"], inventory["key_count"], inventory["stored_keys"]) == ("incomplete", 2, 1)
 
 
 def test_openapi_schema_is_published(client):
@@ -349,7 +426,7 @@ def test_a_hung_store_answers_every_concurrent_request_within_a_second(tmp_path,
     async def burst():
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+            async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
                 started = time.monotonic()
 
                 async def timed(path):
