@@ -508,7 +508,7 @@ def publish_dataset(
             info = existing
             if previous != info.version:
                 log.info("%s version %s already holds this content; making it current again", dataset, info.version)
-            store.activate_version(info, previous)
+            store.activate_version(info, previous, lease.token)
         else:
             draft = VersionInfo(
                 dataset=dataset,
@@ -520,7 +520,7 @@ def publish_dataset(
                 created_at=utc_now(),
             )
             info = _write_version(store, lake, spec, draft, run_date, config, lease)
-            store.activate_version(info, previous)
+            store.activate_version(info, previous, lease.token)
         removed = _collect_garbage(store, dataset, config)
         duration = time.monotonic() - started
         _append_audit(lake, info, duration, triggered_by, run_id, utc_now())
@@ -551,14 +551,14 @@ def rollback_dataset(
     """Make the version published before the current one current again; returns it. Audited like a publish."""
     dataset_spec(dataset)
     started = time.monotonic()
-    with _open(settings, config) as (settings, config, store), _publish_lock(store, dataset, config):
+    with _open(settings, config) as (settings, config, store), _publish_lock(store, dataset, config) as lease:
         current = store.current_version(dataset)
         if current is None:
             raise PublishError(f"nothing is published for {dataset}: no version to roll back from")
         target = previous_version(store.list_versions(dataset), current)
         if target is None or store.count_entries(dataset, target.version) != target.key_count:
             raise PublishError(f"{dataset} has no intact version older than {current} to roll back to")
-        store.activate_version(target, current)
+        store.activate_version(target, current, lease.token)
         _append_audit(
             Lake(settings),
             target,

@@ -43,6 +43,10 @@ class StoreUnavailableError(ServingStoreError):
     """The store cannot be reached or written right now (down, timed out, locked): worth a retry."""
 
 
+class LockLostError(ServingStoreError):
+    """The publish lock lapsed and another publisher may hold it: the version was not made current."""
+
+
 @dataclass(frozen=True)
 class VersionInfo:
     """Metadata of one published (or being published) version of a dataset."""
@@ -139,8 +143,12 @@ class ServingStore(ABC):
     def count_entries(self, dataset: str, version: str) -> int: ...
 
     @abstractmethod
-    def activate_version(self, info: VersionInfo, previous: str | None) -> None:
-        """Store ``info`` (complete) and make it current in one atomic step; ``previous`` is retired."""
+    def activate_version(self, info: VersionInfo, previous: str | None, lock_token: str) -> None:
+        """Store ``info`` (complete) and make it current in one atomic step; ``previous`` is retired.
+
+        The step checks, atomically with the flip, that the publish lock is still ``lock_token``'s:
+        a publisher whose lease lapsed mid-write raises ``LockLostError`` and changes nothing.
+        """
 
     @abstractmethod
     def delete_version(self, dataset: str, version: str) -> None: ...
@@ -318,10 +326,16 @@ class RedisStore(ServingStore):
         with self._errors(f"counting values of {dataset} version {version}"):
             return int(self._redis.hlen(self.key(dataset, "data", version)))
 
-    def activate_version(self, info: VersionInfo, previous: str | None) -> None:
+    def activate_version(self, info: VersionInfo, previous: str | None, lock_token: str) -> None:
+        import redis
+
         dataset, version = info.dataset, info.version
-        with self._errors(f"making {version} the current version of {dataset}"):
-            pipe = self._redis.pipeline(transaction=True)
+        lock = self.key(dataset, "lock")
+        with self._errors(f"making {version} the current version of {dataset}"), self._redis.pipeline() as pipe:
+            pipe.watch(lock)  # the transaction fails if the lock changes before EXEC
+            if pipe.get(lock) != lock_token.encode():
+                raise LockLostError(f"the publish lock of {dataset} is no longer ours: {version} not made current")
+            pipe.multi()
             pipe.hset(self.key(dataset, "meta", version), mapping=info.to_fields())
             pipe.persist(self.key(dataset, "meta", version))
             pipe.persist(self.key(dataset, "data", version))
@@ -330,7 +344,10 @@ class RedisStore(ServingStore):
                 # Only the current version lives without a TTL; retired ones expire even if gc never runs.
                 pipe.expire(self.key(dataset, "meta", previous), self.config.retired_ttl_s)
                 pipe.expire(self.key(dataset, "data", previous), self.config.retired_ttl_s)
-            pipe.execute()
+            try:
+                pipe.execute()
+            except redis.WatchError as exc:
+                raise LockLostError(f"the publish lock of {dataset} changed hands: {version} not made current") from exc
 
     def delete_version(self, dataset: str, version: str) -> None:
         with self._errors(f"deleting version {version} of {dataset}"):
@@ -583,8 +600,16 @@ class SqliteStore(ServingStore):
                 .fetchone()[0]
             )
 
-    def activate_version(self, info: VersionInfo, previous: str | None) -> None:
+    def activate_version(self, info: VersionInfo, previous: str | None, lock_token: str) -> None:
         with self._transaction(f"making {info.version} the current version of {info.dataset}") as conn:
+            held = conn.execute(
+                "SELECT 1 FROM serving_lock WHERE dataset = ? AND token = ? AND expires_at > ?",
+                (info.dataset, lock_token, time.time()),
+            ).fetchone()
+            if held is None:
+                raise LockLostError(
+                    f"the publish lock of {info.dataset} is no longer ours: {info.version} not made current"
+                )
             conn.execute(
                 "UPDATE serving_version SET meta = ? WHERE dataset = ? AND version = ?",
                 (json.dumps(info.to_fields()), info.dataset, info.version),

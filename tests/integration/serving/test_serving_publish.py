@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import time
 from datetime import date
 
 import pyarrow as pa
@@ -21,7 +23,7 @@ from shopml.serving.publish import (
     rollback_dataset,
     version_id,
 )
-from shopml.serving.store import RedisStore, VersionInfo, open_store
+from shopml.serving.store import LockLostError, RedisStore, VersionInfo, open_store
 from tests.integration.serving.serving_tables import (
     GENERATED_AT,
     forecasts_table,
@@ -230,6 +232,31 @@ def test_a_publish_holding_the_lock_blocks_a_second_one(serving_settings, servin
 
     store.release_lock("recommendations", "someone-else")
     assert publish(serving_settings, serving_config).key_count == 3
+    store.close()
+
+
+def test_a_publisher_whose_lease_lapsed_cannot_flip_over_the_one_that_took_the_lock(
+    serving_settings, serving_lake, serving_config
+):
+    """A stalls past its lease mid-write; B takes the lock, removes A's partial version as an orphan and
+    publishes; when A wakes, its pointer flip is refused and B's version stays current."""
+    write_scored(serving_lake, "gold.recommendations", recommendations_table(LISTS, D1))
+    store = open_store(serving_settings.serving, serving_config)
+    stalled = VersionInfo("recommendations", "stalled-a", "writing", run_id="a", scored_date=D1.isoformat())
+    assert store.acquire_lock("recommendations", "token-a", 0.2)
+    store.begin_version(stalled)
+    store.write_batch("recommendations", "stalled-a", pa.table({"entity": ["u1"], "payload": [b'{"items": []}']}))
+    time.sleep(0.4)
+
+    published_by_b = publish(serving_settings, serving_config)
+    with pytest.raises(LockLostError, match="no longer ours"):
+        store.activate_version(
+            dataclasses.replace(stalled, status="complete", key_count=1), published_by_b.version, "token-a"
+        )
+
+    assert store.current_version("recommendations") == published_by_b.version
+    assert "stalled-a" in published_by_b.removed_versions
+    assert read(serving_settings, serving_config, "u1") is not None
     store.close()
 
 
