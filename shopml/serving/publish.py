@@ -548,7 +548,10 @@ def publish_dataset(
 def rollback_dataset(
     dataset: str, settings: Settings | None = None, triggered_by: str = "manual", config: ServingConfig | None = None
 ) -> str:
-    """Make the version published before the current one current again; returns it. Audited like a publish."""
+    """Make the version published before the current one current again; returns it. Audited like a publish.
+
+    The version rolled back from is revoked: a later rollback never lands on it, gc removes it first.
+    """
     dataset_spec(dataset)
     started = time.monotonic()
     with _open(settings, config) as (settings, config, store), _publish_lock(store, dataset, config) as lease:
@@ -558,7 +561,7 @@ def rollback_dataset(
         target = previous_version(store.list_versions(dataset), current)
         if target is None or store.count_entries(dataset, target.version) != target.key_count:
             raise PublishError(f"{dataset} has no intact version older than {current} to roll back to")
-        store.activate_version(target, current, lease.token)
+        store.activate_version(target, current, lease.token, revoke_previous=True)
         _append_audit(
             Lake(settings),
             target,

@@ -32,7 +32,7 @@ from shopml.serving.config import ServingConfig
 
 log = logging.getLogger(__name__)
 
-VersionStatus = Literal["writing", "complete", "expired"]
+VersionStatus = Literal["writing", "complete", "expired", "revoked"]
 
 
 class ServingStoreError(RuntimeError):
@@ -143,8 +143,11 @@ class ServingStore(ABC):
     def count_entries(self, dataset: str, version: str) -> int: ...
 
     @abstractmethod
-    def activate_version(self, info: VersionInfo, previous: str | None, lock_token: str) -> None:
-        """Store ``info`` (complete) and make it current in one atomic step; ``previous`` is retired.
+    def activate_version(
+        self, info: VersionInfo, previous: str | None, lock_token: str, revoke_previous: bool = False
+    ) -> None:
+        """Store ``info`` (complete) and make it current in one atomic step; ``previous`` is retired
+        (``revoke_previous``, a rollback: marked ``revoked``, never served or rolled back to again).
 
         The step checks, atomically with the flip, that the publish lock is still ``lock_token``'s:
         a publisher whose lease lapsed mid-write raises ``LockLostError`` and changes nothing.
@@ -326,7 +329,9 @@ class RedisStore(ServingStore):
         with self._errors(f"counting values of {dataset} version {version}"):
             return int(self._redis.hlen(self.key(dataset, "data", version)))
 
-    def activate_version(self, info: VersionInfo, previous: str | None, lock_token: str) -> None:
+    def activate_version(
+        self, info: VersionInfo, previous: str | None, lock_token: str, revoke_previous: bool = False
+    ) -> None:
         import redis
 
         dataset, version = info.dataset, info.version
@@ -344,6 +349,8 @@ class RedisStore(ServingStore):
                 # Only the current version lives without a TTL; retired ones expire even if gc never runs.
                 pipe.expire(self.key(dataset, "meta", previous), self.config.retired_ttl_s)
                 pipe.expire(self.key(dataset, "data", previous), self.config.retired_ttl_s)
+                if revoke_previous:
+                    pipe.hset(self.key(dataset, "meta", previous), "status", "revoked")
             try:
                 pipe.execute()
             except redis.WatchError as exc:
@@ -600,7 +607,9 @@ class SqliteStore(ServingStore):
                 .fetchone()[0]
             )
 
-    def activate_version(self, info: VersionInfo, previous: str | None, lock_token: str) -> None:
+    def activate_version(
+        self, info: VersionInfo, previous: str | None, lock_token: str, revoke_previous: bool = False
+    ) -> None:
         with self._transaction(f"making {info.version} the current version of {info.dataset}") as conn:
             held = conn.execute(
                 "SELECT 1 FROM serving_lock WHERE dataset = ? AND token = ? AND expires_at > ?",
@@ -619,6 +628,12 @@ class SqliteStore(ServingStore):
                 " ON CONFLICT (dataset) DO UPDATE SET version = excluded.version",
                 (info.dataset, info.version),
             )
+            if revoke_previous and previous and previous != info.version:
+                conn.execute(
+                    "UPDATE serving_version SET meta = json_set(meta, '$.status', 'revoked')"
+                    " WHERE dataset = ? AND version = ?",
+                    (info.dataset, previous),
+                )
 
     def delete_version(self, dataset: str, version: str) -> None:
         with self._transaction(f"deleting version {version} of {dataset}") as conn:

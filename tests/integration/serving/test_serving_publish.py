@@ -204,6 +204,25 @@ def test_rollback_returns_to_the_previous_version(serving_settings, serving_lake
     assert read(serving_settings, serving_config, "u1").version == restored
 
 
+def test_a_version_rolled_back_from_is_never_rolled_back_to(serving_settings, serving_lake, serving_config):
+    """v2 was bad and rolled back to v1; v3 is published; rolling v3 back lands on v1, never on v2."""
+    versions = {}
+    for day, run_id in [(D1, "run-1"), (D2, "run-2")]:
+        write_scored(
+            serving_lake, "gold.recommendations", recommendations_table({"u1": [f"sku-{run_id}"]}, day, run_id)
+        )
+        versions[run_id] = publish(serving_settings, serving_config, day, run_id).version
+    rollback_dataset("recommendations", serving_settings, config=serving_config)
+    _, kept = dataset_versions("recommendations", serving_settings, serving_config)
+    assert {v.version: v.status for v in kept}[versions["run-2"]] == "revoked"
+    day3 = date(2026, 1, 4)
+    write_scored(serving_lake, "gold.recommendations", recommendations_table({"u1": ["sku-run-3"]}, day3, "run-3"))
+    publish(serving_settings, serving_config, day3, "run-3")
+
+    assert rollback_dataset("recommendations", serving_settings, config=serving_config) == versions["run-1"]
+    assert read(serving_settings, serving_config, "u1").run_id == "run-1"
+
+
 def test_rollback_without_a_published_version_is_refused(serving_settings, serving_config):
     with pytest.raises(PublishError, match="nothing is published for similar"):
         rollback_dataset("similar", serving_settings, config=serving_config)
