@@ -4,7 +4,8 @@
 Unusable lines (bad JSON, missing fields, wrong types, non-product order
 lines) and bot traffic go to ``ops.quarantine`` with a reason and their
 payload; duplicates (within the batch, or replays of events an earlier
-landing delivered) are counted. The survivors are staged for the validate
+landing delivered) are counted, and a resend whose content differs from the kept
+copy is quarantined as ``conflicting_duplicate``. The survivors are staged for the validate
 step, which alone publishes to silver. Rerunning replaces everything this
 step wrote for the dates.
 """
@@ -19,7 +20,13 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs.cli import run_job
-from jobs.transforms.cleaning import drop_duplicate_events, flag_bot_sessions, latest_per_key, with_event_date
+from jobs.transforms.cleaning import (
+    drop_duplicate_events,
+    flag_bot_sessions,
+    flag_conflicting_duplicates,
+    latest_per_key,
+    with_event_date,
+)
 from jobs.transforms.raw import INVENTORY_FIELDS, PRODUCT_FIELDS, parse_events, parse_records
 from shopml import accounting
 from shopml.accounting import count_by_date
@@ -61,23 +68,31 @@ def clean_events(lake: Lake, window: DateWindow, run_id: str) -> dict[date, dict
     if bronze is None:
         raise RuntimeError(f"bronze.events does not exist: run ingest for {window} first")
     parsed = parse_events(bronze, lake.settings.non_product_skus).cache()
-    usable = parsed.where(F.col("quarantine_reason").isNull()).drop("quarantine_reason")
-    unique = drop_duplicate_events(usable, _loaded_event_ids(lake, window))
+    valid = parsed.where(F.col("quarantine_reason").isNull()).drop("quarantine_reason")
+    usable = flag_conflicting_duplicates(valid)
+    conflicts = usable.where("conflicting_duplicate").drop("conflicting_duplicate")
+    unique = drop_duplicate_events(
+        usable.where(~F.col("conflicting_duplicate")).drop("conflicting_duplicate"), _loaded_event_ids(lake, window)
+    )
     flagged = flag_bot_sessions(unique, lake.settings.bot_max_events_per_session).cache()
     bots = flagged.where("is_bot")
     rejected = parsed.where(F.col("quarantine_reason").isNotNull()).unionByName(
         bots.drop("is_bot").withColumn("quarantine_reason", F.lit("bot_traffic"))
     )
+    rejected = rejected.unionByName(conflicts.withColumn("quarantine_reason", F.lit("conflicting_duplicate")))
     quarantined = accounting.write_quarantine(lake, rejected, "events", "clean", window, run_id)
     staged_rows = with_event_date(flagged.where(~F.col("is_bot")).drop("is_bot")).withColumn("feed", F.lit("nightly"))
     lake.write(staged_rows, "staging.events", replace_where=window.predicate("landing_date"))
     bot_counts = count_by_date(bots)
-    usable_counts = count_by_date(usable)
+    usable_counts = count_by_date(valid)
     unique_counts = count_by_date(flagged)
+    conflict_counts = count_by_date(conflicts)
     counts = _per_date(
         quarantined_clean={day: n - bot_counts.get(day, 0) for day, n in quarantined.items()},
         bots=bot_counts,
-        duplicates={day: n - unique_counts.get(day, 0) for day, n in usable_counts.items()},
+        duplicates={
+            day: n - unique_counts.get(day, 0) - conflict_counts.get(day, 0) for day, n in usable_counts.items()
+        },
         staged={day: n - bot_counts.get(day, 0) for day, n in unique_counts.items()},
     )
     parsed.unpersist()

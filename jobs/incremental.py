@@ -3,8 +3,9 @@
 ``python -m jobs.incremental [--ts 2026-01-06T10:05:00Z] [--run-id X]`` (the ``incremental_refresh`` DAG
 calls ``run`` every 5 minutes). One run:
 
-1. lists the micro-batch files under ``<landing>/events/stream/`` named after the committed watermark
-   (``ops.stream_watermark``), oldest first, at most ``max_files_per_run``;
+1. lists the micro-batch files under ``<landing>/events/stream/`` the ledger (``ops.stream_files``)
+   does not hold, oldest first, at most ``max_files_per_run`` (files named outside the producer
+   contract are moved to ``_rejected/`` with a quarantine row and an alert);
 2. parses them with the nightly parser, drops duplicates (within the batch and events silver already
    holds) and bot sessions, validates the rest with the nightly ``events`` suite; rejected lines go to
    ``ops.quarantine`` (stages ``stream_clean`` / ``stream_validate``) with their reason;
@@ -19,13 +20,14 @@ calls ``run`` every 5 minutes). One run:
    (sold-out SKUs are masked, just-bought ones as the repeat rule says); each re-ranked user gets all
    three lists anew, an empty one where they have none;
 6. writes only those keys into the *current* serving versions (``overlay_keys``: atomic per batch,
-   refused once a newer nightly version is current) and then, only then, advances the watermark.
+   refused once a newer nightly version is current) and then, only then, appends the files to the
+   ledger and commits the watermark.
 
 A list dataset never published (a lake from before it existed) or served from a baseline that beat the
 model (``model_version`` ``baseline:<name>``: re-ranking it with the model would undo that) is left as
 served, with the reason under ``skipped`` in the summary.
 
-A failure anywhere leaves the watermark where it was, so the next run reads the same files again.
+A failure anywhere leaves the ledger and watermark as they were, so the next run reads the same files again.
 When the nightly publishes a new version, overlays of the old one are gone with it: the first run
 that sees the new version re-applies everything the stream delivered since its feature day.
 
@@ -53,7 +55,8 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs.incremental_config import IncrementalConfig
-from jobs.ingest import CSV_SUFFIXES, JSON_SUFFIXES, read_landed_lines
+from jobs.ingest import read_landed_lines
+from jobs.landing import CSV_SUFFIXES, JSON_SUFFIXES
 from jobs.transforms import realtime
 from jobs.transforms.cleaning import (
     drop_duplicate_events,
@@ -76,14 +79,25 @@ from models.recommend.ranker import ServingContext, load_ranker
 from models.recommend.repeat import suppressed_repeats
 from models.recommend.retrieval import load_retrieval
 from models.registry import ModelRegistry
+from shopml.accounting import QUARANTINE_TABLE
+from shopml.catalog import spec
 from shopml.errors import PermanentError, Skipped
 from shopml.lake import Lake
+from shopml.notify import alert
 from shopml.quality import ValidationFailed, validate
 from shopml.serving.encoding import USER_LISTS, dataset_spec, decode_payload
 from shopml.serving.publish import dataset_versions, overlay_keys, row_selection
 from shopml.serving.store import VersionInfo, open_store
 from shopml.settings import Settings, get_settings
-from shopml.watermark import Watermark, commit_watermark, pending_files, read_watermark
+from shopml.watermark import (
+    Watermark,
+    commit_watermark,
+    misnamed_files,
+    pending_files,
+    processed_files,
+    read_watermark,
+    record_processed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -336,12 +350,15 @@ def nightly_holders(lake: Lake, feature_day: date, skus: set[str], datasets: Seq
     return realtime.holders(lake.read_pandas(table, columns=["user_id", "sku"], filter=where), skus)
 
 
-def served_lists(current: dict[str, VersionInfo]) -> tuple[dict[str, VersionInfo], dict[str, str]]:
+def served_lists(
+    current: dict[str, VersionInfo], promoted_version: str | None
+) -> tuple[dict[str, VersionInfo], dict[str, str]]:
     """The list datasets the promoted model re-ranks, by list name, and why each other one is left as served.
 
-    Left alone: a list never published, one served from a baseline that beat the model (re-ranking it
-    with the model would undo that), and one scored before the newest list (its nightly publish has not
-    happened yet, and the re-ranked lists come from the newest feature day).
+    Left alone: a list never published, one served from a baseline that beat the model or from another
+    model version than the promoted one (serving was rolled back: re-ranking would undo that), and one
+    scored before the newest list (its nightly publish has not happened yet, and the re-ranked lists come
+    from the newest feature day).
     """
     skipped = {dataset: "never published" for dataset in LIST_DATASETS if dataset not in current}
     published = {name: current[dataset] for name, dataset in USER_LISTS.items() if dataset in current}
@@ -350,6 +367,10 @@ def served_lists(current: dict[str, VersionInfo]) -> tuple[dict[str, VersionInfo
     for name, info in published.items():
         if (info.model_version or "").startswith(recommender.BASELINE_VERSION_PREFIX):
             skipped[info.dataset] = f"served from {info.model_version}, which beat the model: not re-ranked"
+        elif promoted_version is not None and info.model_version != promoted_version:
+            skipped[info.dataset] = (
+                f"served from {info.model_version}, not the promoted {promoted_version} (rolled back): not re-ranked"
+            )
         elif info.scored_date != newest:
             skipped[info.dataset] = f"version {info.version} scored {info.scored_date}, the newest list {newest}"
         else:
@@ -491,8 +512,8 @@ def build_refresh(
             overlay, plan = _inventory_overlay(lake, inventory, now, skus)
             refresh.overlays.append(overlay)
         refresh.summary["skus_replanned"] = len(skus)
-    lists, skipped = served_lists(current)
     promoted = registry.current(recommender.MODEL_NAME)
+    lists, skipped = served_lists(current, promoted.version if promoted is not None else None)
     if lists and (promoted is None or not recommender.has_current_features(promoted)):
         why = (
             "no promoted recommender"
@@ -545,6 +566,45 @@ def micro_batch_settings(settings: Settings, config: IncrementalConfig | None = 
     return settings.model_copy(update=update)
 
 
+def set_aside_misnamed(lake: Lake, folder: Path, run_id: str, run_ts: datetime) -> list[str]:
+    """Move finished files named outside the producer contract to ``_rejected/``, with a quarantine row
+    each and one alert: processed, a ``manual-fix.jsonl`` could hide a bad batch; left, it would be unseen."""
+    misnamed = misnamed_files(folder, JSON_SUFFIXES + CSV_SUFFIXES)
+    if not misnamed:
+        return []
+    rejected_dir = folder / "_rejected"
+    rejected_dir.mkdir(exist_ok=True)
+    rows = []
+    for path in misnamed:
+        target = rejected_dir / f"{run_ts:%Y%m%dT%H%M%SZ}-{path.name}"
+        path.replace(target)
+        rows.append(
+            {
+                "dataset": "events",
+                "landing_date": run_ts.date(),
+                "stage": "stream_ingest",
+                "reason": "rejected_file:name_outside_contract",
+                "record_key": path.name,
+                "payload": f"moved to {target}; stream files are named batch-YYYYMMDDTHHMMSSZ-NNNN.<jsonl|csv>[.gz]",
+                "source_file": str(path),
+                "run_id": run_id,
+                "quarantined_at": run_ts,
+            }
+        )
+    schema = spec(QUARANTINE_TABLE).arrow_schema()
+    lake.write_arrow(pa.Table.from_pylist(rows, schema=schema), QUARANTINE_TABLE, mode="append")
+    names = [path.name for path in misnamed]
+    alert(
+        "validation_breach",
+        summary=f"{len(names)} stream file(s) named outside the producer contract moved to {rejected_dir}",
+        details={"files": names},
+        settings=lake.settings,
+        dag_id="incremental_refresh",
+        run_id=run_id,
+    )
+    return names
+
+
 def run(
     run_ts: datetime | None = None,
     run_id: str = "manual",
@@ -564,12 +624,16 @@ def run(
     config = config or settings.incremental
     watermark = read_watermark(lake, config.stream)
     folder = settings.landing / config.stream_folder
-    files = pending_files(folder, watermark.last_file, config.max_files_per_run, JSON_SUFFIXES + CSV_SUFFIXES)
+    set_aside = set_aside_misnamed(lake, folder, run_id, run_ts)
+    processed = processed_files(lake, config.stream)
+    files = pending_files(folder, processed, config.max_files_per_run, JSON_SUFFIXES + CSV_SUFFIXES)
     current = current_versions(settings)
     versions = {dataset: info.version for dataset, info in current.items()}
     summary: dict[str, Any] = {"run_id": run_id, "run_ts": run_ts.isoformat(), "files": [p.name for p in files]}
+    if set_aside:
+        summary["set_aside"] = set_aside
     if not files and versions == watermark.served_versions:
-        log.info("no new micro-batches after %s and no new serving version: nothing to do", watermark.last_file)
+        log.info("no new micro-batches (%d in the ledger) and no new serving version: nothing to do", len(processed))
         return summary | {"status": "up_to_date", "watermark": watermark.last_file}
     batch = merge_batch(lake, files, run_ts, run_id) if files else Batch.empty()
     merged_s = time.monotonic() - started
@@ -582,7 +646,7 @@ def run(
     else:
         raise OverlayRefusedError(
             f"overlays refused {config.publish_attempts} times (serving versions kept changing); "
-            f"the watermark stays at {watermark.last_file} and the next run retries"
+            "the ledger and watermark stay as they were and the next run retries"
         )
     committed = Watermark(
         stream=config.stream,
@@ -593,6 +657,7 @@ def run(
         run_id=run_id,
         committed_at=datetime.now(UTC),
     )
+    record_processed(lake, config.stream, files, run_id, committed.committed_at)
     commit_watermark(lake, committed)
     return summary | {
         "status": "refreshed",

@@ -10,15 +10,18 @@ have only order lines).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow.compute as pc
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
 from jobs.cli import run_job
+from jobs.landing import LandingFolder, scan_folder
 from jobs.transforms.raw import FIELDS_BY_DATASET
 from jobs.transforms.volume import expected_volume
 from shopml import accounting
@@ -30,8 +33,6 @@ log = logging.getLogger(__name__)
 
 DATASETS = ("events", "products", "inventory")
 REQUIRED_DATASETS = ("events",)
-JSON_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".ndjson", ".ndjson.gz")
-CSV_SUFFIXES = (".csv", ".csv.gz")
 
 
 class LandingError(PermanentError, RuntimeError):
@@ -40,20 +41,6 @@ class LandingError(PermanentError, RuntimeError):
 
 def landing_dir(landing_root: Path, dataset: str, run_date: date) -> Path:
     return Path(landing_root) / dataset / f"date={run_date.isoformat()}"
-
-
-def landed_files(folder: Path) -> tuple[list[str], list[str]]:
-    """JSON-lines and CSV files in a landing folder; anything else is an error, not a silent skip."""
-    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith((".", "_")))
-    json_files = [str(p) for p in files if p.name.endswith(JSON_SUFFIXES)]
-    csv_files = [str(p) for p in files if p.name.endswith(CSV_SUFFIXES)]
-    unknown = [p.name for p in files if not p.name.endswith(JSON_SUFFIXES + CSV_SUFFIXES)]
-    if unknown:
-        raise LandingError(
-            f"{folder}: unsupported file type(s) {unknown}; landing accepts JSON Lines "
-            f"({', '.join(JSON_SUFFIXES)}) and CSV with a header ({', '.join(CSV_SUFFIXES)})"
-        )
-    return json_files, csv_files
 
 
 def read_landed_lines(spark: SparkSession, json_files: list[str], csv_files: list[str], dataset: str) -> DataFrame:
@@ -111,11 +98,46 @@ def _closed(lake: Lake, window: DateWindow, present: list[date]) -> bool:
     )
 
 
-def ingest_dataset(lake: Lake, dataset: str, window: DateWindow, run_id: str) -> dict[date, int] | None:
-    """Land one dataset for the window's dates into ``bronze.<dataset>``.
+def _rejections_recorded(lake: Lake, dataset: str, window: DateWindow) -> bool:
+    if not lake.exists(accounting.QUARANTINE_TABLE):
+        return False
+    in_window = (pc.field("landing_date") >= window.first) & (pc.field("landing_date") <= window.last)
+    ingest_rows = (pc.field("dataset") == dataset) & (pc.field("stage") == "ingest")
+    return lake.read_arrow(accounting.QUARANTINE_TABLE, columns=["stage"], filter=in_window & ingest_rows).num_rows > 0
 
-    Returns lines landed per landing date (an empty folder counts as 0; None: no such feed).
-    """
+
+def record_rejected_files(lake: Lake, dataset: str, window: DateWindow, run_id: str, files: LandingFolder) -> None:
+    """Replace the window's stage-``ingest`` quarantine rows with one row per rejected file."""
+    rows = [
+        (
+            date.fromisoformat(rejected.path.parent.name.removeprefix("date=")),
+            rejected.path.name,
+            rejected.detail,
+            str(rejected.path),
+            f"rejected_file:{rejected.reason}",
+        )
+        for rejected in files.rejected
+    ]
+    if not rows and not _rejections_recorded(lake, dataset, window):
+        return  # nothing to record and nothing to clear: spare the commit
+    key = "event_id" if dataset == "events" else "sku"
+    frame = lake.spark.createDataFrame(
+        rows, f"landing_date date, {key} string, payload string, source_file string, quarantine_reason string"
+    )
+    accounting.write_quarantine(lake, frame, dataset, "ingest", window, run_id)
+
+
+@dataclass(frozen=True)
+class Ingested:
+    """One dataset's landing: lines per landing date (an empty folder counts 0) and the files set aside."""
+
+    landed: dict[date, int]
+    rejected_files: list[str]
+    skipped_entries: list[str]
+
+
+def ingest_dataset(lake: Lake, dataset: str, window: DateWindow, run_id: str) -> Ingested | None:
+    """Land one dataset for the window's dates into ``bronze.<dataset>`` (None: the shop has no such feed)."""
     folders = [landing_dir(lake.settings.landing, dataset, day) for day in window.dates()]
     present = [folder for folder in folders if folder.is_dir()]
     present_days = [date.fromisoformat(folder.name.removeprefix("date=")) for folder in present]
@@ -123,15 +145,15 @@ def ingest_dataset(lake: Lake, dataset: str, window: DateWindow, run_id: str) ->
     if not present and not closed_day:
         log.info("no %s feed for %s: skipped", dataset, window)
         return None
-    json_files: list[str] = []
-    csv_files: list[str] = []
+    settings = lake.settings
+    files = LandingFolder()
     for folder in present:
-        found_json, found_csv = landed_files(folder)
-        if not found_json and not found_csv:
-            log.warning("%s: folder %s is empty; that date's bronze rows are emptied", dataset, folder)
-        json_files += found_json
-        csv_files += found_csv
-    lines = read_landed_lines(lake.spark, json_files, csv_files, dataset)
+        found = scan_folder(folder, settings.landing, settings.landing_max_file_bytes, settings.landing_max_line_bytes)
+        if not found.json_files and not found.csv_files:
+            log.warning("%s: folder %s has no file to ingest; that date's bronze rows are emptied", dataset, folder)
+        files.extend(found)
+    record_rejected_files(lake, dataset, window, run_id, files)
+    lines = read_landed_lines(lake.spark, files.json_files, files.csv_files, dataset)
     bronze = lines.withColumn("ingested_at", F.current_timestamp())
     table = f"bronze.{dataset}"
     lake.write(bronze, table, replace_where=window.predicate("landing_date"))
@@ -141,8 +163,16 @@ def ingest_dataset(lake: Lake, dataset: str, window: DateWindow, run_id: str) ->
     written = lake.read(table).where(window.predicate("landing_date")).groupBy("landing_date").count().collect()
     landed.update({row.landing_date: row["count"] for row in written})
     accounting.record_stage_counts(lake, dataset, run_id, {day: {"landed": n} for day, n in landed.items()}, reset=True)
-    log.info("ingested %d %s lines for %s", sum(landed.values()), dataset, window)
-    return landed
+    log.info(
+        "ingested %d %s lines for %s (%d files rejected, %d entries skipped)",
+        sum(landed.values()),
+        dataset,
+        window,
+        len(files.rejected),
+        len(files.skipped),
+    )
+    rejected = [f"{r.path} ({r.reason}: {r.detail})" for r in files.rejected]
+    return Ingested(landed, rejected, files.skipped)
 
 
 def run(
@@ -150,9 +180,19 @@ def run(
 ) -> dict[str, Any]:
     lake = lake or Lake()
     window = DateWindow.ending(run_date, from_date)
-    landed = {dataset: ingest_dataset(lake, dataset, window, run_id) for dataset in DATASETS}
-    totals = {dataset: None if counts is None else sum(counts.values()) for dataset, counts in landed.items()}
-    return {"dates": str(window), "run_id": run_id, "landed_lines": totals}
+    ingested = {dataset: ingest_dataset(lake, dataset, window, run_id) for dataset in DATASETS}
+    present = {dataset: found for dataset, found in ingested.items() if found is not None}
+    return {
+        "dates": str(window),
+        "run_id": run_id,
+        "landed_lines": {
+            dataset: None if found is None else sum(found.landed.values()) for dataset, found in ingested.items()
+        },
+        "rejected_files": {dataset: found.rejected_files for dataset, found in present.items() if found.rejected_files},
+        "skipped_entries": {
+            dataset: found.skipped_entries for dataset, found in present.items() if found.skipped_entries
+        },
+    }
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ catalogue), then inventory, then the daily event volume and the events.
 Rows failing a row-level expectation go to ``ops.quarantine`` named by the
 expectation's reason; a failed critical expectation stops the run before
 anything reaches silver. Every result lands in ``ops.validation_results`` and
-the GX Data Docs. Finally each date's row accounting must reconcile exactly.
+the GX Data Docs. Each date's row accounting must reconcile exactly before the
+rows are published: a failed reconciliation leaves silver as it was.
 """
 
 from __future__ import annotations
@@ -193,24 +194,27 @@ def validate_dataset(lake: Lake, dataset: str, window: DateWindow, run_id: str) 
     if dataset != "events":
         rejected = rejected.withColumn("landing_date", F.col("snapshot_date"))
     quarantined = accounting.write_quarantine(lake, rejected, dataset, "validate", window, run_id)
-    passed = checked.join(reasons.select(*keys), keys, "left_anti").drop("days_late", "sku_in_catalogue")
+    passed = checked.join(reasons.select(*keys), keys, "left_anti").drop("days_late", "sku_in_catalogue").cache()
+    # Reconcile before publishing: when rows went missing on the way, silver keeps what it had.
+    to_publish = accounting.count_by_date(passed, date_column)
+    dates = set(to_publish) | set(quarantined) | set(accounting.read_counts(lake, dataset, window.dates()))
+    rows = accounting.merge_stage_counts(
+        lake,
+        dataset,
+        run_id,
+        {day: {"quarantined_validate": quarantined.get(day, 0), "silver": to_publish.get(day, 0)} for day in dates},
+    )
+    for row in rows.values():
+        accounting.reconcile(row)
     silver_where = window.predicate(date_column)
     if dataset == "events":  # rows the 5-minute stream merged are not the nightly run's to replace
         silver_where += " AND feed = 'nightly'"
     lake.write(passed, SILVER_TABLE[dataset], replace_where=silver_where)
-    published = accounting.count_by_date(lake.read(SILVER_TABLE[dataset]).where(silver_where), date_column)
     if dataset == "events":
         lake.write(to_order_lines(passed), "silver.order_lines", replace_where=silver_where)
+    accounting.write_counts(lake, dataset, rows)
+    passed.unpersist()
     checked.unpersist()
-    dates = set(published) | set(quarantined) | set(accounting.read_counts(lake, dataset, window.dates()))
-    rows = accounting.record_stage_counts(
-        lake,
-        dataset,
-        run_id,
-        {day: {"quarantined_validate": quarantined.get(day, 0), "silver": published.get(day, 0)} for day in dates},
-    )
-    for row in rows.values():
-        accounting.reconcile(row)
     totals = {name: sum(row[name] or 0 for row in rows.values()) for name in accounting.COUNT_COLUMNS}
     return totals | {"verdict": "passed" if outcome.success else "passed; failing rows quarantined"}
 

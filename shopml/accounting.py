@@ -48,7 +48,7 @@ def write_quarantine(
         F.lit(stage).alias("stage"),
         F.col("quarantine_reason").alias("reason"),
         key.cast("string").alias("record_key"),
-        "payload",
+        F.make_valid_utf8("payload").alias("payload"),  # readable by every engine; bronze keeps the bytes
         "source_file",
         F.lit(run_id).alias("run_id"),
         F.current_timestamp().alias("quarantined_at"),
@@ -83,26 +83,39 @@ def read_counts(lake: Lake, dataset: str, dates: list[date]) -> dict[date, dict[
     return {row["landing_date"]: row for row in table.to_pylist()}
 
 
-def record_stage_counts(
+def merge_stage_counts(
     lake: Lake, dataset: str, run_id: str, counts: dict[date, dict[str, int]], reset: bool = False
 ) -> dict[date, dict[str, Any]]:
-    """Merge one stage's per-date counts into the accounting rows (``reset`` starts the rows afresh: ingest)."""
-    import pyarrow as pa
-
-    if not counts:
-        return {}
-    existing = {} if reset else read_counts(lake, dataset, list(counts))
+    """The accounting rows with one stage's per-date counts merged in (``reset``: start afresh, as ingest does)."""
+    existing = {} if reset or not counts else read_counts(lake, dataset, list(counts))
     now = datetime.now(UTC)
     rows = {}
     for day, stage_counts in counts.items():
         row = dict.fromkeys(COUNT_COLUMNS) | existing.get(day, {}) | stage_counts
         rows[day] = row | {"dataset": dataset, "landing_date": day, "run_id": run_id, "updated_at": now}
+    return rows
+
+
+def write_counts(lake: Lake, dataset: str, rows: dict[date, dict[str, Any]]) -> None:
+    """Replace these dates' accounting rows of ``dataset``."""
+    import pyarrow as pa
+
+    if not rows:
+        return
     schema = _schema()
     table = pa.Table.from_pylist(
         [{name: row.get(name) for name in schema.names} for row in rows.values()], schema=schema
     )
     days = ", ".join(f"'{day}'" for day in sorted(rows))
     lake.write_arrow(table, ACCOUNTING_TABLE, replace_where=f"dataset = '{dataset}' AND landing_date IN ({days})")
+
+
+def record_stage_counts(
+    lake: Lake, dataset: str, run_id: str, counts: dict[date, dict[str, int]], reset: bool = False
+) -> dict[date, dict[str, Any]]:
+    """Merge one stage's per-date counts into the accounting rows and write them."""
+    rows = merge_stage_counts(lake, dataset, run_id, counts, reset)
+    write_counts(lake, dataset, rows)
     return rows
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import sqlite3
 import subprocess
 import sys
@@ -27,18 +28,30 @@ log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ADMIN_USER = "admin"
-ADMIN_PASSWORD = "admin"  # local embedded default only; `make airflow` prints it
+
+
+def admin_password(home: Path) -> str:
+    """The local admin's password: generated once, in a file only its owner may read (``make airflow`` prints it)."""
+    passwords = home / "passwords.json"
+    if not passwords.exists():
+        descriptor = os.open(passwords, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as stream:
+            json.dump({ADMIN_USER: secrets.token_urlsafe(16)}, stream)
+    passwords.chmod(0o600)
+    return json.loads(passwords.read_text())[ADMIN_USER]
 
 
 def airflow_env(settings: Settings | None = None) -> dict[str, str]:
-    """Environment for the airflow CLI: absolute ./var paths, SQLite metadata DB, spark_default → settings' master."""
+    """Environment for the airflow CLI: absolute ./var paths, SQLite metadata DB, spark_default → settings' master.
+
+    The UI and API listen on loopback only (``AIRFLOW__API__HOST``), with the generated admin password.
+    """
     settings = settings or get_settings()
     var = settings.var_root.resolve()
     home = var / "airflow"
     home.mkdir(parents=True, exist_ok=True)
+    admin_password(home)
     passwords = home / "passwords.json"
-    if not passwords.exists():
-        passwords.write_text(json.dumps({ADMIN_USER: ADMIN_PASSWORD}))
     env = dict(os.environ)
     bin_dir = str(Path(sys.executable).parent)
     env.update(
@@ -50,6 +63,7 @@ def airflow_env(settings: Settings | None = None) -> dict[str, str]:
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+            "AIRFLOW__API__HOST": "127.0.0.1",
             "PATH": os.pathsep.join([bin_dir, env.get("PATH", "")]),
             "PYSPARK_PYTHON": sys.executable,
             "PYTHONPATH": os.pathsep.join(p for p in [str(REPO_ROOT), env.get("PYTHONPATH", "")] if p),
@@ -197,10 +211,13 @@ def _json(value: str | bytes | None) -> Any:
 
 def standalone(settings: Settings | None = None) -> None:
     migrate(settings)
+    env = airflow_env(settings)
+    password = admin_password(Path(env["AIRFLOW_HOME"]))
     sys.stdout.write(
-        f"Airflow UI: http://localhost:8080  login {ADMIN_USER} / {ADMIN_PASSWORD} (local embedded default)\n"
+        f"Airflow UI: http://127.0.0.1:8080  login {ADMIN_USER} / {password} "
+        f"(generated; kept in {env['AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE']}, mode 600)\n"
     )
-    os.execvpe(str(Path(sys.executable).parent / "airflow"), ["airflow", "standalone"], airflow_env(settings))
+    os.execvpe(str(Path(sys.executable).parent / "airflow"), ["airflow", "standalone"], env)
 
 
 def main(argv: list[str] | None = None) -> None:

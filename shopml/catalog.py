@@ -169,16 +169,30 @@ TABLES: dict[str, TableSpec] = {
             columns={
                 "dataset": "events, products or inventory.",
                 "landing_date": "Landing date of the row.",
-                "stage": "Where it was rejected: clean (parsing, non-product lines, bots) or validate (a Great "
+                "stage": "Where it was rejected: stream_ingest (a stream file named outside the producer contract), "
+                "ingest (a whole landed file: symlink, unsupported type, unreadable "
+                "gzip, too large, a line too long), clean (parsing, encoding, non-product lines, bots, conflicting "
+                "duplicates) or validate (a Great "
                 "Expectations expectation) in the nightly run; stream_clean or stream_validate, the same rules on "
                 "a 5-minute micro-batch (incremental_refresh).",
                 "reason": "Why the row was kept out, e.g. malformed_json, invalid_type:quantity, bot_traffic.",
-                "record_key": "event_id or sku when it could be read.",
-                "payload": "The original line.",
+                "record_key": "event_id or sku when it could be read; the file name for a rejected file.",
+                "payload": "The original line (for a rejected file: why, and where it lies).",
                 "source_file": "File the line came from.",
                 "run_id": "Airflow run id (or manual) that quarantined it.",
                 "quarantined_at": "When (UTC).",
             },
+            arrow_fields=(
+                ("dataset", "string"),
+                ("landing_date", "date32[day]"),
+                ("stage", "string"),
+                ("reason", "string"),
+                ("record_key", "string"),
+                ("payload", "string"),
+                ("source_file", "string"),
+                ("run_id", "string"),
+                ("quarantined_at", "timestamp[us, tz=UTC]"),
+            ),
         ),
         TableSpec(
             name="ops.row_accounting",
@@ -323,7 +337,8 @@ TABLES: dict[str, TableSpec] = {
             keys=("stream",),
             columns={
                 "stream": "Stream name (events: the files under `<landing>/events/stream/`); one row per stream.",
-                "last_file": "Name of the last micro-batch file processed; the next run reads the files sorting after it.",
+                "last_file": "Name of the last micro-batch file the committing run processed (which files are "
+                "done is the ledger's, ops.stream_files).",
                 "files": "Micro-batch files the committing run processed.",
                 "events": "Events the committing run merged into silver (new ones only, not replays).",
                 "served_versions": "Serving version each dataset's overlays went into (dataset -> version id); a "
@@ -331,6 +346,47 @@ TABLES: dict[str, TableSpec] = {
                 "run_id": "Airflow run id (or manual) that committed the row.",
                 "committed_at": "When the row was committed (UTC), after the serving store took the run's results.",
             },
+        ),
+        TableSpec(
+            name="ops.stream_files",
+            description="The stream's ledger: every micro-batch file processed, appended after the serving store "
+            "took its results; a file not in it is processed, whatever its name sorts to.",
+            keys=("stream", "file_name", "sha256"),
+            columns={
+                "stream": "Stream name (events).",
+                "file_name": "Micro-batch file name in the stream folder.",
+                "size_bytes": "Its size when processed; a file rewritten with another size is processed again.",
+                "sha256": "SHA-256 of its content when processed.",
+                "run_id": "Airflow run id (or manual) that processed it.",
+                "processed_at": "When the run committed (UTC).",
+            },
+            arrow_fields=(
+                ("stream", "string"),
+                ("file_name", "string"),
+                ("size_bytes", "int64"),
+                ("sha256", "string"),
+                ("run_id", "string"),
+                ("processed_at", "timestamp[us, tz=UTC]"),
+            ),
+        ),
+        TableSpec(
+            name="ops.erasure_audit",
+            description="Every customer erasure (python -m shopml.privacy erase, the erase_customer DAG), under a "
+            "hash of the id: the audit keeps no personal data.",
+            columns={
+                "subject_sha256": "SHA-256 of the erased user_id.",
+                "deleted_rows": "JSON object: table -> rows deleted (each such table vacuumed with no retention).",
+                "serving_keys_removed": "Values removed from the kept serving versions of the customer-keyed datasets.",
+                "requested_by": "Who asked (cli, airflow:<run id>, …).",
+                "erased_at": "When (UTC).",
+            },
+            arrow_fields=(
+                ("subject_sha256", "string"),
+                ("deleted_rows", "string"),
+                ("serving_keys_removed", "int64"),
+                ("requested_by", "string"),
+                ("erased_at", "timestamp[us, tz=UTC]"),
+            ),
         ),
         TableSpec(
             name="ops.publish_audit",

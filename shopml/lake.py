@@ -257,6 +257,21 @@ class Lake:
                 merger = merger.when_matched_update_all()
             merger.when_not_matched_insert_all().execute()
 
+    def purge_history(self, table: str) -> None:
+        """Vacuum with no retention: data files no longer in the current version are deleted, so rows removed
+        from the table (an erasure) cannot be read back by time travel."""
+        if self.engine == "spark":
+            from delta.tables import DeltaTable as SparkDeltaTable
+
+            key = "spark.databricks.delta.retentionDurationCheck.enabled"
+            self.spark.conf.set(key, "false")
+            try:
+                SparkDeltaTable.forPath(self.spark, self.path(table)).vacuum(0)
+            finally:
+                self.spark.conf.unset(key)
+            return
+        self._delta(table).vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
+
     def delete(self, table: str, predicate: str) -> None:
         if not self.exists(table):
             return

@@ -1,5 +1,8 @@
 """Analysts' SQL over the lake: run a ``sql/`` file or an ad-hoc query and print (or save) the result.
 
+One read-only statement per run; it reads the lake's tables and nothing else (DuckDB's file access is
+switched off and its configuration locked once the tables are registered; Spark's SQL-on-files too).
+
 Every catalog table the lake holds is a view named ``<layer>_<name>``
 (``silver_events``, ``gold_user_features``, ``ops_quarantine``); every
 ``sql/views/<name>.sql`` is a view named ``<name>`` (``orders``,
@@ -115,6 +118,30 @@ def _plan(lake: Lake, sql: str) -> _Plan:
     return plan
 
 
+# Statement kinds an analyst's query may be: reading only, one at a time.
+_QUERY_KINDS = ("SELECT", "EXPLAIN")
+_QUERY_START = re.compile(r"^\s*(?:--[^\n]*\n\s*)*(select|with|from|values|table|explain)\b", re.IGNORECASE)
+
+
+def check_one_query(sql: str) -> None:
+    """Refuse anything but one read-only statement: ``COPY … TO``, ``CREATE``, ``ATTACH`` or a second
+    statement after a ``;`` would write files or change the session the lake's tables are registered in."""
+    import duckdb
+
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.ParserException:
+        # Spark SQL that DuckDB cannot parse: at least one statement that starts as a query.
+        if ";" in sql or not _QUERY_START.match(sql):
+            raise QueryError("only one read-only query (SELECT, WITH …) may be run") from None
+        return
+    if len(statements) != 1:
+        raise QueryError(f"only one statement may be run; got {len(statements)}")
+    kind = statements[0].type.name
+    if kind not in _QUERY_KINDS:
+        raise QueryError(f"only read-only queries may be run; got a {kind} statement")
+
+
 def _fail(exc: Exception, plan: _Plan) -> QueryError:
     hint = f" (not in the lake yet: {', '.join(plan.missing)})" if plan.missing else ""
     return QueryError(f"{exc}{hint}")
@@ -132,6 +159,9 @@ def _run_duckdb(lake: Lake, sql: str, plan: _Plan, travel: TimeTravel) -> pa.Tab
         try:
             for name, body in plan.views:
                 con.execute(f"CREATE OR REPLACE TEMPORARY VIEW {name} AS {body}")
+            # The lake's tables are registered: from here on the query reads them and nothing else.
+            con.execute("SET enable_external_access = false")
+            con.execute("SET lock_configuration = true")
             result = con.sql(sql).arrow()
         except duckdb.Error as exc:
             raise _fail(exc, plan) from exc
@@ -145,12 +175,17 @@ def _run_spark(lake: Lake, sql: str, plan: _Plan, travel: TimeTravel) -> pa.Tabl
 
     for table in plan.tables:
         lake.read(table, version=travel.version(lake, table)).createOrReplaceTempView(view_name(table))
+    files_key = "spark.sql.runSQLOnFiles"  # SELECT * FROM csv.`/any/path`
+    saved = lake.spark.conf.get(files_key)
+    lake.spark.conf.set(files_key, "false")
     try:
         for name, body in plan.views:
             lake.spark.sql(body).createOrReplaceTempView(name)
         return lake.spark.sql(sql).toArrow()
     except PySparkException as exc:
         raise _fail(exc, plan) from exc
+    finally:
+        lake.spark.conf.set(files_key, saved)
 
 
 def run_query(
@@ -159,6 +194,7 @@ def run_query(
     """Run one SQL statement over the lake's tables and ``sql/views`` and return the result as Arrow."""
     lake = lake or Lake()
     sql = sql.strip().rstrip(";")
+    check_one_query(sql)
     plan = _plan(lake, sql)
     log.info("%s query over %s", engine, ", ".join(plan.tables + [name for name, _ in plan.views]) or "no tables")
     runner = _run_duckdb if engine == "duckdb" else _run_spark

@@ -1,18 +1,22 @@
-"""The stream watermark: how far each stream's micro-batch files have been processed, in ``ops.stream_watermark``.
+"""Which micro-batch files each stream has processed (``ops.stream_files``, the ledger) and the serving
+versions its results went into (``ops.stream_watermark``).
 
-One row per stream. A row names the last micro-batch file a run processed (file names sort by
-time: ``batch-YYYYMMDDTHHMMSSZ-NNNN.jsonl``) and the serving versions its results were written into.
-A run replaces its stream's row in one Delta commit, and only after the serving store accepted its
-results, so a run that fails anywhere before leaves the row as it was and the next run reads the
-same files again (every step after it is idempotent).
+The ledger holds one row per processed file (name, size, SHA-256): a run takes every producer-named
+file the ledger does not hold, whatever its name sorts to, so a late rename or a producer with a slower
+clock loses nothing. A run appends its files to the ledger, then replaces its stream's watermark row,
+only after the serving store accepted its results: a run that fails anywhere before leaves both as they
+were and the next run reads the same files again (every step after it is idempotent).
 
-Producer contract: a file appears atomically (written under another name, then renamed) and never
-sorts before a file that is already there.
+Producer contract: a file appears atomically (written under another name, then renamed) and is named
+``batch-YYYYMMDDTHHMMSSZ-NNNN.<jsonl|csv>[.gz]``; a finished file named otherwise is set aside by the
+run (``jobs/incremental.py``) with a quarantine row and an alert.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -20,11 +24,15 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from shopml.catalog import spec
 from shopml.lake import Lake
 
 log = logging.getLogger(__name__)
 
 WATERMARK_TABLE = "ops.stream_watermark"
+LEDGER_TABLE = "ops.stream_files"
+# The producer contract's file names: time-ordered batches, e.g. batch-20260106T100500Z-0000.jsonl.
+BATCH_FILE = re.compile(r"^batch-\d{8}T\d{6}Z-\d+\.")
 SCHEMA = pa.schema(
     [
         ("stream", pa.string()),
@@ -86,20 +94,62 @@ def commit_watermark(lake: Lake, watermark: Watermark) -> None:
     log.info("watermark of %s now at %s (run %s)", watermark.stream, watermark.last_file, watermark.run_id)
 
 
-def pending_files(folder: Path, after: str | None, limit: int, suffixes: tuple[str, ...]) -> list[Path]:
-    """The first ``limit`` batch files of ``folder`` whose names sort after ``after``, oldest first.
+def processed_files(lake: Lake, stream: str) -> set[tuple[str, int]]:
+    """(name, size) of every file the ledger says ``stream`` has processed."""
+    if not lake.exists(LEDGER_TABLE):
+        return set()
+    rows = lake.read_arrow(LEDGER_TABLE, columns=["file_name", "size_bytes"], filter=pc.field("stream") == stream)
+    return set(zip(rows["file_name"].to_pylist(), rows["size_bytes"].to_pylist(), strict=True))
 
-    Files being written (hidden, ``_``-prefixed or with a suffix not in ``suffixes``, like the producer's
-    ``.tmp``) are not ready yet.
-    """
+
+def _ready(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
+    """Files the producer has finished: not hidden, ``_``-prefixed or with another suffix (its ``.tmp``)."""
     if not folder.is_dir():
         return []
-    ready = sorted(
+    return sorted(
         path
         for path in folder.iterdir()
-        if path.is_file()
-        and not path.name.startswith((".", "_"))
-        and path.name.endswith(suffixes)
-        and (after is None or path.name > after)
+        if path.is_file() and not path.name.startswith((".", "_")) and path.name.endswith(suffixes)
     )
-    return ready[:limit]
+
+
+def pending_files(folder: Path, processed: set[tuple[str, int]], limit: int, suffixes: tuple[str, ...]) -> list[Path]:
+    """The first ``limit`` producer-named files of ``folder`` the ledger does not hold, oldest name first.
+
+    A file renamed in late, or from a producer with a slower clock, sorts before files already processed
+    and is still taken; a file rewritten under a processed name with another size is taken again.
+    """
+    ready = [p for p in _ready(folder, suffixes) if BATCH_FILE.match(p.name)]
+    return [p for p in ready if (p.name, p.stat().st_size) not in processed][:limit]
+
+
+def misnamed_files(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
+    """Finished files whose names break the producer contract (``batch-YYYYMMDDTHHMMSSZ-NNNN.<ext>``)."""
+    return [p for p in _ready(folder, suffixes) if not BATCH_FILE.match(p.name)]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def record_processed(lake: Lake, stream: str, files: list[Path], run_id: str, at: datetime) -> None:
+    """Append the run's files to the ledger (one Delta commit), after the serving store took their results."""
+    if not files:
+        return
+    rows = [
+        {
+            "stream": stream,
+            "file_name": path.name,
+            "size_bytes": path.stat().st_size,
+            "sha256": _sha256(path),
+            "run_id": run_id,
+            "processed_at": at,
+        }
+        for path in files
+    ]
+    schema = spec(LEDGER_TABLE).arrow_schema()
+    lake.write_arrow(pa.Table.from_pylist(rows, schema=schema), LEDGER_TABLE, mode="append")

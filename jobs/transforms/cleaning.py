@@ -23,6 +23,22 @@ def drop_duplicate_events(events: DataFrame, already_loaded_ids: DataFrame) -> D
     return unique.join(already_loaded_ids.select("event_id").distinct(), "event_id", "left_anti")
 
 
+# Where a line came from, not what it says: two deliveries of one event may differ here.
+DELIVERY_COLUMNS = ("landing_date", "source_file", "payload")
+
+
+def flag_conflicting_duplicates(events: DataFrame) -> DataFrame:
+    """Add ``conflicting_duplicate``: the row repeats an event_id of the batch with other content.
+
+    A resend with the same fields is a duplicate (counted, dropped); one that says something else (another
+    SKU, quantity or price under the same id) cannot be both, so it is quarantined with its payload instead
+    of being dropped unseen. The row ``drop_duplicate_events`` keeps is never flagged.
+    """
+    first = Window.partitionBy("event_id").orderBy("landing_date", "event_ts", "payload")
+    content = F.struct(*[c for c in events.columns if c not in DELIVERY_COLUMNS])
+    return events.withColumn("conflicting_duplicate", ~content.eqNullSafe(F.first(content).over(first)))
+
+
 def flag_bot_sessions(events: DataFrame, max_events_per_session: int) -> DataFrame:
     """Add ``is_bot``: in one landing day the session browsed more than a person could, or its agent says bot.
 

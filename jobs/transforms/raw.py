@@ -102,7 +102,9 @@ def parse_records(bronze: DataFrame, fields: tuple[Field, ...]) -> DataFrame:
         for field in fields
     }
     malformed = F.col("_json").isNull() | F.col("_json")[_CORRUPT.name].isNotNull()
-    checks: list[tuple[Column, str]] = [(malformed, "malformed_json")]
+    # Spark keeps a line's bytes as they landed: bytes that are not UTF-8 make its text unreliable.
+    not_utf8 = ~F.is_valid_utf8("payload")
+    checks: list[tuple[Column, str]] = [(not_utf8, "encoding_error"), (malformed, "malformed_json")]
     checks += [(_blank(raw[f.name]), f"missing_field:{f.name}") for f in fields if f.required]
     checks += [
         (raw[f.name].isNotNull() & typed[f.name].isNull(), f"invalid_type:{f.name}")

@@ -157,6 +157,10 @@ class ServingStore(ABC):
     def delete_version(self, dataset: str, version: str) -> None: ...
 
     @abstractmethod
+    def erase_entity(self, dataset: str, entity: str) -> int:
+        """Remove ``entity``'s value from every version of ``dataset`` (an erasure); returns values removed."""
+
+    @abstractmethod
     def lookup(self, dataset: str, entity: str, fallback_entity: str | None = None) -> Lookup | None:
         """Read an entity from the current version in one round trip; None when nothing is published."""
 
@@ -362,6 +366,16 @@ class RedisStore(ServingStore):
             pipe.unlink(self.key(dataset, "meta", version), self.key(dataset, "data", version))
             pipe.zrem(self.key(dataset, "versions"), version)
             pipe.execute()
+
+    def erase_entity(self, dataset: str, entity: str) -> int:
+        removed = 0
+        with self._errors(f"erasing {entity!r} from {dataset}"):
+            for version in self._redis.zrange(self.key(dataset, "versions"), 0, -1):
+                version = version.decode()
+                if self._redis.hdel(self.key(dataset, "data", version), entity):
+                    self._redis.hincrby(self.key(dataset, "meta", version), "key_count", -1)
+                    removed += 1
+        return removed
 
     def lookup(self, dataset: str, entity: str, fallback_entity: str | None = None) -> Lookup | None:
         with self._errors(f"reading {dataset}"):
@@ -639,6 +653,24 @@ class SqliteStore(ServingStore):
         with self._transaction(f"deleting version {version} of {dataset}") as conn:
             conn.execute("DELETE FROM serving_entry WHERE dataset = ? AND version = ?", (dataset, version))
             conn.execute("DELETE FROM serving_version WHERE dataset = ? AND version = ?", (dataset, version))
+
+    def erase_entity(self, dataset: str, entity: str) -> int:
+        with self._transaction(f"erasing {entity!r} from {dataset}") as conn:
+            versions = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT version FROM serving_entry WHERE dataset = ? AND entity = ?", (dataset, entity)
+                )
+            ]
+            conn.execute("DELETE FROM serving_entry WHERE dataset = ? AND entity = ?", (dataset, entity))
+            for version in versions:
+                conn.execute(
+                    "UPDATE serving_version SET meta = json_set(meta, '$.key_count', CAST("
+                    "(SELECT count(*) FROM serving_entry WHERE dataset = ? AND version = ?) AS TEXT))"
+                    " WHERE dataset = ? AND version = ?",
+                    (dataset, version, dataset, version),
+                )
+        return len(versions)
 
     def lookup(self, dataset: str, entity: str, fallback_entity: str | None = None) -> Lookup | None:
         with self._errors(f"reading {dataset}"):

@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import json
 import shutil
+import sqlite3
 from collections import Counter
 from datetime import timedelta
+from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import functions as F
 
-from jobs import ingest
+from jobs import clean, ingest, validate
 from jobs.ingest import LandingError
+from shopml import accounting
+from shopml.accounting import RowAccountingError
+from shopml.lake import Lake
+from shopml.privacy import erase_customer
 from shopml.quality import ValidationFailed
+from shopml.serving.publish import publish_dataset
+from shopml.settings import load_settings
+from tests.integration.serving.serving_tables import user_lists_table
 from tests.shop import land_and_run, run_foundation
 
 
@@ -143,15 +157,71 @@ def test_a_missing_landing_folder_is_a_clear_error(landed):
         ingest.run(run_date=landed.last.replace(year=2030, month=1, day=1), lake=landed.lake)
 
 
-def test_unsupported_files_in_landing_are_an_error_not_a_skip(landed, tmp_path):
-    folder = landed.lake.settings.landing / "events" / f"date={landed.last}"
-    stray = folder / "export.xlsx"
-    stray.write_text("not a landing format")
+def test_bad_landing_files_are_rejected_by_name_and_the_night_goes_on(landed):
+    """A symlink, an unsupported type and a cut-off gzip are quarantined as files, a line that is not
+    UTF-8 and a conflicting resend as lines; marker files and a sub-folder are counted as skipped; the
+    accounting stays exact."""
+    lake, day = landed.lake, landed.last
+    folder = lake.settings.landing / "events" / f"date={day}"
+    good = json.loads(next(folder.glob("*.jsonl")).read_text().splitlines()[0])
+    planted = {
+        "export.xlsx": b"not a landing format",
+        "cut.jsonl.gz": gzip.compress(json.dumps(good).encode() * 50)[:-12],
+        "latin1.jsonl": json.dumps({**good, "event_id": "caf\u00e9-1"}, ensure_ascii=False).encode("latin-1"),
+        # The day's first event again under its id, with another quantity: which one is true?
+        "conflict.jsonl": json.dumps({**good, "quantity": (good.get("quantity") or 1) + 5}).encode(),
+        "_SUCCESS": b"",
+    }
+    for name, content in planted.items():
+        (folder / name).write_bytes(content)
+    (folder / "passwd.jsonl").symlink_to("/etc/passwd")
+    (folder / "nested").mkdir()
+    extra = [*planted, "passwd.jsonl", "nested"]
     try:
-        with pytest.raises(LandingError, match="unsupported file type"):
-            ingest.run(run_date=landed.last, lake=landed.lake)
+        summary = run_foundation(lake, day)["ingest"]
+        ingest_rows = lake.read_arrow("ops.quarantine").to_pylist()
+        accounting = {(r["dataset"], r["landing_date"]): r for r in lake.read_arrow("ops.row_accounting").to_pylist()}
     finally:
-        stray.unlink()
+        for name in extra:
+            path = folder / name
+            path.rmdir() if path.is_dir() and not path.is_symlink() else path.unlink()
+        run_foundation(lake, day)
+
+    rejected = {(r["record_key"], r["reason"]) for r in ingest_rows if r["stage"] == "ingest"}
+    assert rejected == {
+        ("export.xlsx", "rejected_file:unsupported_type"),
+        ("cut.jsonl.gz", "rejected_file:unreadable"),
+        ("passwd.jsonl", "rejected_file:symlink"),
+    }
+    assert len(summary["rejected_files"]["events"]) == 3 and len(summary["skipped_entries"]["events"]) == 2
+    assert [r["reason"] for r in ingest_rows if r["source_file"].endswith("latin1.jsonl")] == ["encoding_error"]
+    conflicts = [r for r in ingest_rows if r["reason"] == "conflicting_duplicate"]
+    assert [r["record_key"] for r in conflicts] == [good["event_id"]]
+    row = accounting[("events", day)]
+    assert row["landed"] == landed.manifest["days"][str(day)]["events"]["lines"] + 2
+    assert (
+        row["landed"]
+        == row["silver"] + row["quarantined_clean"] + row["quarantined_validate"] + row["duplicates"] + row["bots"]
+    )
+    after = lake.read_arrow("ops.quarantine").to_pylist()
+    assert not [r for r in after if r["stage"] == "ingest"], "a rerun without the bad files clears their rows"
+
+
+def test_rows_lost_between_stages_stop_validate_before_silver_changes(landed):
+    """A day whose accounting does not reconcile fails with the counts, and nothing reaches silver."""
+    lake, day = landed.lake, landed.last
+    ingest.run(run_date=day, lake=lake)
+    clean.run(run_date=day, lake=lake)
+    landed_lines = accounting.read_counts(lake, "events", [day])[day]["landed"]
+    accounting.record_stage_counts(lake, "events", "tamper", {day: {"landed": landed_lines + 1}})
+    silver_versions = {table: lake.version(table) for table in ("silver.events", "silver.order_lines")}
+    try:
+        with pytest.raises(RowAccountingError, match=rf"events {day}: landed {landed_lines + 1} rows but accounted"):
+            validate.run(run_date=day, lake=lake)
+        assert {table: lake.version(table) for table in silver_versions} == silver_versions
+    finally:  # ingest and clean rewrote the day as it was: put the count back and publish it again
+        accounting.record_stage_counts(lake, "events", "restore", {day: {"landed": landed_lines}})
+        validate.run(run_date=day, lake=lake)
 
 
 @pytest.mark.slow
@@ -164,3 +234,47 @@ def test_orders_only_shop_in_csv_with_no_inventory_feed(tmp_path, spark):
     for row in lake.read("ops.row_accounting").collect():
         assert row.landed == row.silver + row.quarantined_clean + row.quarantined_validate + row.duplicates + row.bots
         assert row.landed == shop.manifest["days"][str(row.landing_date)][row.dataset]["lines"]
+
+
+def _string_values(path: Path) -> set[str]:
+    table = pq.read_table(path)
+    return {
+        value
+        for column in table.itercolumns()
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+        for value in column.to_pylist()
+        if value is not None
+    }
+
+
+def test_an_erased_customer_is_gone_from_every_table_file_and_serving_version(landed, tmp_path):
+    """Erasure on a copy of the lake, with two published versions of the customer's lists: no data file of
+    any table (old versions included) and no kept serving version holds the id afterwards."""
+    shutil.copytree(landed.lake.settings.var_root, tmp_path / "var")
+    settings = load_settings(var_root=tmp_path / "var", landing_root=landed.lake.settings.landing)
+    lake = Lake(settings, landed.lake.spark)
+    users = lake.read_pandas("silver.events", columns=["user_id"])["user_id"].dropna()
+    user = users.value_counts().index[0]
+    for day, run_id in ((landed.last - timedelta(days=1), "run-1"), (landed.last, "run-2")):
+        lists = {"all": {user: ["a"], "someone-else": ["b"]}, "buy_again": {user: ["c"], "someone-else": ["d"]}}
+        lake.write_arrow(user_lists_table(lists, day, run_id), "gold.recommendations", mode="append")
+        for dataset in ("recommendations", "buy_again"):
+            publish_dataset(dataset, day, run_id, settings, triggered_by="test")
+
+    erasure = erase_customer(user, settings, requested_by="test")
+
+    assert {"bronze.events", "staging.events", "silver.events", "gold.recommendations"} <= set(erasure.deleted_rows)
+    assert erasure.serving_keys_removed == {"recommendations": 2, "buy_again": 2, "discover": 0}
+    holding = [path for path in (tmp_path / "var" / "lake").rglob("*.parquet") if user in _string_values(path)]
+    assert holding == [], "data files still holding the erased id"
+    store = sqlite3.connect(tmp_path / "var" / "serving.db")
+    assert store.execute("SELECT count(*) FROM serving_entry WHERE entity = ?", (user,)).fetchone() == (0,)
+    assert store.execute("SELECT count(*) FROM serving_entry WHERE entity = 'someone-else'").fetchone() == (4,)
+    for meta, count in store.execute(
+        "SELECT v.meta, (SELECT count(*) FROM serving_entry e WHERE e.dataset = v.dataset AND e.version = v.version)"
+        " FROM serving_version v"
+    ):
+        assert int(json.loads(meta)["key_count"]) == count, "key counts follow the erasure"
+    audit = lake.read_arrow("ops.erasure_audit").to_pylist()
+    assert [row["subject_sha256"] for row in audit] == [hashlib.sha256(user.encode()).hexdigest()]
+    assert user not in json.dumps(audit, default=str)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import stat
 import subprocess
 import sys
@@ -20,7 +21,9 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from cryptography.fernet import Fernet
 
+from shopml.deployment import FERNET_KEY, SECRETS, secret_problems
 from shopml.settings import ENV_PREFIX, Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[3]
@@ -133,7 +136,8 @@ def test_every_named_volume_is_declared_and_used(compose, services):
 
 
 def _settings_values(environment: dict[str, str]) -> dict:
-    """``SHOPML_*`` variables as load_settings takes them; ``SHOPML_<COMPONENT>__<KEY>`` nests."""
+    """``SHOPML_*`` variables as load_settings takes them; ``SHOPML_<COMPONENT>__<KEY>`` nests, and a JSON
+    list or object is decoded, as the environment source decodes complex fields."""
     values: dict = {}
     for key, value in environment.items():
         if key.startswith(ENV_PREFIX):
@@ -141,7 +145,7 @@ def _settings_values(environment: dict[str, str]) -> dict:
             target = values
             for parent in parents:
                 target = target.setdefault(parent, {})
-            target[leaf] = value
+            target[leaf] = json.loads(value) if value.startswith(("[", "{")) else value
     return values
 
 
@@ -163,6 +167,20 @@ def test_every_compose_variable_is_in_env_example_and_no_secret_is(env_example):
     for key, value in env_example.items():
         if re.search(r"PASSWORD|SECRET|FERNET", key):
             assert value == "change-me", f"{key} must be a placeholder in .env.example"
+
+
+def test_the_stack_refuses_to_start_on_the_placeholder_secrets(services, env_example):
+    init = services["airflow-init"]
+    script = init["command"][-1]
+    assert script.index("shopml.deployment check-secrets") < script.index("airflow db migrate")
+    placeholders = _environment(init, env_example)
+    problems = secret_problems(placeholders)
+    assert len(problems) == len(SECRETS) + 1 and all("placeholder" in p or "Fernet" in p for p in problems)
+    generated = dict.fromkeys(SECRETS, secrets.token_urlsafe(24)) | {FERNET_KEY: Fernet.generate_key().decode()}
+    assert secret_problems(placeholders | generated) == []
+    assert secret_problems(placeholders | generated | {"REDIS_PASSWORD": "short"}) == [
+        "REDIS_PASSWORD has 5 characters; at least 16 are required"
+    ]
 
 
 def test_airflow_components_share_one_metadata_database(services, env_example):

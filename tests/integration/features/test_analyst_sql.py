@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from shopml.query import SQL_DIR, TimeTravel, main, read_sql, run_query
+from shopml.query import SQL_DIR, QueryError, TimeTravel, main, read_sql, run_query
 
 SQL_FILES = sorted(SQL_DIR.rglob("*.sql"))
 
@@ -73,3 +73,33 @@ def test_command_prints_and_writes_results(scenario, monkeypatch, capsys, tmp_pa
         assert "gold_user_features" in capsys.readouterr().out
     finally:
         get_settings.cache_clear()
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "select 1 as a; select 2 as b",
+        "copy (select 1 as a) to 'out.csv'",
+        "create table copied as select * from gold_user_features",
+        "attach 'other.duckdb' as other",
+        "set enable_external_access = true",
+    ],
+)
+def test_only_one_read_only_statement_runs(scenario, sql):
+    with pytest.raises(QueryError, match="only"):
+        run_query(sql, lake=scenario.lake)
+
+
+@pytest.mark.parametrize(
+    ("engine", "template"),
+    [("duckdb", "select * from read_csv('{path}')"), ("spark", "select * from csv.`{path}`")],
+)
+def test_a_query_reads_the_lake_and_no_other_file(scenario, tmp_path, engine, template):
+    secret = tmp_path / "secret.csv"
+    secret.write_text("password\nhunter2\n")
+
+    with pytest.raises(QueryError) as failure:
+        run_query(template.format(path=secret), engine=engine, lake=scenario.lake)
+
+    assert "hunter2" not in str(failure.value)
+    assert run_query("select count(*) as n from gold_user_features", engine=engine, lake=scenario.lake).num_rows == 1

@@ -27,19 +27,20 @@ from jobs.incremental import (
     served_lists,
 )
 from jobs.incremental_config import IncrementalConfig
-from jobs.ingest import CSV_SUFFIXES, JSON_SUFFIXES
+from jobs.landing import CSV_SUFFIXES, JSON_SUFFIXES
 from models.recommend import pipeline as recommend
 from models.recommend.data import FEATURES
 from models.registry import ModelRegistry
 from shopml import airflow_env
 from shopml.lake import Lake
+from shopml.notify import alerts_path
 from shopml.serving.api import create_app
 from shopml.serving.config import ServingConfig
 from shopml.serving.encoding import USER_LISTS
 from shopml.serving.publish import publish_dataset
 from shopml.serving.store import StoreUnavailableError, VersionInfo
 from shopml.settings import load_settings
-from shopml.watermark import read_watermark
+from shopml.watermark import processed_files, read_watermark
 from tests.integration.incremental.serving_shop import RECOMMEND_CONFIG, event, open_shop, write_batch
 from tests.shop import run_foundation
 
@@ -307,7 +308,7 @@ def test_a_newer_nightly_version_refuses_stale_overlays_and_supersedes_applied_o
 
     # Computed against the nightly version V1; the nightly publishes V2 before the overlay is written.
     watermark = read_watermark(lake, STREAM)
-    files = pending_files(settings.landing / "events/stream", None, 10, JSON_SUFFIXES + CSV_SUFFIXES)
+    files = pending_files(settings.landing / "events/stream", set(), 10, JSON_SUFFIXES + CSV_SUFFIXES)
     batch = merge_batch(lake, files, ts, "inc-1")
     refresh = build_refresh(lake, batch, watermark, current_versions(settings), ts, settings.incremental)
     _rescore(shop, keep=user)  # V2 must hold new lists: publishing the same content re-points to V1
@@ -415,17 +416,22 @@ def test_the_lists_re_ranked_are_the_published_model_served_ones_of_the_newest_d
         "discover": _version("discover", "v1", "2026-01-04"),
         "inventory": _version("inventory", "v2", "2026-01-05"),
     }
-    lists, skipped = served_lists(current)
+    lists, skipped = served_lists(current, "m-1")
     assert lists == {"all": current["recommendations"]}
     assert skipped == {
         "buy_again": "never published",
         "discover": "version v1 scored 2026-01-04, the newest list 2026-01-05",
     }
     current["buy_again"] = _version("buy_again", "v2", "2026-01-05", "baseline:gp_topfreq")
-    lists, skipped = served_lists(current)
+    lists, skipped = served_lists(current, "m-1")
     assert list(lists) == ["all"]
     assert skipped["buy_again"] == "served from baseline:gp_topfreq, which beat the model: not re-ranked"
-    assert served_lists({}) == ({}, dict.fromkeys(LIST_DATASETS, "never published"))
+    assert served_lists({}, "m-1") == ({}, dict.fromkeys(LIST_DATASETS, "never published"))
+    # Serving rolled back to lists of an older model: the promoted one must not re-rank over them.
+    current["recommendations"] = _version("recommendations", "v1", "2026-01-05", "m-0")
+    lists, skipped = served_lists(current, "m-1")
+    assert "all" not in lists
+    assert skipped["recommendations"] == "served from m-0, not the promoted m-1 (rolled back): not re-ranked"
 
 
 def test_the_settings_bound_how_many_files_one_run_takes(shop, spark):
@@ -438,8 +444,46 @@ def test_the_settings_bound_how_many_files_one_run_takes(shop, spark):
 
     assert summary["files"] == [first.name] and summary["batch"]["merged"] == 1
     assert read_watermark(shop.lake, STREAM).last_file == first.name
-    left = pending_files(shop.stream_dir, first.name, 10, JSON_SUFFIXES + CSV_SUFFIXES)
+    left = pending_files(shop.stream_dir, processed_files(shop.lake, STREAM), 10, JSON_SUFFIXES + CSV_SUFFIXES)
     assert left == [second]
+
+
+def test_a_file_renamed_in_late_is_taken_although_it_sorts_before_processed_ones(shop):
+    """A producer with a slower clock (or a late rename) lands a batch named before one already done."""
+    ts = shop.stream_day_ts(10, 10)
+    on_time = write_batch(shop, ts, [event("v-on-time", "view", "SKU-000001", ts - timedelta(minutes=1))])
+    assert run(ts, "inc-1", lake=shop.lake)["files"] == [on_time.name]
+    late = write_batch(
+        shop, ts - timedelta(minutes=5), [event("v-late", "view", "SKU-000001", ts - timedelta(minutes=6))]
+    )
+    assert late.name < on_time.name
+
+    summary = run(ts + timedelta(minutes=5), "inc-2", lake=shop.lake)
+
+    assert summary["files"] == [late.name] and summary["batch"]["merged"] == 1
+    assert set(_stream_rows(shop)["event_id"]) >= {"v-on-time", "v-late"}
+    assert run(ts + timedelta(minutes=10), "inc-3", lake=shop.lake)["status"] == "up_to_date"
+
+
+def test_a_misnamed_file_is_set_aside_with_a_quarantine_row_and_an_alert(shop):
+    ts = shop.stream_day_ts(10, 10)
+    batch = write_batch(shop, ts, [event("v-1", "view", "SKU-000001", ts - timedelta(minutes=1))])
+    misnamed = shop.stream_dir / "manual-fix.jsonl"
+    misnamed.write_text(json.dumps(event("v-manual", "view", "SKU-000001", ts - timedelta(minutes=2))) + "\n")
+
+    summary = run(ts, "inc-1", lake=shop.lake)
+
+    assert summary["set_aside"] == ["manual-fix.jsonl"] and summary["files"] == [batch.name]
+    assert not misnamed.exists() and [p.name for p in (shop.stream_dir / "_rejected").iterdir()] == [
+        f"{ts:%Y%m%dT%H%M%SZ}-manual-fix.jsonl"
+    ]
+    rows = shop.lake.read_arrow("ops.quarantine", filter=pc.field("stage") == "stream_ingest").to_pylist()
+    assert [(r["record_key"], r["reason"]) for r in rows] == [
+        ("manual-fix.jsonl", "rejected_file:name_outside_contract")
+    ]
+    alerts = [json.loads(line) for line in alerts_path(shop.settings).read_text().splitlines()]
+    assert any("manual-fix.jsonl" in json.dumps(a) for a in alerts)
+    assert "v-manual" not in set(_stream_rows(shop)["event_id"])
 
 
 def test_micro_batches_run_spark_as_the_incremental_settings_say():

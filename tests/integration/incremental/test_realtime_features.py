@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
@@ -12,7 +13,15 @@ from jobs.transforms import realtime
 from models.recommend.config import FilterConfig
 from models.recommend.repeat import PAIR_COLUMNS, summarise_purchases, suppressed_repeats
 from shopml.lake import Lake
-from shopml.watermark import Watermark, commit_watermark, pending_files, read_watermark
+from shopml.watermark import (
+    Watermark,
+    commit_watermark,
+    misnamed_files,
+    pending_files,
+    processed_files,
+    read_watermark,
+    record_processed,
+)
 
 DAY_END = datetime(2026, 1, 6, tzinfo=UTC)  # end of feature day 2026-01-05
 
@@ -215,7 +224,7 @@ def test_payloads_have_the_served_shape():
     assert type(payloads["A"]["on_hand"]) is int
 
 
-def test_pending_files_are_the_ready_ones_after_the_watermark_in_name_order(tmp_path):
+def test_pending_files_are_the_ready_producer_named_ones_the_ledger_lacks_in_name_order(tmp_path):
     for name in [
         "batch-20260106T101000Z-0000.jsonl",
         "batch-20260106T100500Z-0001.jsonl",
@@ -223,16 +232,32 @@ def test_pending_files_are_the_ready_ones_after_the_watermark_in_name_order(tmp_
         "batch-20260106T101500Z-0000.jsonl.tmp",  # still being written
         ".batch-20260106T102000Z-0000.jsonl",
         "batch-20260106T100000Z-0000.jsonl",
+        "manual-fix.jsonl",  # outside the producer contract: set aside, never taken
     ]:
         (tmp_path / name).write_text("{}\n")
-    names = [p.name for p in pending_files(tmp_path, "batch-20260106T100000Z-0000.jsonl", 10, (".jsonl",))]
+    # The ledger holds 10:00 and a 10:10 of another size (rewritten since): 10:10 is taken again.
+    processed = {("batch-20260106T100000Z-0000.jsonl", 3), ("batch-20260106T101000Z-0000.jsonl", 99)}
+    names = [p.name for p in pending_files(tmp_path, processed, 10, (".jsonl",))]
     assert names == [
         "batch-20260106T100500Z-0000.jsonl",
         "batch-20260106T100500Z-0001.jsonl",
         "batch-20260106T101000Z-0000.jsonl",
     ]
-    assert [p.name for p in pending_files(tmp_path, None, 1, (".jsonl",))] == ["batch-20260106T100000Z-0000.jsonl"]
-    assert pending_files(tmp_path / "missing", None, 5, (".jsonl",)) == []
+    assert [p.name for p in pending_files(tmp_path, set(), 1, (".jsonl",))] == ["batch-20260106T100000Z-0000.jsonl"]
+    assert pending_files(tmp_path / "missing", set(), 5, (".jsonl",)) == []
+    assert [p.name for p in misnamed_files(tmp_path, (".jsonl",))] == ["manual-fix.jsonl"]
+
+
+def test_the_ledger_records_name_size_and_content_hash(settings, tmp_path):
+    lake = Lake(settings)
+    path = tmp_path / "batch-20260106T100000Z-0000.jsonl"
+    path.write_text('{"a": 1}\n')
+    record_processed(lake, "events", [path], "run-1", datetime(2026, 1, 6, 10, 5, tzinfo=UTC))
+
+    assert processed_files(lake, "events") == {(path.name, 9)}
+    assert processed_files(lake, "other") == set()
+    row = lake.read_arrow("ops.stream_files").to_pylist()[0]
+    assert row["sha256"] == hashlib.sha256(b'{"a": 1}\n').hexdigest() and row["run_id"] == "run-1"
 
 
 def test_the_watermark_is_one_row_per_stream_replaced_in_place(settings):

@@ -174,9 +174,12 @@ def test_a_cold_start_list_is_marked_as_fallback(client):
     assert body["fallback"] is True and [item["sku"] for item in body["items"]] == ["p"]
 
 
-def test_default_k_is_applied(client, serving_config):
-    assert serving_config.default_k == 10
-    assert len(client.get("/v1/recommendations/u1").json()["items"]) == 3
+def test_default_k_is_applied(published, serving_config):
+    """u1's list has 3 items: a default k of 2 must cut it (the stock default of 10 could not show it)."""
+    config = serving_config.model_copy(update={"default_k": 2})
+    with TestClient(create_app(published, config), base_url="http://localhost") as client:
+        assert [item["sku"] for item in client.get("/v1/recommendations/u1").json()["items"]] == ["a", "b"]
+        assert len(client.get("/v1/recommendations/u1", params={"k": 3}).json()["items"]) == 3
 
 
 @pytest.mark.parametrize("k", [0, 101, "many"])

@@ -223,6 +223,22 @@ def test_a_version_rolled_back_from_is_never_rolled_back_to(serving_settings, se
     assert read(serving_settings, serving_config, "u1").run_id == "run-1"
 
 
+def test_erasing_a_customer_removes_their_key_from_every_kept_version(serving_settings, serving_lake, serving_config):
+    for day, run_id in [(D1, "run-1"), (D2, "run-2")]:
+        write_scored(serving_lake, "gold.recommendations", recommendations_table(LISTS, day, run_id))
+        publish(serving_settings, serving_config, day, run_id)
+    store = open_store(serving_settings.serving, serving_config)
+
+    assert store.erase_entity("recommendations", "u1") == 2
+    assert store.erase_entity("recommendations", "u1") == 0
+
+    found = read(serving_settings, serving_config, "u1")
+    assert found.fallback, "an erased customer gets the lists of an unknown one"
+    for info in store.list_versions("recommendations"):
+        assert store.count_entries("recommendations", info.version) == info.key_count == 2
+    store.close()
+
+
 def test_rollback_without_a_published_version_is_refused(serving_settings, serving_config):
     with pytest.raises(PublishError, match="nothing is published for similar"):
         rollback_dataset("similar", serving_settings, config=serving_config)

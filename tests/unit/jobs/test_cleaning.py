@@ -6,6 +6,7 @@ from decimal import Decimal
 from jobs.transforms.cleaning import (
     drop_duplicate_events,
     flag_bot_sessions,
+    flag_conflicting_duplicates,
     latest_per_key,
     to_order_lines,
     with_catalogue_check,
@@ -35,6 +36,23 @@ def test_duplicates_keep_first_landing_and_drop_replays(spark):
     loaded = spark.createDataFrame([("c",)], "event_id string")
     kept = {(row.event_id, row.landing_date, row.payload) for row in drop_duplicate_events(events, loaded).collect()}
     assert kept == {("a", D1, "a1"), ("b", D2, "b")}
+
+
+def test_a_resend_that_says_something_else_is_a_conflict_not_a_duplicate(spark):
+    ts = datetime(2026, 1, 1, 12)
+    events = spark.createDataFrame(
+        [
+            ("a", D1, ts, "a1", "SKU-1", 1),
+            ("a", D2, ts, "a1 again", "SKU-1", 1),  # the same event resent: a duplicate
+            ("b", D1, ts, "b1", "SKU-1", 1),
+            ("b", D2, ts, "b2", "SKU-1", 5),  # the same id, another quantity: which is true?
+            ("c", D1, ts, "c", "SKU-2", None),
+            ("c", D1, ts, "c'", "SKU-2", None),  # nulls compare equal
+        ],
+        "event_id string, landing_date date, event_ts timestamp, payload string, sku string, quantity int",
+    )
+    flagged = {(r.event_id, r.payload): r.conflicting_duplicate for r in flag_conflicting_duplicates(events).collect()}
+    assert [key for key, conflict in flagged.items() if conflict] == [("b", "b2")]
 
 
 def test_bots_by_browsing_per_session_and_day_and_by_user_agent(spark):

@@ -5,6 +5,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
+from pyspark.sql import functions as F
 
 from jobs.transforms.raw import PRODUCT_FIELDS, parse_events, parse_records
 
@@ -61,6 +62,13 @@ def test_valid_event_is_typed_and_normalised(spark):
 def test_unusable_lines_get_a_reason(spark, payload, reason):
     parsed = parse_events(_bronze(spark, payload), ("POST", "DISCOUNT"))
     assert _reasons(parsed) == [reason]
+
+
+def test_a_line_that_is_not_utf8_is_an_encoding_error(spark):
+    """Latin-1 bytes in a landed line (Spark keeps the bytes as they landed, and they parse as JSON)."""
+    line = json.dumps({**GOOD, "event_id": "cafe-1"}).encode().replace(b"cafe-1", b"caf\xe9-1")
+    bronze = _bronze(spark, "placeholder").withColumn("payload", F.unhex(F.lit(line.hex())).cast("string"))
+    assert _reasons(parse_events(bronze, ())) == ["encoding_error"]
 
 
 def test_views_need_no_quantity_or_price(spark):
