@@ -13,8 +13,11 @@ uvicorn in a subprocess; nothing shared is touched. Figures go to stdout and ben
 - pipelined: the same subset through the store's batched writes, for a like-for-like ratio.
 - encoding: the Arrow column-wise JSON the publisher uses against per-value ``json.dumps``; msgpack
   and orjson are measured only when installed.
-- api: open-loop load at a fixed rate over keep-alive connections; latency counts from each
-  request's scheduled send time, so a stalled server cannot hide queueing (no coordinated omission).
+- api: open-loop load at 500, 1,000 and 2,000 requests/s over keep-alive connections against the API as
+  deployed (2 uvicorn workers, ``--limit-concurrency 512``); latency counts from each request's
+  scheduled send time, so a stalled server cannot hide queueing (no coordinated omission).
+- api_hung_store: the same load against a Redis port that accepts and never answers: every read
+  is a 503, and its latency shows what the timeout and the circuit breaker leave of a hung store.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -252,7 +257,8 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def bench_api(var_root: Path, url: str, redis_pid: int, users: int, rate: float, duration_s: float) -> dict[str, Any]:
+def bench_api(var_root: Path, url: str, users: int, rate: float, duration_s: float, workers: int) -> dict[str, Any]:
+    """Open-loop load on the API as deployed (``workers`` uvicorn processes, the compose concurrency limit)."""
     port = _free_port()
     env = {**os.environ, "SHOPML_VAR_ROOT": str(var_root), "SHOPML_SERVING_URL": url}
     server = subprocess.Popen(
@@ -265,6 +271,10 @@ def bench_api(var_root: Path, url: str, redis_pid: int, users: int, rate: float,
             "127.0.0.1",
             "--port",
             str(port),
+            "--workers",
+            str(workers),
+            "--limit-concurrency",
+            "512",
             "--no-access-log",
             "--log-level",
             "warning",
@@ -282,18 +292,16 @@ def bench_api(var_root: Path, url: str, redis_pid: int, users: int, rate: float,
             for _ in range(int(rate * duration_s))
         ]
         asyncio.run(_load(port, paths[:200], rate, 32))  # warm-up
-        cpu_before = _cpu_seconds(server.pid), _cpu_seconds(redis_pid)
         started = time.perf_counter()
         latencies, errors = asyncio.run(_load(port, paths, rate, 32))
         elapsed = time.perf_counter() - started
-        cpu_after = _cpu_seconds(server.pid), _cpu_seconds(redis_pid)
     finally:
         server.terminate()
         server.wait(timeout=10)
     ms = np.array(latencies) * 1000
     return {
         "requests": len(latencies),
-        "errors": errors,
+        "non_200": errors,
         "target_rate_per_s": rate,
         "achieved_rate_per_s": len(latencies) / elapsed,
         "p50_ms": float(np.percentile(ms, 50)),
@@ -301,9 +309,17 @@ def bench_api(var_root: Path, url: str, redis_pid: int, users: int, rate: float,
         "p99_ms": float(np.percentile(ms, 99)),
         "p999_ms": float(np.percentile(ms, 99.9)),
         "max_ms": float(ms.max()),
-        "api_cpu_ms_per_request": (cpu_after[0] - cpu_before[0]) / len(latencies) * 1000,
-        "redis_cpu_ms_per_request": (cpu_after[1] - cpu_before[1]) / len(latencies) * 1000,
+        "api_workers": workers,
     }
+
+
+@contextmanager
+def hung_redis() -> Iterator[str]:
+    """A Redis URL whose port accepts connections (the kernel's listen backlog) and never answers."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(512)
+        yield f"redis://127.0.0.1:{server.getsockname()[1]}/0"
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -311,12 +327,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--quick", action="store_true", help="20k users instead of 1M")
     parser.add_argument("--users", type=int, help="override the number of users")
     parser.add_argument("--naive-subset", type=int, help="keys timed with the naive loop (default 20k / 50k)")
-    parser.add_argument("--rate", type=float, default=500.0, help="API requests per second")
+    parser.add_argument(
+        "--rates", default="500,1000,2000", help="API request rates per second, comma-separated (quick: 500)"
+    )
+    parser.add_argument("--api-workers", type=int, default=2, help="uvicorn workers, as compose's API_WORKERS")
     parser.add_argument("--duration", type=float, help="API load seconds (default 5 quick / 20 full)")
     args = parser.parse_args(argv)
     users = args.users or (20_000 if args.quick else 1_000_000)
     subset = min(users, args.naive_subset or (20_000 if args.quick else 50_000))
     duration = args.duration or (5.0 if args.quick else 20.0)
+    rates = [500.0] if args.quick else [float(rate) for rate in args.rates.split(",")]
 
     load_at_start = os.getloadavg()[0]  # other work on the machine skews every wall-clock figure
     workdir = Path(tempfile.mkdtemp(prefix="bench-serving-"))
@@ -357,12 +377,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "naive_extrapolated_full_s": result.key_count / writes["naive_set_loop_keys_per_s"],
             "publish_end_to_end_vs_naive": (result.key_count / publish_s) / writes["naive_set_loop_keys_per_s"],
             "encoding": bench_encodings(lake, min(users, 20_000)),
-            "api": bench_api(workdir / "var", url, redis_process.pid, users, args.rate, duration),
+            "api": {
+                f"{rate:.0f}_per_s": bench_api(workdir / "var", url, users, rate, duration, args.api_workers)
+                for rate in rates
+            },
             "cpus": os.cpu_count(),
             "load_average_1m_at_start": load_at_start,
             "load_average_1m_at_end": os.getloadavg()[0],
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         }
+        with hung_redis() as hung_url:  # every read fails: the timeout and the circuit breaker answer
+            figures["api_hung_store"] = bench_api(
+                workdir / "var", hung_url, users, rates[0], min(duration, 10.0), args.api_workers
+            )
     finally:
         redis_process.terminate()
         redis_process.wait(timeout=10)

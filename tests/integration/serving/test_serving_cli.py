@@ -56,7 +56,13 @@ def test_publish_versions_rollback_and_gc_from_the_command_line(tmp_path):
     versions = json.loads(listed.stdout)
     assert versions["current"] == json.loads(first.stdout)["version"]
     assert [v["triggered_by"] for v in versions["versions"]] == ["cli", "cli"]
-    assert json.loads(collected.stdout)["removed"]["recommendations"] == []
+    statuses = {v["version"]: v["status"] for v in versions["versions"]}
+    assert statuses == {
+        json.loads(first.stdout)["version"]: "complete",
+        json.loads(second.stdout)["version"]: "revoked",
+    }
+    # The version rolled back from is never served again: gc removes it first.
+    assert json.loads(collected.stdout)["removed"]["recommendations"] == [json.loads(second.stdout)["version"]]
     assert bad.returncode == 1 and "nothing is published for similar" in bad.stderr
     assert skipped.returncode == 0, skipped.stderr
     assert json.loads(skipped.stdout) == {
