@@ -21,6 +21,7 @@ from jobs.ingest import LandingError
 from shopml import accounting
 from shopml.accounting import RowAccountingError
 from shopml.lake import Lake
+from shopml.notify import alerts_path
 from shopml.privacy import erase_customer
 from shopml.quality import ValidationFailed
 from shopml.serving.publish import publish_dataset
@@ -221,6 +222,27 @@ def test_rows_lost_between_stages_stop_validate_before_silver_changes(landed):
         assert {table: lake.version(table) for table in silver_versions} == silver_versions
     finally:  # ingest and clean rewrote the day as it was: put the count back and publish it again
         accounting.record_stage_counts(lake, "events", "restore", {day: {"landed": landed_lines}})
+        validate.run(run_date=day, lake=lake)
+
+
+def test_a_repeated_event_id_stops_validate_with_a_critical_alert_and_nothing_published(landed):
+    """A critical expectation (event_id unique) fails: the run stops naming it, a critical alert goes
+    out, and silver keeps what it had."""
+    lake, day = landed.lake, landed.last
+    staged = lake.read("staging.events").where(F.col("landing_date") == F.lit(day))
+    tampered = staged.unionByName(staged.limit(1)).localCheckpoint()
+    lake.write(tampered, "staging.events", replace_where=f"landing_date = '{day}'")
+    silver_versions = {table: lake.version(table) for table in ("silver.events", "silver.order_lines")}
+    try:
+        with pytest.raises(ValidationFailed, match="expect_column_values_to_be_unique") as failure:
+            validate.run(run_date=day, lake=lake)
+        assert "Nothing was published to silver" in str(failure.value)
+        assert {table: lake.version(table) for table in silver_versions} == silver_versions
+        alerts = [json.loads(line) for line in alerts_path(lake.settings).read_text().splitlines()]
+        breaches = [a for a in alerts if a["event"] == "validation_breach" and a["severity"] == "critical"]
+        assert breaches and "expect_column_values_to_be_unique" in breaches[-1]["summary"]
+    finally:
+        clean.run(run_date=day, lake=lake)
         validate.run(run_date=day, lake=lake)
 
 
