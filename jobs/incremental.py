@@ -79,6 +79,7 @@ from models.recommend.ranker import ServingContext, load_ranker
 from models.recommend.repeat import suppressed_repeats
 from models.recommend.retrieval import load_retrieval
 from models.registry import ModelRegistry
+from shopml import accounting
 from shopml.accounting import QUARANTINE_TABLE
 from shopml.catalog import spec
 from shopml.errors import PermanentError, Skipped
@@ -120,6 +121,8 @@ class Batch:
     counts: dict[str, int]
     # Valid events of the batch (new ones and ones silver already held): who and what they affect.
     events: pd.DataFrame
+    # Per file name: its landing date and row accounting (``shopml.accounting.COUNT_COLUMNS``).
+    file_counts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def empty(cls) -> Batch:
@@ -189,10 +192,59 @@ def _write_quarantine(lake: Lake, rejected: DataFrame, sources: list[tuple[date,
     lake.write(rows, "ops.quarantine", replace_where=where)
 
 
+def _per_file(frame: DataFrame, **aggregates) -> dict[str, Any]:
+    """``aggregates`` (name -> Spark aggregate) of ``frame`` per source file name."""
+    named = [agg.alias(name) for name, agg in aggregates.items()]
+    rows = frame.groupBy("source_file").agg(*named).collect()
+    return {row.source_file.rsplit("/", 1)[-1]: row for row in rows}
+
+
+def file_accounting(
+    seen: list, unique: DataFrame, known: DataFrame, flagged: DataFrame, rejected: DataFrame, passed: DataFrame
+) -> dict[str, dict[str, Any]]:
+    """Each file's row accounting, as the nightly keeps it per landing date, reconciled.
+
+    ``seen`` holds the parsed lines per (landing_date, source_file, event_date) with ``lines`` and
+    ``unparsable``; the frames are the batch's stages, each with ``source_file``. Raises
+    ``RowAccountingError`` (before anything is merged) when a file's rows do not add up.
+    """
+    zero = F.lit(0)
+    unique_n = _per_file(unique, n=F.count(zero))
+    known_n = _per_file(known, n=F.count(zero))
+    flagged_n = _per_file(flagged, n=F.count(zero), bots=F.count_if("is_bot"))
+    rejected_n = _per_file(rejected, n=F.count(zero))
+    passed_n = _per_file(passed, n=F.count(zero))
+    files: dict[str, dict[str, Any]] = {}
+    for row in seen:
+        name = row.source_file.rsplit("/", 1)[-1]
+        entry = files.setdefault(name, {"landing_date": row.landing_date, "landed": 0, "quarantined_clean": 0})
+        entry["landed"] += row.lines
+        entry["quarantined_clean"] += row.unparsable
+
+    def count(per_file: dict[str, Any], name: str, column: str = "n") -> int:
+        return per_file[name][column] if name in per_file else 0
+
+    for name, entry in files.items():
+        new = count(unique_n, name) - count(known_n, name)
+        bots = count(flagged_n, name, "bots")
+        entry |= {
+            "duplicates": entry["landed"] - entry["quarantined_clean"] - new,
+            "bots": bots,
+            "staged": count(flagged_n, name) - bots,
+            "quarantined_validate": count(rejected_n, name),
+            "silver": count(passed_n, name),
+        }
+        accounting.reconcile(
+            entry | {"dataset": accounting.STREAM_DATASET, "landing_date": f"{entry['landing_date']} ({name})"}
+        )
+    return files
+
+
 def merge_batch(lake: Lake, files: Sequence[Path], run_ts: datetime, run_id: str) -> Batch:
     """Parse, de-duplicate, validate and MERGE micro-batch files into silver; returns counts and the valid events.
 
-    Raises ``ValidationFailed`` (nothing merged) when a critical expectation fails.
+    Raises ``ValidationFailed`` (nothing merged) when a critical expectation fails, ``RowAccountingError``
+    (nothing merged) when a file's rows do not add up.
     """
     spark, settings = lake.spark, lake.settings
     lines = read_landed_lines(
@@ -241,23 +293,25 @@ def merge_batch(lake: Lake, files: Sequence[Path], run_ts: datetime, run_id: str
             f"{'; '.join(outcome.critical_failures)}. Nothing was merged; the watermark stays."
         )
     rejected = rejected_rows(staged, outcome, ["event_id"]).cache()
-    passed = staged.join(rejected.select("event_id"), "event_id", "left_anti").drop(
-        "source_file", "payload", "days_late"
-    )
-    passed = passed.cache()
+    passing = staged.join(rejected.select("event_id"), "event_id", "left_anti").cache()
     clean_rejects = parsed.where(F.col("quarantine_reason").isNotNull()).unionByName(
         flagged.where("is_bot").drop("is_bot").withColumn("quarantine_reason", F.lit("bot_traffic"))
     )
     quarantine = clean_rejects.withColumn("stage", F.lit("stream_clean")).unionByName(
         rejected.drop("days_late", "event_date", "feed").withColumn("stage", F.lit("stream_validate"))
     )
-    screened = flagged.agg(F.count(F.lit(1)).alias("rows"), F.count_if("is_bot").alias("bots")).first()
-    lines, unparsable = sum(row.lines for row in seen), sum(row.unparsable for row in seen)
-    counts = {"lines": lines, "unique": unique.count(), "already_in_silver": known.count(), "bots": screened.bots}
-    rejected_count = rejected.count()
-    counts["duplicates"] = lines - unparsable - counts["unique"] + counts["already_in_silver"]
-    counts["quarantined"] = unparsable + screened.bots + rejected_count
-    counts["merged"] = screened.rows - screened.bots - rejected_count
+    per_file = file_accounting(seen, unique, known, flagged, rejected, passing)
+    passed = passing.drop("source_file", "payload", "days_late")
+    totals = {column: sum(entry[column] for entry in per_file.values()) for column in accounting.COUNT_COLUMNS}
+    counts = {
+        "lines": totals["landed"],
+        "unique": unique.count(),
+        "already_in_silver": known.count(),
+        "bots": totals["bots"],
+        "quarantined": totals["quarantined_clean"] + totals["bots"] + totals["quarantined_validate"],
+        "merged": totals["silver"],
+        "duplicates": totals["duplicates"],
+    }
     if counts["quarantined"]:
         _write_quarantine(lake, quarantine, sources, run_id)
     if counts["merged"]:
@@ -266,10 +320,10 @@ def merge_batch(lake: Lake, files: Sequence[Path], run_ts: datetime, run_id: str
         lake.merge(to_order_lines(passed), "silver.order_lines", MERGE_KEYS, update=False)
         lake.merge(passed, "silver.events", MERGE_KEYS, update=False)
     events = passed.select(*EVENT_COLUMNS).unionByName(known.select(*EVENT_COLUMNS)).toPandas()
-    for frame in (parsed, unique, flagged, staged, rejected, passed):
+    for frame in (parsed, unique, flagged, staged, rejected, passing):
         frame.unpersist()
     log.info("micro-batch %s..%s: %s", files[0].name, files[-1].name, counts)
-    return Batch(counts, events)
+    return Batch(counts, events, per_file)
 
 
 # ---- serving: what changed, recomputed with the promoted models ------------------------------------
@@ -657,7 +711,7 @@ def run(
         run_id=run_id,
         committed_at=datetime.now(UTC),
     )
-    record_processed(lake, config.stream, files, run_id, committed.committed_at)
+    record_processed(lake, config.stream, files, run_id, committed.committed_at, batch.file_counts)
     commit_watermark(lake, committed)
     return summary | {
         "status": "refreshed",

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from shopml.dates import DateWindow
 
 ACCOUNTING_TABLE = "ops.row_accounting"
+# The stream's events are accounted apart from the nightly's (whose ingest starts each date afresh),
+# per the micro-batch files' landing dates, summed from the ledger (``shopml/watermark.py``).
+STREAM_DATASET = "events_stream"
 QUARANTINE_TABLE = "ops.quarantine"
 COUNT_COLUMNS = ("landed", "quarantined_clean", "bots", "duplicates", "staged", "quarantined_validate", "silver")
 

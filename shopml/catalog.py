@@ -196,7 +196,8 @@ TABLES: dict[str, TableSpec] = {
         ),
         TableSpec(
             name="ops.row_accounting",
-            description="Per landing date and dataset: landed = silver + quarantined + duplicates + bots.",
+            description="Per landing date and dataset: landed = silver + quarantined + duplicates + bots "
+            "(datasets events, products, inventory from the nightly; events_stream from the 5-minute refresh).",
             partition_by=("landing_date",),
             keys=("landing_date", "dataset"),
         ),
@@ -359,6 +360,15 @@ TABLES: dict[str, TableSpec] = {
                 "sha256": "SHA-256 of its content when processed.",
                 "run_id": "Airflow run id (or manual) that processed it.",
                 "processed_at": "When the run committed (UTC).",
+                "landing_date": "The file's landing date (from its batch-YYYYMMDD… name).",
+                "landed": "Lines in the file.",
+                "quarantined_clean": "Lines that did not parse (ops.quarantine, stage stream_clean).",
+                "bots": "Events of bot sessions (quarantined as bot_traffic).",
+                "duplicates": "Repeats within the batch and events silver already held.",
+                "staged": "Events validated.",
+                "quarantined_validate": "Events the events suite rejected (stage stream_validate).",
+                "silver": "Events merged into silver; landed = silver + quarantined + duplicates + bots. "
+                "ops.row_accounting holds these summed per landing date as dataset events_stream.",
             },
             arrow_fields=(
                 ("stream", "string"),
@@ -367,6 +377,14 @@ TABLES: dict[str, TableSpec] = {
                 ("sha256", "string"),
                 ("run_id", "string"),
                 ("processed_at", "timestamp[us, tz=UTC]"),
+                ("landing_date", "date32[day]"),
+                ("landed", "int64"),
+                ("quarantined_clean", "int64"),
+                ("bots", "int64"),
+                ("duplicates", "int64"),
+                ("staged", "int64"),
+                ("quarantined_validate", "int64"),
+                ("silver", "int64"),
             ),
         ),
         TableSpec(

@@ -17,13 +17,16 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from shopml import accounting
 from shopml.catalog import spec
 from shopml.lake import Lake
 
@@ -136,8 +139,15 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def record_processed(lake: Lake, stream: str, files: list[Path], run_id: str, at: datetime) -> None:
-    """Append the run's files to the ledger (one Delta commit), after the serving store took their results."""
+def record_processed(
+    lake: Lake, stream: str, files: list[Path], run_id: str, at: datetime, counts: Mapping[str, Mapping[str, Any]]
+) -> None:
+    """Append the run's files with their row accounting to the ledger (one Delta commit), after the serving
+    store took their results; then rebuild ``ops.row_accounting`` of their landing dates from the ledger.
+
+    ``counts`` maps each file name to its landing date and counts (``accounting.COUNT_COLUMNS``): summing
+    the ledger, rather than adding to the accounting rows, keeps the rows right when a run is redone.
+    """
     if not files:
         return
     rows = [
@@ -148,8 +158,22 @@ def record_processed(lake: Lake, stream: str, files: list[Path], run_id: str, at
             "sha256": _sha256(path),
             "run_id": run_id,
             "processed_at": at,
+            **counts[path.name],
         }
         for path in files
     ]
     schema = spec(LEDGER_TABLE).arrow_schema()
     lake.write_arrow(pa.Table.from_pylist(rows, schema=schema), LEDGER_TABLE, mode="append")
+    dates = sorted({row["landing_date"] for row in rows})
+    ledger = lake.read_arrow(
+        LEDGER_TABLE,
+        columns=["landing_date", *accounting.COUNT_COLUMNS],
+        filter=(pc.field("stream") == stream) & pc.field("landing_date").isin(dates),
+    )
+    sums = ledger.group_by("landing_date").aggregate([(column, "sum") for column in accounting.COUNT_COLUMNS])
+    per_date = {
+        row["landing_date"]: {column: row[f"{column}_sum"] for column in accounting.COUNT_COLUMNS}
+        for row in sums.to_pylist()
+    }
+    merged = accounting.merge_stage_counts(lake, accounting.STREAM_DATASET, run_id, per_date, reset=True)
+    accounting.write_counts(lake, accounting.STREAM_DATASET, merged)

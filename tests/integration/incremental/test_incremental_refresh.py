@@ -207,6 +207,10 @@ def test_replayed_and_duplicated_batches_are_idempotent(shop, api):
     assert len(shop.lake.read_pandas("silver.events", columns=["event_id"])) == silver_after
     assert len(shop.lake.read_pandas("silver.order_lines", columns=["event_id"])) == order_lines
     assert sorted(_stream_rows(shop)["event_id"]) == ["r-1", "r-2", "r-3"]
+    (accounted,) = shop.lake.read_pandas("ops.row_accounting", filter=pc.field("dataset") == "events_stream").to_dict(
+        "records"
+    )
+    assert (accounted["landed"], accounted["silver"], accounted["duplicates"]) == (10, 3, 7)
     assert _stock(api, sku)["on_hand"] == on_hand  # the replayed purchase did not sell stock twice
     assert sku not in _items(api, user)
 
@@ -238,6 +242,12 @@ def test_late_events_land_in_their_day_and_bad_lines_are_quarantined(shop):
     assert set(quarantine["source_file"].str.rsplit("/", n=1).str[-1]) == {path.name}
     assert summary["batch"]["lines"] == 4 and summary["batch"]["merged"] == 1
     assert summary["batch"]["quarantined"] == 3
+    (accounted,) = shop.lake.read_pandas("ops.row_accounting", filter=pc.field("dataset") == "events_stream").to_dict(
+        "records"
+    )
+    assert accounted["landing_date"] == ts.date()
+    assert (accounted["landed"], accounted["silver"]) == (4, 1)
+    assert (accounted["quarantined_clean"], accounted["quarantined_validate"], accounted["bots"]) == (1, 2, 0)
 
 
 def test_the_watermark_stays_when_the_store_refuses_writes_and_a_rerun_takes_the_same_files(shop, api, spark):

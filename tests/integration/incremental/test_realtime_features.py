@@ -248,16 +248,38 @@ def test_pending_files_are_the_ready_producer_named_ones_the_ledger_lacks_in_nam
     assert [p.name for p in misnamed_files(tmp_path, (".jsonl",))] == ["manual-fix.jsonl"]
 
 
-def test_the_ledger_records_name_size_and_content_hash(settings, tmp_path):
-    lake = Lake(settings)
-    path = tmp_path / "batch-20260106T100000Z-0000.jsonl"
-    path.write_text('{"a": 1}\n')
-    record_processed(lake, "events", [path], "run-1", datetime(2026, 1, 6, 10, 5, tzinfo=UTC))
+def _counts(day: date, landed: int, silver: int, duplicates: int = 0) -> dict:
+    return {
+        "landing_date": day,
+        "landed": landed,
+        "quarantined_clean": 1,
+        "bots": 0,
+        "duplicates": duplicates,
+        "staged": silver,
+        "quarantined_validate": landed - 1 - duplicates - silver,
+        "silver": silver,
+    }
 
-    assert processed_files(lake, "events") == {(path.name, 9)}
+
+def test_the_ledger_records_each_file_and_sums_its_rows_into_the_row_accounting(settings, tmp_path):
+    lake = Lake(settings)
+    day = date(2026, 1, 6)
+    first, second = (tmp_path / f"batch-20260106T10{m}00Z-0000.jsonl" for m in ("00", "05"))
+    first.write_text('{"a": 1}\n')
+    second.write_text('{"b": 2}\n')
+    at = datetime(2026, 1, 6, 10, 5, tzinfo=UTC)
+    record_processed(lake, "events", [first], "run-1", at, {first.name: _counts(day, 10, 7)})
+    record_processed(lake, "events", [second], "run-2", at, {second.name: _counts(day, 5, 2, duplicates=1)})
+
+    assert processed_files(lake, "events") == {(first.name, 9), (second.name, 9)}
     assert processed_files(lake, "other") == set()
-    row = lake.read_arrow("ops.stream_files").to_pylist()[0]
+    row = next(r for r in lake.read_arrow("ops.stream_files").to_pylist() if r["file_name"] == first.name)
     assert row["sha256"] == hashlib.sha256(b'{"a": 1}\n').hexdigest() and row["run_id"] == "run-1"
+    (accounted,) = lake.read_arrow("ops.row_accounting").to_pylist()
+    assert accounted["dataset"] == "events_stream" and accounted["landing_date"] == day
+    assert (accounted["landed"], accounted["silver"], accounted["duplicates"]) == (15, 9, 1)
+    assert (accounted["quarantined_clean"], accounted["quarantined_validate"]) == (2, 3)
+    assert accounted["run_id"] == "run-2"
 
 
 def test_the_watermark_is_one_row_per_stream_replaced_in_place(settings):
