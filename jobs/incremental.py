@@ -62,12 +62,11 @@ from jobs.transforms.cleaning import (
     drop_duplicate_events,
     flag_bot_sessions,
     to_order_lines,
-    with_catalogue_check,
     with_event_date,
 )
 from jobs.transforms.features import end_of_day
 from jobs.transforms.raw import parse_events
-from jobs.validate import LINEAGE_COLUMNS, catalogue_skus, rejected_rows
+from jobs.validate import catalogue_skus, checked_columns, rejected_rows, validate_staged
 from models.device import resolve_device
 from models.forecast import pipeline as forecaster
 from models.forecast.config import ForecastConfig
@@ -85,7 +84,7 @@ from shopml.catalog import spec
 from shopml.errors import PermanentError, Skipped
 from shopml.lake import Lake
 from shopml.notify import alert
-from shopml.quality import ValidationFailed, validate
+from shopml.quality import ValidationFailed
 from shopml.serving.encoding import USER_LISTS, dataset_spec, decode_payload
 from shopml.serving.publish import dataset_versions, overlay_keys, row_selection
 from shopml.serving.store import VersionInfo, open_store
@@ -277,16 +276,8 @@ def merge_batch(lake: Lake, files: Sequence[Path], run_ts: datetime, run_id: str
         .cache()
     )
     catalogue = catalogue_skus(lake, run_ts.date())
-    outcome = validate(
-        with_catalogue_check(staged.drop(*LINEAGE_COLUMNS), catalogue),
-        "events",
-        ["event_id"],
-        run_ts.date(),
-        run_id,
-        settings.var_root / "gx",
-        parameters={"late_event_max_days": settings.late_event_max_days},
-        skip=() if catalogue is not None else ("unknown_sku",),
-    )
+    checked = checked_columns(staged, "events", catalogue)
+    outcome = validate_staged(lake, checked, "events", run_ts.date(), run_id, has_catalogue=catalogue is not None)
     if outcome.critical_failures:
         raise ValidationFailed(
             f"micro-batch {files[0].name}..{files[-1].name} failed critical expectation(s): "

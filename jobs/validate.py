@@ -160,6 +160,29 @@ def check_event_volume(lake: Lake, window: DateWindow, run_id: str) -> None:
     _gate(lake, outcome, window, "event volume")
 
 
+def checked_columns(staged: DataFrame, dataset: str, catalogue: DataFrame | None) -> DataFrame:
+    """What GX checks of staged rows: the data columns (lineage stays out of the cache) and, for events
+    and inventory, whether each row names a product the catalogue knows."""
+    checked = staged.drop(*LINEAGE_COLUMNS)
+    return with_catalogue_check(checked, catalogue) if dataset != "products" else checked
+
+
+def validate_staged(
+    lake: Lake, checked: DataFrame, dataset: str, last_day: date, run_id: str, has_catalogue: bool
+) -> ValidationOutcome:
+    """Run the dataset's suite over ``checked`` (SKU integrity left out when the shop has no catalogue)."""
+    return validate(
+        checked,
+        dataset,
+        KEY_COLUMNS[dataset],
+        last_day,
+        run_id,
+        lake.settings.var_root / "gx",
+        parameters={"late_event_max_days": lake.settings.late_event_max_days},
+        skip=() if has_catalogue else ("unknown_sku",),
+    )
+
+
 def validate_dataset(lake: Lake, dataset: str, window: DateWindow, run_id: str) -> dict[str, Any] | None:
     """Validate one staged dataset and publish what passes; raises ValidationFailed on a critical failure."""
     staging, date_column, keys = f"staging.{dataset}", DATE_COLUMN[dataset], KEY_COLUMNS[dataset]
@@ -171,23 +194,9 @@ def validate_dataset(lake: Lake, dataset: str, window: DateWindow, run_id: str) 
         staged = staged.withColumn("days_late", F.datediff("landing_date", "event_date"))
     elif staged.isEmpty():
         return None
-    # GX checks the data columns; the lineage columns (whole payload, source file) stay out of the cache.
-    checked = staged.drop(*LINEAGE_COLUMNS)
-    catalogue = None
-    if dataset != "products":  # events and inventory must name products the catalogue knows
-        catalogue = catalogue_skus(lake, window.last)
-        checked = with_catalogue_check(checked, catalogue)
-    checked = checked.cache()
-    outcome = validate(
-        checked,
-        dataset,
-        keys,
-        window.last,
-        run_id,
-        lake.settings.var_root / "gx",
-        parameters={"late_event_max_days": lake.settings.late_event_max_days},
-        skip=() if catalogue is not None else ("unknown_sku",),
-    )
+    catalogue = catalogue_skus(lake, window.last) if dataset != "products" else None
+    checked = checked_columns(staged, dataset, catalogue).cache()
+    outcome = validate_staged(lake, checked, dataset, window.last, run_id, has_catalogue=catalogue is not None)
     _gate(lake, outcome, window, dataset)
     reasons = rejection_reasons(checked, outcome, keys)
     rejected = staged.join(reasons, keys, "inner")

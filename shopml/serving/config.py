@@ -46,6 +46,12 @@ class ServingConfig(BaseModel):
         ge=1,
         description="Most Delta rows grouped in memory at once; bigger partitions are published in key-range passes.",
     )
+    payload_check_values: int = Field(
+        2_000,
+        ge=0,
+        description="Encoded values per key-range pass checked against the API's payload model before the flip "
+        "(spread evenly; about 10 us each). Nulls in required columns are checked on every row regardless.",
+    )
     float_digits: int = Field(6, ge=0, le=15, description="Decimals kept for scores and quantiles in served JSON.")
     max_dataset_age_s: float = Field(
         36 * 3600.0, gt=0, description="/healthz reports degraded when a dataset's generated_at is older than this."

@@ -22,12 +22,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 DEFAULT_USER = "__default__"
 # Provenance read from the rows (the run id of a version is the publishing run's, not a column).
@@ -228,6 +228,41 @@ def encode_payload(dataset: str, payload: Any) -> bytes:
 
 def decode_payload(value: bytes) -> dict[str, Any]:
     return json.loads(value)
+
+
+def _value_model(spec: DatasetSpec) -> type[_Payload]:
+    """The model of one entity's value (object shape) or of one item of its list."""
+    model = PAYLOAD_MODELS[spec.name]
+    return model if spec.shape == "object" else get_args(model.model_fields[spec.list_key].annotation)[0]
+
+
+def required_columns(spec: DatasetSpec) -> list[str]:
+    """Source columns whose nulls would make a value its payload model refuses (``sku``, a forecast's date)."""
+    fields = _value_model(spec).model_fields
+    return [column for name, column in spec.fields if type(None) not in get_args(fields[name].annotation)]
+
+
+def payload_faults(spec: DatasetSpec, encoded: pa.Table, sample: int, limit: int = 3) -> list[str]:
+    """Why encoded values would not serve, for up to ``limit`` of ``sample`` values spread evenly over
+    ``encoded`` (entity, payload); empty when every checked value fits the dataset's payload model.
+
+    A sample suffices for the encoder's structure (every value is built by the same column-wise code);
+    data faults that touch single rows are caught over every row by ``required_columns``.
+    """
+    model = PAYLOAD_MODELS[spec.name]
+    rows = encoded.num_rows
+    picked = np.unique(np.linspace(0, rows - 1, min(sample, rows)).astype(np.int64)) if rows and sample else []
+    faults = []
+    for i in picked:
+        try:
+            model.model_validate_json(encoded["payload"][int(i)].as_py())
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(map(str, first["loc"])) or "value"
+            faults.append(f"{encoded['entity'][int(i)].as_py()!r}: {where}: {first['msg']}")
+            if len(faults) == limit:
+                break
+    return faults
 
 
 # ---- column-wise JSON ------------------------------------------------------------------------------

@@ -41,7 +41,15 @@ from shopml import catalog
 from shopml.errors import PermanentError, Skipped
 from shopml.lake import Lake
 from shopml.serving.config import ServingConfig
-from shopml.serving.encoding import DATASETS, DatasetSpec, dataset_spec, encode_entities, encode_payload
+from shopml.serving.encoding import (
+    DATASETS,
+    DatasetSpec,
+    dataset_spec,
+    encode_entities,
+    encode_payload,
+    payload_faults,
+    required_columns,
+)
 from shopml.serving.store import ServingStore, ServingStoreError, VersionInfo, open_store, utc_now
 from shopml.settings import Settings, get_settings
 
@@ -326,6 +334,7 @@ def _encoded_passes(
         batches.sort(key=lambda batch: batch.column(spec.entity)[0].as_py() if batch.num_rows else "")
         rows_in_pass = pa.Table.from_batches(batches)
         del batches
+        _check_required(rows_in_pass, spec, run_date)
         latest = pc.max(rows_in_pass["generated_at"]).as_py()
         if latest is not None:
             latest = latest if latest.tzinfo else latest.replace(tzinfo=UTC)
@@ -333,11 +342,28 @@ def _encoded_passes(
         written.model_versions |= {v for v in pc.unique(rows_in_pass["model_version"]).to_pylist() if v}
         encoded = encode_entities(rows_in_pass, spec, config.float_digits)
         del rows_in_pass
+        faults = payload_faults(spec, encoded, config.payload_check_values)
+        if faults:
+            raise PublishError(
+                f"{spec.name} values for {run_date} do not fit the payload the API serves "
+                f"({'; '.join(faults)}); the pointer was not flipped"
+            )
         _update_digest(written.digest, encoded)
         written.key_count += encoded.num_rows
         if spec.fallback_entity:
             written.has_fallback |= pc.any(pc.equal(encoded["entity"], spec.fallback_entity)).as_py() or False
         yield encoded
+
+
+def _check_required(rows: pa.Table, spec: DatasetSpec, run_date: date) -> None:
+    """Refuse rows whose nulls would make values the API cannot serve, naming the column and the count."""
+    for column in required_columns(spec):
+        nulls = rows[column].null_count
+        if nulls:
+            raise PublishError(
+                f"{spec.table} for {run_date} has {nulls} row(s) with no {column}, which every {spec.name} "
+                "value needs; the pointer was not flipped"
+            )
 
 
 def _write_entries(

@@ -225,25 +225,57 @@ def test_rows_lost_between_stages_stop_validate_before_silver_changes(landed):
         validate.run(run_date=day, lake=lake)
 
 
-def test_a_repeated_event_id_stops_validate_with_a_critical_alert_and_nothing_published(landed):
-    """A critical expectation (event_id unique) fails: the run stops naming it, a critical alert goes
-    out, and silver keeps what it had."""
+def _repeat_one_event(staged):
+    return staged.unionByName(staged.limit(1))
+
+
+def _lose_one_event_id(staged):
+    first = staged.limit(1)
+    return staged.exceptAll(first).unionByName(first.withColumn("event_id", F.lit(None).cast("string")))
+
+
+@pytest.mark.parametrize(
+    ("tamper", "expectation"),
+    [
+        (_repeat_one_event, "expect_column_values_to_be_unique"),
+        (_lose_one_event_id, "expect_column_values_to_not_be_null"),
+    ],
+)
+def test_a_broken_event_id_stops_validate_with_a_critical_alert_and_nothing_published(landed, tamper, expectation):
+    """A critical expectation on event_id (unique, not null) fails: the run stops naming it, a critical
+    alert goes out, and silver keeps what it had."""
     lake, day = landed.lake, landed.last
     staged = lake.read("staging.events").where(F.col("landing_date") == F.lit(day))
-    tampered = staged.unionByName(staged.limit(1)).localCheckpoint()
-    lake.write(tampered, "staging.events", replace_where=f"landing_date = '{day}'")
+    lake.write(tamper(staged).localCheckpoint(), "staging.events", replace_where=f"landing_date = '{day}'")
     silver_versions = {table: lake.version(table) for table in ("silver.events", "silver.order_lines")}
     try:
-        with pytest.raises(ValidationFailed, match="expect_column_values_to_be_unique") as failure:
+        with pytest.raises(ValidationFailed, match=expectation) as failure:
             validate.run(run_date=day, lake=lake)
         assert "Nothing was published to silver" in str(failure.value)
         assert {table: lake.version(table) for table in silver_versions} == silver_versions
         alerts = [json.loads(line) for line in alerts_path(lake.settings).read_text().splitlines()]
         breaches = [a for a in alerts if a["event"] == "validation_breach" and a["severity"] == "critical"]
-        assert breaches and "expect_column_values_to_be_unique" in breaches[-1]["summary"]
+        assert breaches and expectation in breaches[-1]["summary"]
     finally:
         clean.run(run_date=day, lake=lake)
         validate.run(run_date=day, lake=lake)
+
+
+@pytest.mark.parametrize(("dataset", "change"), [("events", "drop"), ("products", "add"), ("inventory", "drop")])
+def test_a_staged_table_of_another_shape_fails_the_critical_schema_expectation(landed, dataset, change):
+    lake, day = landed.lake, landed.last
+    staged = lake.read(f"staging.{dataset}").where(F.col(validate.DATE_COLUMN[dataset]) == F.lit(day))
+    if dataset == "events":
+        staged = staged.withColumn("days_late", F.lit(0))
+    catalogue = validate.catalogue_skus(lake, day) if dataset != "products" else None
+    checked = validate.checked_columns(staged, dataset, catalogue)
+    reshaped = checked.drop("quantity" if dataset == "events" else "on_hand") if change == "drop" else checked
+    reshaped = reshaped.withColumn("surprise", F.lit(1)) if change == "add" else reshaped
+
+    outcome = validate.validate_staged(lake, reshaped, dataset, day, "schema-test", has_catalogue=True)
+
+    assert any("expect_table_columns_to_match_set" in failure for failure in outcome.critical_failures), outcome
+    assert validate.validate_staged(lake, checked, dataset, day, "schema-test", True).critical_failures == []
 
 
 @pytest.mark.slow

@@ -28,7 +28,7 @@ def _lists(prefix: str) -> dict[str, list[str]]:
 
 
 @pytest.mark.slow
-def test_readers_during_a_publish_see_one_whole_version(serving_settings, serving_config, live_api):
+def test_readers_during_a_publish_see_one_whole_version_and_never_go_back(serving_settings, serving_config, live_api):
     lake = Lake(serving_settings)
     lake.write_arrow(recommendations_table(_lists("A"), D1), "gold.recommendations")
     publish_dataset("recommendations", D1, "run-1", settings=serving_settings, config=serving_config)
@@ -45,6 +45,7 @@ def test_readers_during_a_publish_see_one_whole_version(serving_settings, servin
     def hammer(read: Callable[[str], tuple[str, list[str]] | str], offset: int) -> None:
         """Read users in a loop until the publish is over and the new version was served a few times."""
         i, deadline = offset, time.monotonic() + 120
+        newest_seen = None
         while (not done.is_set() or seen[V2] < 20) and time.monotonic() < deadline and len(problems) < 10:
             user = USERS[i % len(USERS)]
             try:
@@ -57,6 +58,9 @@ def test_readers_during_a_publish_see_one_whole_version(serving_settings, servin
                 version, skus = got
                 if skus != [f"{PREFIX.get(version)}-{user}-{rank}" for rank in range(5)]:
                     problems.append(f"{user}: version {version} served {skus}")
+                if newest_seen == V2 and version == V1:
+                    problems.append(f"{user}: went back from {V2} to {V1}")
+                newest_seen = version
                 seen[version] += 1
             i += 7
 

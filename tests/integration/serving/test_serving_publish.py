@@ -257,6 +257,52 @@ def test_a_missing_partition_is_refused_and_the_current_version_keeps_serving(
     assert current == first.version and [v.version for v in versions] == [first.version]
 
 
+def test_rows_the_api_could_not_serve_are_refused_before_the_flip(serving_settings, serving_lake, serving_config):
+    write_scored(serving_lake, "gold.recommendations", recommendations_table(LISTS, D1))
+    first = publish(serving_settings, serving_config)
+    broken = recommendations_table(LISTS, D2, "run-2")
+    broken = broken.set_column(broken.schema.get_field_index("sku"), "sku", pa.array(["a", None, "c", "x", "y", "z"]))
+    write_scored(serving_lake, "gold.recommendations", broken)
+
+    with pytest.raises(PublishError, match=r"1 row\(s\) with no sku, which every recommendations value needs"):
+        publish(serving_settings, serving_config, D2, "run-2")
+
+    current, versions = dataset_versions("recommendations", serving_settings, serving_config)
+    assert current == first.version and [v.version for v in versions] == [first.version]
+    assert [item["sku"] for item in json.loads(read(serving_settings, serving_config, "u1").payload)["items"]] == [
+        "a",
+        "b",
+    ]
+
+
+def test_a_store_that_loses_a_key_fails_verification_and_serving_stays(
+    serving_settings, serving_lake, serving_config, monkeypatch
+):
+    """The store acknowledges a write but keeps one key less: the count check refuses the flip."""
+    write_scored(serving_lake, "gold.recommendations", recommendations_table(LISTS, D1))
+    first = publish(serving_settings, serving_config)
+    write_scored(serving_lake, "gold.recommendations", recommendations_table({**LISTS, "u3": ["q"]}, D2, "run-2"))
+    store = open_store(serving_settings.serving, serving_config)
+    store_class = type(store)
+    store.close()
+    write_batch = store_class.write_batch
+    lost = []
+
+    def write_all_but_one(self, dataset, version, batch):
+        if not lost:
+            lost.append(batch["entity"][0].as_py())
+            batch = batch.slice(1)
+        write_batch(self, dataset, version, batch)
+
+    monkeypatch.setattr(store_class, "write_batch", write_all_but_one)
+    with pytest.raises(PublishError, match=r"verification of recommendations version \S+ failed: 4 keys written, 3"):
+        publish(serving_settings, serving_config, D2, "run-2")
+
+    current, versions = dataset_versions("recommendations", serving_settings, serving_config)
+    assert current == first.version and [v.version for v in versions] == [first.version], "the draft was removed"
+    assert lost and read(serving_settings, serving_config, "u1").version == first.version
+
+
 def test_a_publish_holding_the_lock_blocks_a_second_one(serving_settings, serving_lake, serving_config):
     write_scored(serving_lake, "gold.recommendations", recommendations_table(LISTS, D1))
     store = open_store(serving_settings.serving, serving_config)

@@ -13,7 +13,15 @@ from pydantic import ValidationError
 from shopml.errors import Skipped
 from shopml.serving.api import UserList
 from shopml.serving.config import ServingConfig
-from shopml.serving.encoding import DATASETS, USER_LISTS, encode_entities, encode_payload, json_values
+from shopml.serving.encoding import (
+    DATASETS,
+    USER_LISTS,
+    encode_entities,
+    encode_payload,
+    json_values,
+    payload_faults,
+    required_columns,
+)
 from shopml.serving.publish import keep_versions, plan_key_ranges, previous_version, row_selection, version_id
 from shopml.serving.store import VersionInfo, open_store, redact_url
 
@@ -147,6 +155,32 @@ def test_overlay_payloads_are_validated_and_encoded_like_published_ones():
         encode_payload("forecasts", {"days": [{"date": "2026-01-02"}]})
     with pytest.raises(KeyError, match="unknown serving dataset 'prices'"):
         encode_payload("prices", {})
+
+
+def test_encoded_values_that_do_not_fit_the_payload_model_are_named():
+    good = encode_payload(
+        "recommendations", {"is_fallback": False, "items": [{"sku": "a", "score": 1, "reason": None}]}
+    )
+    encoded = pa.table(
+        {
+            "entity": ["u1", "u2", "u3", "u4"],
+            "payload": [good, b'{"is_fallback":false,"items":[{"sku":null,"score":1,"reason":null}]}', b'{"is_f', good],
+        }
+    )
+    spec = DATASETS["recommendations"]
+    assert payload_faults(spec, encoded, sample=10) == [
+        "'u2': items.0.sku: Input should be a valid string",
+        "'u3': value: Invalid JSON: EOF while parsing a string at line 1 column 6",
+    ]
+    assert payload_faults(spec, encoded, sample=2) == []  # the first and the last value only
+    assert payload_faults(spec, encoded, sample=0) == []
+
+
+def test_required_columns_are_the_fields_a_value_cannot_serve_without():
+    assert required_columns(DATASETS["recommendations"]) == ["sku"]
+    assert required_columns(DATASETS["similar"]) == ["similar_sku"]
+    assert required_columns(DATASETS["forecasts"]) == ["forecast_date", "horizon_day"]
+    assert required_columns(DATASETS["inventory"]) == []
 
 
 def test_each_list_is_selected_from_the_shared_table_and_rows_without_one_are_the_main_list():
