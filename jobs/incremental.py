@@ -250,7 +250,6 @@ def merge_batch(lake: Lake, files: Sequence[Path], run_ts: datetime, run_id: str
         spark,
         [str(path) for path in files if path.name.endswith(JSON_SUFFIXES)],
         [str(path) for path in files if path.name.endswith(CSV_SUFFIXES)],
-        "events",
     )
     bronze = lines.withColumn("landing_date", _batch_landing_date(run_ts.date()))
     parsed = parse_events(bronze, settings.non_product_skus).cache()
@@ -619,10 +618,10 @@ def set_aside_misnamed(lake: Lake, folder: Path, run_id: str, run_ts: datetime) 
         return []
     rejected_dir = folder / "_rejected"
     rejected_dir.mkdir(exist_ok=True)
-    rows = []
+    rows, moves = [], []
     for path in misnamed:
         target = rejected_dir / f"{run_ts:%Y%m%dT%H%M%SZ}-{path.name}"
-        path.replace(target)
+        moves.append((path, target))
         rows.append(
             {
                 "dataset": "events",
@@ -637,7 +636,10 @@ def set_aside_misnamed(lake: Lake, folder: Path, run_id: str, run_ts: datetime) 
             }
         )
     schema = spec(QUARANTINE_TABLE).arrow_schema()
+    # The rows first: a move that fails leaves the file in place to be set aside again, never unrecorded.
     lake.write_arrow(pa.Table.from_pylist(rows, schema=schema), QUARANTINE_TABLE, mode="append")
+    for path, target in moves:
+        path.replace(target)
     names = [path.name for path in misnamed]
     alert(
         "validation_breach",

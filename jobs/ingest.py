@@ -21,7 +21,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
 from jobs.cli import run_job
-from jobs.landing import LandingFolder, scan_folder
+from jobs.landing import LandingFolder, csv_header, scan_folder
 from jobs.transforms.raw import FIELDS_BY_DATASET
 from jobs.transforms.volume import expected_volume
 from shopml import accounting
@@ -43,7 +43,18 @@ def landing_dir(landing_root: Path, dataset: str, run_date: date) -> Path:
     return Path(landing_root) / dataset / f"date={run_date.isoformat()}"
 
 
-def read_landed_lines(spark: SparkSession, json_files: list[str], csv_files: list[str], dataset: str) -> DataFrame:
+def _unique_names(header: list[str]) -> list[str]:
+    """Header names made usable as Spark columns: blanks and repeats numbered (``_c3``, ``sku_2``)."""
+    seen: dict[str, int] = {}
+    names = []
+    for i, name in enumerate(header):
+        name = (name or f"_c{i}").replace("`", "")
+        seen[name] = seen.get(name, 0) + 1
+        names.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+    return names
+
+
+def read_landed_lines(spark: SparkSession, json_files: list[str], csv_files: list[str]) -> DataFrame:
     """One row per landed line: ``landing_date`` (from the folder), ``source_file`` and ``payload``.
 
     CSV rows are re-encoded as JSON objects so every later step parses one format;
@@ -56,18 +67,22 @@ def read_landed_lines(spark: SparkSession, json_files: list[str], csv_files: lis
                 F.input_file_name().alias("source_file"), F.col("value").alias("payload")
             )
         )
-    if csv_files:
-        columns = [field.name for field in FIELDS_BY_DATASET[dataset]]
-        schema = StructType([StructField(name, StringType()) for name in [*columns, "_corrupt_record"]])
+    by_header: dict[tuple[str, ...], list[str]] = {}
+    for path in csv_files:
+        by_header.setdefault(tuple(_unique_names(csv_header(Path(path)))), []).append(path)
+    for header, files in by_header.items():
+        # The file's own header as the schema, applied by position: columns in any order are read by name,
+        # and columns the contract does not know stay in the payload (bronze keeps them).
+        schema = StructType([StructField(name, StringType()) for name in [*header, "_corrupt_record"]])
         rows = (
             spark.read.option("header", True)
             .option("mode", "PERMISSIVE")
             .option("columnNameOfCorruptRecord", "_corrupt_record")
-            .option("enforceSchema", False)
             .schema(schema)
-            .csv(csv_files)
+            .csv(files)
         )
-        payload = F.coalesce(F.col("_corrupt_record"), F.to_json(F.struct(*columns)))
+        as_json = F.to_json(F.struct(*(F.col(f"`{name}`") for name in header)))
+        payload = F.coalesce(F.col("_corrupt_record"), as_json)
         frames.append(rows.select(F.input_file_name().alias("source_file"), payload.alias("payload")))
     if not frames:
         return spark.createDataFrame([], "landing_date date, source_file string, payload string")
@@ -148,12 +163,18 @@ def ingest_dataset(lake: Lake, dataset: str, window: DateWindow, run_id: str) ->
     settings = lake.settings
     files = LandingFolder()
     for folder in present:
-        found = scan_folder(folder, settings.landing, settings.landing_max_file_bytes, settings.landing_max_line_bytes)
+        found = scan_folder(
+            folder,
+            settings.landing,
+            settings.landing_max_file_bytes,
+            settings.landing_max_line_bytes,
+            tuple(field.name for field in FIELDS_BY_DATASET[dataset] if field.required),
+        )
         if not found.json_files and not found.csv_files:
             log.warning("%s: folder %s has no file to ingest; that date's bronze rows are emptied", dataset, folder)
         files.extend(found)
     record_rejected_files(lake, dataset, window, run_id, files)
-    lines = read_landed_lines(lake.spark, files.json_files, files.csv_files, dataset)
+    lines = read_landed_lines(lake.spark, files.json_files, files.csv_files)
     bronze = lines.withColumn("ingested_at", F.current_timestamp())
     table = f"bronze.{dataset}"
     lake.write(bronze, table, replace_where=window.predicate("landing_date"))

@@ -9,14 +9,17 @@ may be passed over unseen. Each entry of a ``<dataset>/date=D`` folder is
 * **rejected** with a reason, left where it is and recorded in ``ops.quarantine`` (stage ``ingest``),
   so a rerun rejects it again until the producer replaces it: symbolic links, paths resolving outside
   the landing root, unsupported types, files over ``landing_max_file_bytes``, gzip that does not
-  decompress to the end, and lines longer than ``landing_max_line_bytes``.
+  decompress to the end, lines longer than ``landing_max_line_bytes``, and CSV whose header lacks a
+  required column or names one twice (any column order is fine: CSV is read by header name).
 
 Pure file-system reads, no Spark: the job turns the result into rows.
 """
 
 from __future__ import annotations
 
+import csv
 import gzip
+import io
 import logging
 import zlib
 from dataclasses import dataclass, field
@@ -69,7 +72,30 @@ def longest_line(path: Path) -> int:
     return max(longest, current)
 
 
-def _check_file(path: Path, root: Path, max_file_bytes: int, max_line_bytes: int) -> RejectedFile | None:
+def csv_header(path: Path) -> list[str]:
+    """The column names of a CSV file's first line (gzip by name, a UTF-8 byte-order mark dropped);
+    empty for an empty file."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rb") as stream:
+        first = stream.readline()
+    row = next(csv.reader(io.StringIO(first.decode("utf-8-sig", errors="replace"))), [])
+    return [name.strip() for name in row]
+
+
+def header_problem(header: list[str], required: tuple[str, ...]) -> str | None:
+    """Why a CSV header cannot be read by name (a required column missing, a column named twice), or None."""
+    missing = [name for name in required if name not in header]
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if not missing and not repeated:
+        return None
+    what = [f"lacks {', '.join(missing)}"] if missing else []
+    what += [f"names {', '.join(repeated)} twice"] if repeated else []
+    return f"the header {' and '.join(what)} (it reads: {','.join(header)[:500]})"
+
+
+def _check_file(
+    path: Path, root: Path, max_file_bytes: int, max_line_bytes: int, csv_required: tuple[str, ...]
+) -> RejectedFile | None:
     if path.is_symlink():
         return RejectedFile(path, "symlink", f"a symbolic link (to {path.readlink()}); land the file itself")
     if not path.resolve().is_relative_to(root):
@@ -93,18 +119,25 @@ def _check_file(path: Path, root: Path, max_file_bytes: int, max_line_bytes: int
         return RejectedFile(
             path, "line_too_long", f"a line of {longest:,} bytes > landing_max_line_bytes={max_line_bytes:,}"
         )
+    if path.name.endswith(CSV_SUFFIXES) and size and (problem := header_problem(csv_header(path), csv_required)):
+        return RejectedFile(path, "csv_header", problem)
     return None
 
 
-def scan_folder(folder: Path, root: Path, max_file_bytes: int, max_line_bytes: int) -> LandingFolder:
-    """Sort a landing folder's entries into ingested, rejected (with reasons) and skipped."""
+def scan_folder(
+    folder: Path, root: Path, max_file_bytes: int, max_line_bytes: int, csv_required: tuple[str, ...] = ()
+) -> LandingFolder:
+    """Sort a landing folder's entries into ingested, rejected (with reasons) and skipped.
+
+    ``csv_required``: the columns every CSV header of the dataset must name.
+    """
     root = root.resolve()
     scanned = LandingFolder()
     for path in sorted(folder.iterdir()):
         if path.name.startswith((".", "_")) or (path.is_dir() and not path.is_symlink()):
             scanned.skipped.append(str(path))
             continue
-        rejection = _check_file(path, root, max_file_bytes, max_line_bytes)
+        rejection = _check_file(path, root, max_file_bytes, max_line_bytes, csv_required)
         if rejection is not None:
             log.error("rejected landing file %s: %s (%s)", path, rejection.reason, rejection.detail)
             scanned.rejected.append(rejection)

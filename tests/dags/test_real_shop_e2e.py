@@ -83,6 +83,23 @@ def test_known_customers_get_personal_lists_from_the_api(night):
         assert inventory.status_code == 503 and inventory.json()["error"] == "not_published"
 
 
+def test_lists_and_similar_items_are_published_from_the_promoted_model(night):
+    """The path the sample shop's DAG test gates on purpose: a candidate that wins, promoted and served."""
+    settings, run = night
+    evaluation = run.tasks["recommender.evaluate_and_gate"].result
+    assert evaluation["promoted"] and evaluation["serve"] == "model", evaluation
+    scored = run.tasks["recommender.score_recommendations"].result
+    assert scored["version"] == evaluation["version"]
+    from shopml.serving.publish import dataset_versions
+
+    for dataset in ("recommendations", "buy_again", "discover", "similar"):
+        current, versions = dataset_versions(dataset, settings)
+        info = next(v for v in versions if v.version == current)
+        assert info.scored_date == str(LAST) and info.key_count > 0, info
+        if dataset != "similar":  # similar items carry the retrieval embeddings' version
+            assert info.model_version == evaluation["version"], info
+
+
 def test_the_run_accounts_for_every_landed_line(night):
     settings, _ = night
     rows = Lake(settings).read_arrow("ops.row_accounting", filter=pc.field("dataset") == "events").to_pylist()

@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import functions as F
@@ -206,6 +207,81 @@ def test_bad_landing_files_are_rejected_by_name_and_the_night_goes_on(landed):
     )
     after = lake.read_arrow("ops.quarantine").to_pylist()
     assert not [r for r in after if r["stage"] == "ingest"], "a rerun without the bad files clears their rows"
+
+
+def _jsonl(rows: list) -> str:
+    return "".join((row if isinstance(row, str) else json.dumps(row)) + "\n" for row in rows)
+
+
+def test_every_products_inventory_and_csv_defect_gets_its_reason_and_the_accounting_stays_exact(landed):
+    """Rows the generator never plants: each products and inventory reason, a quantity out of range,
+    a CSV with its columns in another order (read by name) and one whose header lacks a required column."""
+    lake, day = landed.lake, landed.last
+    landing = lake.settings.landing
+    ts = f"{day}T12:00:00Z"
+    product = {"title": "t", "category": "toys", "brand": "b", "unit_price": 5.0, "active": True}
+    planted = {
+        "products": [
+            *({**product, "sku": f"NEW-{n}"} for n in (1, 2, 3)),
+            {**product, "sku": "BAD-PRICE", "unit_price": -3.0},
+            {**product, "sku": "BAD-ACTIVE", "active": "maybe"},
+            {**product, "title": "no sku"},
+            '{"sku": "CUT',
+        ],
+        "inventory": [
+            {"sku": "NEW-1", "on_hand": -5, "on_order": 0, "lead_time_days": 3, "snapshot_ts": ts},
+            {"sku": "NEW-2", "on_hand": 5, "on_order": -1, "lead_time_days": 3, "snapshot_ts": ts},
+            {"sku": "NEW-3", "on_hand": 5, "on_order": 0, "lead_time_days": 400, "snapshot_ts": ts},
+            {"sku": "GHOST-1", "on_hand": 5, "on_order": 0, "lead_time_days": 3, "snapshot_ts": ts},
+            {"on_hand": 5, "snapshot_ts": ts},
+        ],
+    }
+    event = {"event_type": "purchase", "user_id": "u-x", "session_id": "s-x", "sku": "NEW-1", "quantity": 1}
+    event |= {"unit_price": "5.00", "currency": "EUR", "event_ts": f"{day}T12:00:00+00:00"}
+    planted["events"] = [{**event, "event_id": "too-many", "quantity": 20_000}]
+    written = []
+    for dataset, rows in planted.items():
+        path = landing / dataset / f"date={day}" / "planted.jsonl"
+        path.write_text(_jsonl(rows))
+        written.append(path)
+    columns = ["unit_price", "event_ts", "sku", "event_id", "quantity", "event_type", "currency", "user_id"]
+    reordered = landing / "events" / f"date={day}" / "reordered.csv"
+    reordered.write_text(",".join(columns) + "\n" + ",".join(str({**event, "event_id": "csv-1"}[c]) for c in columns))
+    no_sku = landing / "events" / f"date={day}" / "no-sku.csv"
+    no_sku.write_text("event_id,event_type,event_ts\ncsv-2,view,2026-01-01T00:00:00Z\n")
+    written += [reordered, no_sku]
+    try:
+        run_foundation(lake, day)
+        quarantine = lake.read_arrow("ops.quarantine", filter=pc.field("landing_date") == day).to_pylist()
+        accounting = {
+            r["dataset"]: r for r in lake.read_arrow("ops.row_accounting").to_pylist() if r["landing_date"] == day
+        }
+        silver_events = set(lake.read_arrow("silver.events", columns=["event_id"])["event_id"].to_pylist())
+    finally:
+        for path in written:
+            path.unlink()
+        run_foundation(lake, day)
+
+    found = {(r["dataset"], r["record_key"], r["reason"]) for r in quarantine if "planted" in (r["source_file"] or "")}
+    assert found == {
+        ("products", "BAD-PRICE", "price_out_of_range"),
+        ("products", "BAD-ACTIVE", "invalid_type:active"),
+        ("products", None, "missing_field:sku"),
+        ("products", None, "malformed_json"),
+        ("inventory", "NEW-1", "negative_stock"),
+        ("inventory", "NEW-2", "negative_on_order"),
+        ("inventory", "NEW-3", "lead_time_out_of_range"),
+        ("inventory", "GHOST-1", "unknown_sku"),
+        ("inventory", None, "missing_field:sku"),
+        ("events", "too-many", "quantity_out_of_range"),
+    }
+    (header,) = [r for r in quarantine if r["stage"] == "ingest"]
+    assert (header["record_key"], header["reason"]) == ("no-sku.csv", "rejected_file:csv_header")
+    assert "lacks sku" in header["payload"]
+    assert "csv-1" in silver_events, "a CSV with its columns in another order is read by name"
+    for dataset, row in accounting.items():
+        accounted = row["silver"] + row["quarantined_clean"] + row["quarantined_validate"] + row["duplicates"]
+        assert row["landed"] == accounted + row["bots"], (dataset, row)
 
 
 def test_rows_lost_between_stages_stop_validate_before_silver_changes(landed):

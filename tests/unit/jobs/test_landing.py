@@ -19,7 +19,10 @@ def folder(tmp_path):
     outside = tmp_path / "secret.jsonl"
     outside.write_text('{"a": 1}\n')
     (day / "part-1.jsonl").write_text('{"a": 1}\n{"a": 2}\n')
-    (day / "part-2.csv.gz").write_bytes(gzip.compress(b"event_id,sku\ne1,s1\n"))
+    # Columns in any order; the byte-order mark some exporters write is not part of the first name.
+    (day / "part-2.csv.gz").write_bytes(gzip.compress("\ufeffsku,event_ts,event_id\ns1,t,e1\n".encode()))
+    (day / "no-id.csv").write_text("sku,event_ts\ns1,t\n")
+    (day / "twice.csv").write_text("sku,event_ts,event_id,sku\ns1,t,e1,s2\n")
     (day / "_SUCCESS").write_text("")
     (day / ".part-3.jsonl.inprogress").write_text('{"a": 3}\n')
     (day / "nested").mkdir()
@@ -35,7 +38,7 @@ def folder(tmp_path):
 def test_each_entry_is_ingested_rejected_with_its_reason_or_skipped(folder):
     root, day = folder
 
-    scanned = scan_folder(day, root, **LIMITS)
+    scanned = scan_folder(day, root, **LIMITS, csv_required=("event_id", "sku", "event_ts"))
 
     assert scanned.json_files == [str(day / "part-1.jsonl")]
     assert scanned.csv_files == [str(day / "part-2.csv.gz")]
@@ -45,7 +48,9 @@ def test_each_entry_is_ingested_rejected_with_its_reason_or_skipped(folder):
         "export.xlsx": "unsupported_type",
         "link.jsonl": "symlink",
         "long.jsonl": "line_too_long",
+        "no-id.csv": "csv_header",
         "plain.jsonl.gz": "unreadable",
+        "twice.csv": "csv_header",
     }
     assert sorted(name.rsplit("/", 1)[1] for name in scanned.skipped) == [
         ".part-3.jsonl.inprogress",
@@ -55,6 +60,8 @@ def test_each_entry_is_ingested_rejected_with_its_reason_or_skipped(folder):
     reasons = {r.path.name: r.detail for r in scanned.rejected}
     assert "landing_max_line_bytes=2,000" in reasons["long.jsonl"]
     assert "secret.jsonl" in reasons["link.jsonl"]
+    assert reasons["no-id.csv"] == "the header lacks event_id (it reads: sku,event_ts)"
+    assert reasons["twice.csv"].startswith("the header names sku twice")
 
 
 def test_a_folder_reached_through_a_link_outside_the_root_is_rejected_file_by_file(tmp_path):
