@@ -32,6 +32,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from bench import jvm_peak_mib, write_result
+from shopml.catalog import SILVER_EVENTS, SILVER_INVENTORY_SNAPSHOTS, SILVER_ORDER_LINES, SILVER_PRODUCTS
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +139,8 @@ def land_events(lake, events, mode: str = "append") -> int:
     """silver.events and silver.order_lines, as validate publishes them."""
     from jobs.transforms.cleaning import to_order_lines
 
-    rows = lake.write(events, "silver.events", mode=mode)
-    lake.write(to_order_lines(events), "silver.order_lines", mode=mode)
+    rows = lake.write(events, SILVER_EVENTS, mode=mode)
+    lake.write(to_order_lines(events), SILVER_ORDER_LINES, mode=mode)
     return rows
 
 
@@ -149,7 +150,7 @@ def _events_between(lake, first: date, last: date) -> int:
 
     day = pc.field("event_date")
     where = (day >= pa.scalar(first, pa.date32())) & (day <= pa.scalar(last, pa.date32()))
-    return lake.read_arrow("silver.events", columns=["event_date"], filter=where).num_rows
+    return lake.read_arrow(SILVER_EVENTS, columns=["event_date"], filter=where).num_rows
 
 
 class _Clock:
@@ -213,8 +214,8 @@ def main(argv: list[str] | None = None) -> dict:
             lambda: land_events(lake, synth_events(spark, shop, history_start, days + 1, "h"), mode="overwrite"),
         )
         products, inventory = synth_snapshots(spark, shop, history_start - timedelta(days=days), 2 * days + 2)
-        lake.write(products, "silver.products")
-        lake.write(inventory, "silver.inventory_snapshots")
+        lake.write(products, SILVER_PRODUCTS)
+        lake.write(inventory, SILVER_INVENTORY_SNAPSHOTS)
 
         window_events = _events_between(lake, NIGHT - timedelta(days=HISTORY_DAYS - 1), NIGHT)
         cold, cold_s = clock.time("night (cold)", lambda: features.run(NIGHT, run_id="bench-cold", lake=lake))

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from bench import write_result
+from shopml.catalog import GOLD_RECOMMENDATIONS
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ def _freshness(shop, runs: int, start: datetime) -> list[float]:
     from shopml.serving.api import create_app
     from tests.integration.incremental.serving_shop import event, write_batch
 
-    lists = shop.lake.read_pandas("gold.recommendations")
+    lists = shop.lake.read_pandas(GOLD_RECOMMENDATIONS)
     users = sorted(lists.loc[~lists["is_fallback"], "user_id"].unique())
     # Only a SKU that few of its buyers buy again leaves the buyer's list at once (the repeat rule); one
     # that many re-buy may stay, ranked by the model, and would never be seen to leave.

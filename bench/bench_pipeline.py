@@ -19,6 +19,7 @@ from datetime import date
 from pathlib import Path
 
 from bench import jvm_peak_mib, write_result
+from shopml.catalog import SILVER_EVENTS
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> dict:
         "target_s": 180,
         "spark_jvm_peak_mib": round(jvm_peak_mib(spark)),
         "python_peak_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-        "silver_events": lake.read_arrow("silver.events", columns=[]).num_rows,
+        "silver_events": lake.read_arrow(SILVER_EVENTS, columns=[]).num_rows,
     }
     write_result("pipeline", result)
     spark.stop()

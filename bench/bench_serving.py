@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from shopml.catalog import GOLD_RECOMMENDATIONS
 from shopml.lake import Lake
 from shopml.serving.config import ServingConfig
 from shopml.serving.encoding import DATASETS, encode_entities
@@ -129,7 +130,7 @@ def write_recommendations(lake: Lake, users: int, chunk_users: int = 100_000) ->
             default = recommendation_chunk(0, 1, rng)
             default = default.set_column(0, "user_id", pa.array(["__default__"] * ITEMS_PER_USER))
             chunk = pa.concat_tables([chunk, default])
-        lake.write_arrow(chunk, "gold.recommendations", mode="append")
+        lake.write_arrow(chunk, GOLD_RECOMMENDATIONS, mode="append")
     return time.perf_counter() - started
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
 
+from shopml.catalog import OPS_ERASURE_AUDIT
 from shopml.orchestration import HISTORY_START, asset, default_args
 
 
@@ -25,7 +26,7 @@ from shopml.orchestration import HISTORY_START, asset, default_args
     doc_md=__doc__,
 )
 def erase_customer():
-    @task(outlets=[asset("ops.erasure_audit")])
+    @task(outlets=[asset(OPS_ERASURE_AUDIT)])
     def erase(params=None, dag_run=None) -> dict:
         from shopml.privacy import erase_customer as erase_user
 

@@ -35,20 +35,35 @@ from datetime import timedelta
 
 from airflow.sdk import dag, task
 
+from shopml.catalog import (
+    GOLD_DEMAND_FORECASTS,
+    GOLD_INVENTORY_PLAN,
+    GOLD_ITEM_COOCCURRENCE,
+    GOLD_ITEM_FEATURES,
+    GOLD_RECOMMENDATIONS,
+    GOLD_USER_FEATURES,
+    GOLD_USER_ITEM_INTERACTIONS,
+    OPS_QUARANTINE,
+    OPS_STREAM_WATERMARK,
+    SILVER_EVENTS,
+    SILVER_INVENTORY_SNAPSHOTS,
+    SILVER_ORDER_LINES,
+    SILVER_PRODUCTS,
+)
 from shopml.orchestration import HISTORY_START, asset, default_args
 
 READS = [
-    "silver.products",
-    "silver.inventory_snapshots",
-    "gold.user_item_interactions",
-    "gold.user_features",
-    "gold.item_features",
-    "gold.item_cooccurrence",
-    "gold.recommendations",
-    "gold.demand_forecasts",
-    "gold.inventory_plan",
+    SILVER_PRODUCTS,
+    SILVER_INVENTORY_SNAPSHOTS,
+    GOLD_USER_ITEM_INTERACTIONS,
+    GOLD_USER_FEATURES,
+    GOLD_ITEM_FEATURES,
+    GOLD_ITEM_COOCCURRENCE,
+    GOLD_RECOMMENDATIONS,
+    GOLD_DEMAND_FORECASTS,
+    GOLD_INVENTORY_PLAN,
 ]
-WRITES = ["silver.events", "silver.order_lines", "ops.quarantine", "ops.stream_watermark"]
+WRITES = [SILVER_EVENTS, SILVER_ORDER_LINES, OPS_QUARANTINE, OPS_STREAM_WATERMARK]
 
 
 @dag(

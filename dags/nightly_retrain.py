@@ -15,17 +15,43 @@ from datetime import timedelta
 
 from airflow.sdk import Param, TaskGroup, dag
 
+from shopml.catalog import (
+    BRONZE_EVENTS,
+    BRONZE_INVENTORY,
+    BRONZE_PRODUCTS,
+    GOLD_DEMAND_FORECASTS,
+    GOLD_FEATURE_CORRECTIONS,
+    GOLD_INVENTORY_PLAN,
+    GOLD_ITEM_COOCCURRENCE,
+    GOLD_ITEM_FEATURES,
+    GOLD_RECOMMENDATIONS,
+    GOLD_SIMILAR_ITEMS,
+    GOLD_SKU_DAILY_DEMAND,
+    GOLD_USER_FEATURES,
+    GOLD_USER_ITEM_INTERACTIONS,
+    OPS_MODEL_METRICS,
+    OPS_PUBLISH_AUDIT,
+    OPS_QUARANTINE,
+    OPS_VALIDATION_RESULTS,
+    SILVER_EVENTS,
+    SILVER_INVENTORY_SNAPSHOTS,
+    SILVER_ORDER_LINES,
+    SILVER_PRODUCTS,
+    STAGING_EVENTS,
+    STAGING_INVENTORY,
+    STAGING_PRODUCTS,
+)
 from shopml.notify import nightly_deadline
 from shopml.orchestration import HISTORY_START, default_args, python_job, spark_job
 
 RECOMMENDER_INPUTS = [
-    "gold.user_item_interactions",
-    "gold.user_features",
-    "gold.item_features",
-    "gold.item_cooccurrence",
-    "silver.order_lines",
+    GOLD_USER_ITEM_INTERACTIONS,
+    GOLD_USER_FEATURES,
+    GOLD_ITEM_FEATURES,
+    GOLD_ITEM_COOCCURRENCE,
+    SILVER_ORDER_LINES,
 ]
-FEATURE_TABLES = [*RECOMMENDER_INPUTS[:4], "gold.sku_daily_demand", "gold.feature_corrections"]
+FEATURE_TABLES = [*RECOMMENDER_INPUTS[:4], GOLD_SKU_DAILY_DEMAND, GOLD_FEATURE_CORRECTIONS]
 
 
 @dag(
@@ -42,34 +68,34 @@ FEATURE_TABLES = [*RECOMMENDER_INPUTS[:4], "gold.sku_daily_demand", "gold.featur
     doc_md=__doc__,
 )
 def nightly_retrain():
-    raw = ["bronze.events", "bronze.products", "bronze.inventory"]
-    staged = ["staging.events", "staging.products", "staging.inventory"]
-    silver = ["silver.events", "silver.order_lines", "silver.products", "silver.inventory_snapshots"]
+    raw = [BRONZE_EVENTS, BRONZE_PRODUCTS, BRONZE_INVENTORY]
+    staged = [STAGING_EVENTS, STAGING_PRODUCTS, STAGING_INVENTORY]
+    silver = [SILVER_EVENTS, SILVER_ORDER_LINES, SILVER_PRODUCTS, SILVER_INVENTORY_SNAPSHOTS]
 
     ingest = spark_job("ingest", "ingest.py", reads=[], writes=raw)
-    clean = spark_job("clean", "clean.py", reads=raw, writes=[*staged, "ops.quarantine"])
+    clean = spark_job("clean", "clean.py", reads=raw, writes=[*staged, OPS_QUARANTINE])
     validate = spark_job(
-        "validate", "validate.py", reads=staged, writes=[*silver, "ops.quarantine", "ops.validation_results"]
+        "validate", "validate.py", reads=staged, writes=[*silver, OPS_QUARANTINE, OPS_VALIDATION_RESULTS]
     )
     features = spark_job("build_features", "features.py", reads=silver, writes=FEATURE_TABLES)
 
     with TaskGroup("forecaster"):
         train_forecaster = python_job(
-            "train_forecaster", "models.forecast.pipeline.train_forecaster", reads=["gold.sku_daily_demand"], writes=[]
+            "train_forecaster", "models.forecast.pipeline.train_forecaster", reads=[GOLD_SKU_DAILY_DEMAND], writes=[]
         )
         forecasts = python_job(
             "score_forecasts",
             "models.forecast.pipeline.score_forecasts",
-            reads=["gold.sku_daily_demand", "silver.inventory_snapshots"],
-            writes=["gold.demand_forecasts", "gold.inventory_plan"],
+            reads=[GOLD_SKU_DAILY_DEMAND, SILVER_INVENTORY_SNAPSHOTS],
+            writes=[GOLD_DEMAND_FORECASTS, GOLD_INVENTORY_PLAN],
         )
         (
             train_forecaster
             >> python_job(
                 "backtest_and_gate",
                 "models.forecast.pipeline.backtest_and_gate",
-                reads=["gold.sku_daily_demand"],
-                writes=["ops.model_metrics"],
+                reads=[GOLD_SKU_DAILY_DEMAND],
+                writes=[OPS_MODEL_METRICS],
             )
             >> forecasts
         )
@@ -82,13 +108,13 @@ def nightly_retrain():
             "evaluate_and_gate",
             "models.recommend.pipeline.evaluate_and_gate",
             reads=RECOMMENDER_INPUTS,
-            writes=["ops.model_metrics"],
+            writes=[OPS_MODEL_METRICS],
         )
         recommendations = python_job(
             "score_recommendations",
             "models.recommend.pipeline.score_recommendations",
-            reads=[*RECOMMENDER_INPUTS, "gold.inventory_plan"],
-            writes=["gold.recommendations", "gold.similar_items"],
+            reads=[*RECOMMENDER_INPUTS, GOLD_INVENTORY_PLAN],
+            writes=[GOLD_RECOMMENDATIONS, GOLD_SIMILAR_ITEMS],
             # The plan only down-ranks SKUs about to stock out, and a lost gate leaves the promoted model
             # serving: neither a failed forecaster nor a failed evaluation may starve the storefront.
             trigger_rule="all_done",
@@ -104,20 +130,20 @@ def nightly_retrain():
     with TaskGroup("publish"):
         published = []
         for dataset, table, upstream in (
-            ("recommendations", "gold.recommendations", recommendations),
+            ("recommendations", GOLD_RECOMMENDATIONS, recommendations),
             # The buy-again and discover carousels: lists of the same table, skipped with the reason when
             # the table predates its list column.
-            ("buy_again", "gold.recommendations", recommendations),
-            ("discover", "gold.recommendations", recommendations),
-            ("similar", "gold.similar_items", recommendations),
-            ("forecasts", "gold.demand_forecasts", forecasts),
-            ("inventory", "gold.inventory_plan", forecasts),
+            ("buy_again", GOLD_RECOMMENDATIONS, recommendations),
+            ("discover", GOLD_RECOMMENDATIONS, recommendations),
+            ("similar", GOLD_SIMILAR_ITEMS, recommendations),
+            ("forecasts", GOLD_DEMAND_FORECASTS, forecasts),
+            ("inventory", GOLD_INVENTORY_PLAN, forecasts),
         ):
             publish = python_job(
                 f"publish_{dataset}",
                 "shopml.serving.publish.publish_dataset",
                 reads=[table],
-                writes=["ops.publish_audit"],
+                writes=[OPS_PUBLISH_AUDIT],
                 call_kwargs={"dataset": dataset, "triggered_by": "nightly_retrain"},
             )
             upstream >> publish
@@ -127,7 +153,7 @@ def nightly_retrain():
     report = python_job(
         "report",
         "shopml.report.build_report",
-        reads=["ops.model_metrics", "ops.publish_audit"],
+        reads=[OPS_MODEL_METRICS, OPS_PUBLISH_AUDIT],
         writes=[],
         trigger_rule="none_failed",
     )

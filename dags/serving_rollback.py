@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
 
+from shopml.catalog import OPS_PUBLISH_AUDIT
 from shopml.orchestration import HISTORY_START, asset, default_args
 
 # shopml.serving.encoding.DATASETS, spelled out: the DAG file must parse without importing pyarrow.
@@ -27,7 +28,7 @@ DATASETS = ["recommendations", "buy_again", "discover", "similar", "forecasts", 
     doc_md=__doc__,
 )
 def serving_rollback():
-    @task(outlets=[asset("ops.publish_audit")])
+    @task(outlets=[asset(OPS_PUBLISH_AUDIT)])
     def rollback(params=None, dag_run=None) -> str:
         from shopml.serving.publish import rollback_dataset
 

@@ -30,6 +30,7 @@ from jobs.transforms.cleaning import (
 from jobs.transforms.raw import INVENTORY_FIELDS, PRODUCT_FIELDS, parse_events, parse_records
 from shopml import accounting
 from shopml.accounting import count_by_date
+from shopml.catalog import BRONZE, SILVER_EVENTS, STAGING, STAGING_EVENTS
 from shopml.dates import DateWindow
 from shopml.lake import Lake
 
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 
 
 def _bronze(lake: Lake, dataset: str, window: DateWindow) -> DataFrame | None:
-    table = f"bronze.{dataset}"
+    table = BRONZE[dataset]
     if not lake.exists(table):
         return None
     return lake.read(table).where(window.predicate("landing_date"))
@@ -49,12 +50,12 @@ def _loaded_event_ids(lake: Lake, window: DateWindow) -> DataFrame:
     Those are events of landings outside the batch (recent enough to be replayed now)
     and events the 5-minute stream already merged: the nightly export repeats them.
     """
-    if not lake.exists("silver.events"):
+    if not lake.exists(SILVER_EVENTS):
         return lake.spark.createDataFrame([], "event_id string")
     oldest = window.first - timedelta(days=lake.settings.late_event_max_days + 1)
     outside = (F.col("landing_date") < F.lit(window.first)) | (F.col("landing_date") > F.lit(window.last))
     outside = outside | (F.col("feed") == "stream")
-    return lake.read("silver.events").where((F.col("event_date") >= F.lit(oldest)) & outside).select("event_id")
+    return lake.read(SILVER_EVENTS).where((F.col("event_date") >= F.lit(oldest)) & outside).select("event_id")
 
 
 def _per_date(**counts_by_name: dict[date, int]) -> dict[date, dict[str, int]]:
@@ -82,7 +83,7 @@ def clean_events(lake: Lake, window: DateWindow, run_id: str) -> dict[date, dict
     rejected = rejected.unionByName(conflicts.withColumn("quarantine_reason", F.lit("conflicting_duplicate")))
     quarantined = accounting.write_quarantine(lake, rejected, "events", "clean", window, run_id)
     staged_rows = with_event_date(flagged.where(~F.col("is_bot")).drop("is_bot")).withColumn("feed", F.lit("nightly"))
-    lake.write(staged_rows, "staging.events", replace_where=window.predicate("landing_date"))
+    lake.write(staged_rows, STAGING_EVENTS, replace_where=window.predicate("landing_date"))
     bot_counts = count_by_date(bots)
     usable_counts = count_by_date(valid)
     unique_counts = count_by_date(flagged)
@@ -116,8 +117,8 @@ def clean_snapshot(lake: Lake, dataset: str, window: DateWindow, run_id: str) ->
     staged_rows = latest_per_key(usable, ["landing_date", "sku"], order_column).withColumnRenamed(
         "landing_date", "snapshot_date"
     )
-    lake.write(staged_rows, f"staging.{dataset}", replace_where=window.predicate("snapshot_date"))
-    staged = count_by_date(lake.read(f"staging.{dataset}").where(window.predicate("snapshot_date")), "snapshot_date")
+    lake.write(staged_rows, STAGING[dataset], replace_where=window.predicate("snapshot_date"))
+    staged = count_by_date(lake.read(STAGING[dataset]).where(window.predicate("snapshot_date")), "snapshot_date")
     usable_counts = count_by_date(usable)
     parsed.unpersist()
     return _per_date(

@@ -51,19 +51,31 @@ from jobs.transforms.features import (
     plan_corrections,
     summarise_activity,
 )
+from shopml.catalog import (
+    GOLD_FEATURE_CORRECTIONS,
+    GOLD_ITEM_COOCCURRENCE,
+    GOLD_ITEM_FEATURES,
+    GOLD_SKU_DAILY_DEMAND,
+    GOLD_USER_FEATURES,
+    GOLD_USER_ITEM_INTERACTIONS,
+    SILVER_EVENTS,
+    SILVER_INVENTORY_SNAPSHOTS,
+    SILVER_ORDER_LINES,
+    SILVER_PRODUCTS,
+)
 from shopml.dates import DateWindow
 from shopml.lake import Lake
 
 log = logging.getLogger(__name__)
 
 FEATURE_TABLES = (
-    "gold.user_item_interactions",
-    "gold.user_features",
-    "gold.item_features",
-    "gold.item_cooccurrence",
-    "gold.sku_daily_demand",
+    GOLD_USER_ITEM_INTERACTIONS,
+    GOLD_USER_FEATURES,
+    GOLD_ITEM_FEATURES,
+    GOLD_ITEM_COOCCURRENCE,
+    GOLD_SKU_DAILY_DEMAND,
 )
-CORRECTIONS_TABLE = "gold.feature_corrections"
+CORRECTIONS_TABLE = GOLD_FEATURE_CORRECTIONS
 ORDER_LINES_SCHEMA = (
     "event_id string, order_id string, user_id string, sku string, line_type string, quantity int, "
     "unit_price decimal(12,2), revenue decimal(14,2), currency string, event_ts timestamp, event_date date, "
@@ -90,17 +102,17 @@ def _or_empty(lake: Lake, table: str, schema: str, column: str, first: date, las
 def late_event_counts(lake: Lake, window: DateWindow, config: FeaturesConfig) -> dict[date, int]:
     """Per event date before the window, the events that landed inside it."""
     first = window.first - timedelta(days=config.late_lookback_days)
-    events = _read_between(lake, "silver.events", "event_date", first, window.first - timedelta(days=1))
+    events = _read_between(lake, SILVER_EVENTS, "event_date", first, window.first - timedelta(days=1))
     rows = count_late_events(events, window.first, window.last, config.late_lookback_days).collect()
     return {row["event_date"]: row["late_event_count"] for row in rows}
 
 
 def _previous_user_features(lake: Lake, day: date) -> DataFrame | None:
-    if not lake.exists("gold.user_features"):
+    if not lake.exists(GOLD_USER_FEATURES):
         return None
     previous = day - timedelta(days=1)
     return (
-        lake.read("gold.user_features")
+        lake.read(GOLD_USER_FEATURES)
         .where(F.col("feature_date") == F.lit(previous))
         .select("feature_date", "user_id", "days_since_first_seen")
     )
@@ -142,7 +154,7 @@ def run(
     lake = lake or Lake()
     config = config or lake.settings.features
     window = DateWindow.ending(run_date, from_date)
-    if not lake.exists("silver.events"):
+    if not lake.exists(SILVER_EVENTS):
         raise RuntimeError(f"silver.events does not exist yet: run clean and validate for {run_date} first")
     if config.late_lookback_days < lake.settings.late_event_max_days:
         log.warning(
@@ -188,13 +200,13 @@ def _build(lake: Lake, window: DateWindow, run_id: str, config: FeaturesConfig, 
         history_start,
     )
 
-    events = _read_between(lake, "silver.events", "event_date", history_start, run_date)
-    order_lines = _or_empty(lake, "silver.order_lines", ORDER_LINES_SCHEMA, "event_date", history_start, run_date)
-    products = _or_empty(lake, "silver.products", PRODUCTS_SCHEMA, "snapshot_date", snapshots_start, run_date)
+    events = _read_between(lake, SILVER_EVENTS, "event_date", history_start, run_date)
+    order_lines = _or_empty(lake, SILVER_ORDER_LINES, ORDER_LINES_SCHEMA, "event_date", history_start, run_date)
+    products = _or_empty(lake, SILVER_PRODUCTS, PRODUCTS_SCHEMA, "snapshot_date", snapshots_start, run_date)
     inventory = None
-    if lake.exists("silver.inventory_snapshots"):
+    if lake.exists(SILVER_INVENTORY_SNAPSHOTS):
         inventory_start = first - timedelta(days=config.snapshot_lookback_days)
-        inventory = _read_between(lake, "silver.inventory_snapshots", "snapshot_date", inventory_start, run_date)
+        inventory = _read_between(lake, SILVER_INVENTORY_SNAPSHOTS, "snapshot_date", inventory_start, run_date)
     activity = summarise_activity(events, order_lines, first, run_date, config).persist()
 
     snapshot_dates = sorted({day for day, _ in corrections} | set(window.dates()[-config.backfill_snapshot_days :]))
@@ -207,16 +219,16 @@ def _build(lake: Lake, window: DateWindow, run_id: str, config: FeaturesConfig, 
                 chunk,
                 rows,
                 {
-                    "gold.user_item_interactions": build_user_item_interactions(activity, chunk, config),
-                    "gold.user_features": build_user_features(activity, products, chunk, config, previous),
-                    "gold.item_features": build_item_features(activity, products, inventory, chunk, config),
-                    "gold.item_cooccurrence": build_item_cooccurrence(activity, chunk, config),
+                    GOLD_USER_ITEM_INTERACTIONS: build_user_item_interactions(activity, chunk, config),
+                    GOLD_USER_FEATURES: build_user_features(activity, products, chunk, config, previous),
+                    GOLD_ITEM_FEATURES: build_item_features(activity, products, inventory, chunk, config),
+                    GOLD_ITEM_COOCCURRENCE: build_item_cooccurrence(activity, chunk, config),
                 },
             )
         # Daily demand has no day-to-day carry-over and forecasters read its whole history: every date.
         for chunk in _passes(dates, config.demand_dates_per_pass):
             demand = build_sku_daily_demand(activity, products, inventory, chunk, config)
-            _write_pass(lake, chunk, rows, {"gold.sku_daily_demand": demand})
+            _write_pass(lake, chunk, rows, {GOLD_SKU_DAILY_DEMAND: demand})
     finally:
         activity.unpersist()
     _record_corrections(lake, run_date, run_id, corrections)

@@ -79,8 +79,7 @@ from models.recommend.repeat import suppressed_repeats
 from models.recommend.retrieval import load_retrieval
 from models.registry import ModelRegistry
 from shopml import accounting
-from shopml.accounting import QUARANTINE_TABLE
-from shopml.catalog import spec
+from shopml.catalog import OPS_QUARANTINE, SILVER_EVENTS, SILVER_ORDER_LINES, spec
 from shopml.errors import PermanentError, Skipped
 from shopml.lake import Lake
 from shopml.notify import alert
@@ -157,9 +156,9 @@ def _flag_bots(lake: Lake, fresh: DataFrame, event_dates: list[date]) -> DataFra
     """``is_bot`` as the nightly rule, counting each session's stream events already merged the same landing day."""
     limit = lake.settings.bot_max_events_per_session
     fresh = fresh.withColumn("_prior", F.lit(False))
-    if lake.exists("silver.events"):
+    if lake.exists(SILVER_EVENTS):
         prior = (
-            lake.read("silver.events")
+            lake.read(SILVER_EVENTS)
             .where(F.col("event_date").isin(event_dates) & (F.col("feed") == "stream"))
             .select("landing_date", "session_id", "event_type", "user_agent")
             .join(fresh.select("landing_date", "session_id").distinct(), ["landing_date", "session_id"], "left_semi")
@@ -188,7 +187,7 @@ def _write_quarantine(lake: Lake, rejected: DataFrame, sources: list[tuple[date,
         f"landing_date IN ({days}) AND dataset = 'events' AND stage IN ('stream_clean', 'stream_validate') "
         f"AND source_file IN ({files})"
     )
-    lake.write(rows, "ops.quarantine", replace_where=where)
+    lake.write(rows, OPS_QUARANTINE, replace_where=where)
 
 
 def _per_file(frame: DataFrame, **aggregates) -> dict[str, Any]:
@@ -262,8 +261,8 @@ def merge_batch(lake: Lake, files: Sequence[Path], run_ts: datetime, run_id: str
     seen = files_seen.collect()
     sources = sorted({(row.landing_date, row.source_file) for row in seen})
     event_dates = sorted({row.event_date for row in seen if row.event_date is not None})
-    if lake.exists("silver.events"):
-        loaded = lake.read("silver.events").where(F.col("event_date").isin(event_dates)).select("event_id")
+    if lake.exists(SILVER_EVENTS):
+        loaded = lake.read(SILVER_EVENTS).where(F.col("event_date").isin(event_dates)).select("event_id")
     else:
         loaded = spark.createDataFrame([], "event_id string")
     known = unique.join(loaded, "event_id", "left_semi")
@@ -307,8 +306,8 @@ def merge_batch(lake: Lake, files: Sequence[Path], run_ts: datetime, run_id: str
     if counts["merged"]:
         # Order lines first: a run that dies between the two merges is redone whole (the events are not yet
         # in silver, so they are not taken for duplicates), and both merges insert only what is missing.
-        lake.merge(to_order_lines(passed), "silver.order_lines", MERGE_KEYS, update=False)
-        lake.merge(passed, "silver.events", MERGE_KEYS, update=False)
+        lake.merge(to_order_lines(passed), SILVER_ORDER_LINES, MERGE_KEYS, update=False)
+        lake.merge(passed, SILVER_EVENTS, MERGE_KEYS, update=False)
     events = passed.select(*EVENT_COLUMNS).unionByName(known.select(*EVENT_COLUMNS)).toPandas()
     for frame in (parsed, unique, flagged, staged, rejected, passing):
         frame.unpersist()
@@ -332,14 +331,14 @@ def current_versions(settings: Settings) -> dict[str, VersionInfo]:
 
 def _stream_events_since(lake: Lake, start: datetime) -> pd.DataFrame:
     """Stream events at or after ``start`` (what the nightly features have not seen yet)."""
-    if not lake.exists("silver.events"):
+    if not lake.exists(SILVER_EVENTS):
         return Batch.empty().events
     where = (
         (pc.field("event_date") >= pa.scalar(start.date(), pa.date32()))
         & (pc.field("feed") == "stream")
         & (pc.field("event_ts") >= pa.scalar(start, pa.timestamp("us", tz="UTC")))
     )
-    return lake.read_pandas("silver.events", columns=EVENT_COLUMNS, filter=where)
+    return lake.read_pandas(SILVER_EVENTS, columns=EVENT_COLUMNS, filter=where)
 
 
 def _stock_now(lake: Lake, day: date, exclude: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame] | None:
@@ -349,9 +348,7 @@ def _stock_now(lake: Lake, day: date, exclude: pd.Series) -> tuple[pd.DataFrame,
         return None
     first = pd.to_datetime(snapshots["snapshot_ts"], utc=True).min().date()
     where = (pc.field("event_date") >= pa.scalar(first, pa.date32())) & (pc.field("line_type") == "purchase")
-    purchases = lake.read_pandas(
-        "silver.order_lines", columns=["event_id", "sku", "quantity", "event_ts"], filter=where
-    )
+    purchases = lake.read_pandas(SILVER_ORDER_LINES, columns=["event_id", "sku", "quantity", "event_ts"], filter=where)
     before = purchases[~purchases["event_id"].isin(exclude)]
     return realtime.estimate_on_hand(snapshots, purchases), realtime.estimate_on_hand(snapshots, before)
 
@@ -635,9 +632,9 @@ def set_aside_misnamed(lake: Lake, folder: Path, run_id: str, run_ts: datetime) 
                 "quarantined_at": run_ts,
             }
         )
-    schema = spec(QUARANTINE_TABLE).arrow_schema()
+    schema = spec(OPS_QUARANTINE).arrow_schema()
     # The rows first: a move that fails leaves the file in place to be set aside again, never unrecorded.
-    lake.write_arrow(pa.Table.from_pylist(rows, schema=schema), QUARANTINE_TABLE, mode="append")
+    lake.write_arrow(pa.Table.from_pylist(rows, schema=schema), OPS_QUARANTINE, mode="append")
     for path, target in moves:
         path.replace(target)
     names = [path.name for path in misnamed]

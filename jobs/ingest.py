@@ -25,6 +25,7 @@ from jobs.landing import LandingFolder, csv_header, scan_folder
 from jobs.transforms.raw import FIELDS_BY_DATASET
 from jobs.transforms.volume import expected_volume
 from shopml import accounting
+from shopml.catalog import BRONZE, OPS_QUARANTINE
 from shopml.dates import DateWindow
 from shopml.errors import PermanentError
 from shopml.lake import Lake
@@ -114,11 +115,11 @@ def _closed(lake: Lake, window: DateWindow, present: list[date]) -> bool:
 
 
 def _rejections_recorded(lake: Lake, dataset: str, window: DateWindow) -> bool:
-    if not lake.exists(accounting.QUARANTINE_TABLE):
+    if not lake.exists(OPS_QUARANTINE):
         return False
     in_window = (pc.field("landing_date") >= window.first) & (pc.field("landing_date") <= window.last)
     ingest_rows = (pc.field("dataset") == dataset) & (pc.field("stage") == "ingest")
-    return lake.read_arrow(accounting.QUARANTINE_TABLE, columns=["stage"], filter=in_window & ingest_rows).num_rows > 0
+    return lake.read_arrow(OPS_QUARANTINE, columns=["stage"], filter=in_window & ingest_rows).num_rows > 0
 
 
 def record_rejected_files(lake: Lake, dataset: str, window: DateWindow, run_id: str, files: LandingFolder) -> None:
@@ -176,7 +177,7 @@ def ingest_dataset(lake: Lake, dataset: str, window: DateWindow, run_id: str) ->
     record_rejected_files(lake, dataset, window, run_id, files)
     lines = read_landed_lines(lake.spark, files.json_files, files.csv_files)
     bronze = lines.withColumn("ingested_at", F.current_timestamp())
-    table = f"bronze.{dataset}"
+    table = BRONZE[dataset]
     lake.write(bronze, table, replace_where=window.predicate("landing_date"))
     landed = dict.fromkeys(present_days, 0)
     if closed_day:

@@ -23,7 +23,16 @@ from jobs.cli import run_job
 from jobs.transforms.cleaning import to_order_lines, with_catalogue_check
 from jobs.transforms.volume import daily_volume
 from shopml import accounting
-from shopml.catalog import spec
+from shopml.catalog import (
+    OPS_ROW_ACCOUNTING,
+    OPS_VALIDATION_RESULTS,
+    SILVER_EVENTS,
+    SILVER_INVENTORY_SNAPSHOTS,
+    SILVER_ORDER_LINES,
+    SILVER_PRODUCTS,
+    STAGING,
+    spec,
+)
 from shopml.dates import DateWindow
 from shopml.lake import Lake
 from shopml.notify import alert
@@ -31,10 +40,10 @@ from shopml.quality import ValidationFailed, ValidationOutcome, validate
 
 log = logging.getLogger(__name__)
 
-SILVER_TABLE = {"events": "silver.events", "products": "silver.products", "inventory": "silver.inventory_snapshots"}
+SILVER_TABLE = {"events": SILVER_EVENTS, "products": SILVER_PRODUCTS, "inventory": SILVER_INVENTORY_SNAPSHOTS}
 DATE_COLUMN = {"events": "landing_date", "products": "snapshot_date", "inventory": "snapshot_date"}
 KEY_COLUMNS = {"events": ["event_id"], "products": ["snapshot_date", "sku"], "inventory": ["snapshot_date", "sku"]}
-VALIDATION_RESULTS = "ops.validation_results"
+VALIDATION_RESULTS = OPS_VALIDATION_RESULTS
 LINEAGE_COLUMNS = ("source_file", "payload")
 
 
@@ -59,10 +68,10 @@ def _staged_history(lake: Lake, window: DateWindow, weeks: int) -> tuple[dict[da
     """Staged events per landing date in the reference weeks before the window, and the shop's first landing."""
     import pyarrow.compute as pc
 
-    if not lake.exists(accounting.ACCOUNTING_TABLE):
+    if not lake.exists(OPS_ROW_ACCOUNTING):
         return {}, window.first
     rows = lake.read_arrow(
-        accounting.ACCOUNTING_TABLE,
+        OPS_ROW_ACCOUNTING,
         columns=["landing_date", "staged"],
         filter=(pc.field("dataset") == "events") & (pc.field("landing_date") < window.first),
     ).to_pylist()
@@ -74,9 +83,9 @@ def _staged_history(lake: Lake, window: DateWindow, weeks: int) -> tuple[dict[da
 
 def catalogue_skus(lake: Lake, last_day: date) -> DataFrame | None:
     """SKUs of every product snapshot up to ``last_day``; None when the shop has no product feed."""
-    if not lake.exists("silver.products"):
+    if not lake.exists(SILVER_PRODUCTS):
         return None
-    return lake.read("silver.products").where(F.col("snapshot_date") <= F.lit(last_day)).select("sku")
+    return lake.read(SILVER_PRODUCTS).where(F.col("snapshot_date") <= F.lit(last_day)).select("sku")
 
 
 def _write_results(lake: Lake, outcome: ValidationOutcome, window: DateWindow) -> None:
@@ -185,7 +194,7 @@ def validate_staged(
 
 def validate_dataset(lake: Lake, dataset: str, window: DateWindow, run_id: str) -> dict[str, Any] | None:
     """Validate one staged dataset and publish what passes; raises ValidationFailed on a critical failure."""
-    staging, date_column, keys = f"staging.{dataset}", DATE_COLUMN[dataset], KEY_COLUMNS[dataset]
+    staging, date_column, keys = STAGING[dataset], DATE_COLUMN[dataset], KEY_COLUMNS[dataset]
     if not lake.exists(staging):
         return None
     staged = lake.read(staging).where(window.predicate(date_column))
@@ -220,7 +229,7 @@ def validate_dataset(lake: Lake, dataset: str, window: DateWindow, run_id: str) 
         silver_where += " AND feed = 'nightly'"
     lake.write(passed, SILVER_TABLE[dataset], replace_where=silver_where)
     if dataset == "events":
-        lake.write(to_order_lines(passed), "silver.order_lines", replace_where=silver_where)
+        lake.write(to_order_lines(passed), SILVER_ORDER_LINES, replace_where=silver_where)
     accounting.write_counts(lake, dataset, rows)
     passed.unpersist()
     checked.unpersist()

@@ -15,6 +15,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
+from shopml.catalog import OPS_QUARANTINE, OPS_ROW_ACCOUNTING
 from shopml.errors import PermanentError
 from shopml.lake import Lake
 
@@ -23,11 +24,9 @@ if TYPE_CHECKING:
 
     from shopml.dates import DateWindow
 
-ACCOUNTING_TABLE = "ops.row_accounting"
 # The stream's events are accounted apart from the nightly's (whose ingest starts each date afresh),
 # per the micro-batch files' landing dates, summed from the ledger (``shopml/watermark.py``).
 STREAM_DATASET = "events_stream"
-QUARANTINE_TABLE = "ops.quarantine"
 COUNT_COLUMNS = ("landed", "quarantined_clean", "bots", "duplicates", "staged", "quarantined_validate", "silver")
 
 
@@ -57,8 +56,8 @@ def write_quarantine(
         F.current_timestamp().alias("quarantined_at"),
     )
     where = f"{window.predicate('landing_date')} AND dataset = '{dataset}' AND stage = '{stage}'"
-    lake.write(rows, QUARANTINE_TABLE, replace_where=where)
-    return count_by_date(lake.read(QUARANTINE_TABLE).where(where))
+    lake.write(rows, OPS_QUARANTINE, replace_where=where)
+    return count_by_date(lake.read(OPS_QUARANTINE).where(where))
 
 
 def count_by_date(frame: DataFrame, column: str = "landing_date") -> dict[date, int]:
@@ -78,10 +77,10 @@ def _schema():
 def read_counts(lake: Lake, dataset: str, dates: list[date]) -> dict[date, dict[str, Any]]:
     import pyarrow.compute as pc
 
-    if not lake.exists(ACCOUNTING_TABLE) or not dates:
+    if not lake.exists(OPS_ROW_ACCOUNTING) or not dates:
         return {}
     table = lake.read_arrow(
-        ACCOUNTING_TABLE, filter=(pc.field("dataset") == dataset) & pc.field("landing_date").isin(dates)
+        OPS_ROW_ACCOUNTING, filter=(pc.field("dataset") == dataset) & pc.field("landing_date").isin(dates)
     )
     return {row["landing_date"]: row for row in table.to_pylist()}
 
@@ -110,7 +109,7 @@ def write_counts(lake: Lake, dataset: str, rows: dict[date, dict[str, Any]]) -> 
         [{name: row.get(name) for name in schema.names} for row in rows.values()], schema=schema
     )
     days = ", ".join(f"'{day}'" for day in sorted(rows))
-    lake.write_arrow(table, ACCOUNTING_TABLE, replace_where=f"dataset = '{dataset}' AND landing_date IN ({days})")
+    lake.write_arrow(table, OPS_ROW_ACCOUNTING, replace_where=f"dataset = '{dataset}' AND landing_date IN ({days})")
 
 
 def record_stage_counts(

@@ -16,6 +16,40 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 
+# Every table's name, once: code names tables through these handles, never by string literal.
+BRONZE_EVENTS = "bronze.events"
+BRONZE_PRODUCTS = "bronze.products"
+BRONZE_INVENTORY = "bronze.inventory"
+STAGING_EVENTS = "staging.events"
+STAGING_PRODUCTS = "staging.products"
+STAGING_INVENTORY = "staging.inventory"
+SILVER_EVENTS = "silver.events"
+SILVER_ORDER_LINES = "silver.order_lines"
+SILVER_PRODUCTS = "silver.products"
+SILVER_INVENTORY_SNAPSHOTS = "silver.inventory_snapshots"
+OPS_QUARANTINE = "ops.quarantine"
+OPS_ROW_ACCOUNTING = "ops.row_accounting"
+OPS_VALIDATION_RESULTS = "ops.validation_results"
+GOLD_USER_FEATURES = "gold.user_features"
+GOLD_ITEM_FEATURES = "gold.item_features"
+GOLD_USER_ITEM_INTERACTIONS = "gold.user_item_interactions"
+GOLD_ITEM_COOCCURRENCE = "gold.item_cooccurrence"
+GOLD_SKU_DAILY_DEMAND = "gold.sku_daily_demand"
+GOLD_FEATURE_CORRECTIONS = "gold.feature_corrections"
+GOLD_RECOMMENDATIONS = "gold.recommendations"
+GOLD_SIMILAR_ITEMS = "gold.similar_items"
+GOLD_DEMAND_FORECASTS = "gold.demand_forecasts"
+GOLD_INVENTORY_PLAN = "gold.inventory_plan"
+OPS_MODEL_METRICS = "ops.model_metrics"
+OPS_STREAM_WATERMARK = "ops.stream_watermark"
+OPS_STREAM_FILES = "ops.stream_files"
+OPS_ERASURE_AUDIT = "ops.erasure_audit"
+OPS_PUBLISH_AUDIT = "ops.publish_audit"
+
+BRONZE = {"events": BRONZE_EVENTS, "products": BRONZE_PRODUCTS, "inventory": BRONZE_INVENTORY}
+STAGING = {"events": STAGING_EVENTS, "products": STAGING_PRODUCTS, "inventory": STAGING_INVENTORY}
+
+
 def _arrow_type(name: str) -> pa.DataType:
     # Named as pyarrow prints them; resolved on use because DAG files import the catalog and must parse cheaply.
     import pyarrow as pa
@@ -56,7 +90,7 @@ class TableSpec:
 
 def _raw(kind: str) -> TableSpec:
     return TableSpec(
-        name=f"bronze.{kind}",
+        name=BRONZE[kind],
         description=f"Raw {kind} lines exactly as landed, one row per line, per landing date.",
         partition_by=("landing_date",),
         columns={
@@ -75,22 +109,22 @@ TABLES: dict[str, TableSpec] = {
         _raw("products"),
         _raw("inventory"),
         TableSpec(
-            name="staging.events",
+            name=STAGING_EVENTS,
             description="Parsed, de-duplicated, bot-free events of one landing date awaiting validation.",
             partition_by=("landing_date",),
         ),
         TableSpec(
-            name="staging.products",
+            name=STAGING_PRODUCTS,
             description="Parsed catalogue snapshot of one landing date awaiting validation.",
             partition_by=("snapshot_date",),
         ),
         TableSpec(
-            name="staging.inventory",
+            name=STAGING_INVENTORY,
             description="Parsed inventory snapshot of one landing date awaiting validation.",
             partition_by=("snapshot_date",),
         ),
         TableSpec(
-            name="silver.events",
+            name=SILVER_EVENTS,
             description="Validated, deduplicated, bot-free behavioural events, partitioned by their true event date.",
             partition_by=("event_date",),
             keys=("event_id",),
@@ -113,7 +147,7 @@ TABLES: dict[str, TableSpec] = {
             },
         ),
         TableSpec(
-            name="silver.order_lines",
+            name=SILVER_ORDER_LINES,
             description="Purchase and return lines (returns with negative quantity and revenue), by event date.",
             partition_by=("event_date",),
             keys=("event_id",),
@@ -134,7 +168,7 @@ TABLES: dict[str, TableSpec] = {
             },
         ),
         TableSpec(
-            name="silver.products",
+            name=SILVER_PRODUCTS,
             description="Product catalogue snapshots, one per landing date, so any past day's catalogue is known.",
             partition_by=("snapshot_date",),
             keys=("snapshot_date", "sku"),
@@ -149,7 +183,7 @@ TABLES: dict[str, TableSpec] = {
             },
         ),
         TableSpec(
-            name="silver.inventory_snapshots",
+            name=SILVER_INVENTORY_SNAPSHOTS,
             description="Stock snapshots per SKU, one set per landing date.",
             partition_by=("snapshot_date",),
             keys=("snapshot_date", "sku"),
@@ -163,7 +197,7 @@ TABLES: dict[str, TableSpec] = {
             },
         ),
         TableSpec(
-            name="ops.quarantine",
+            name=OPS_QUARANTINE,
             description="Rows kept out of silver, each with the reason and the original payload. Nothing is dropped silently.",
             partition_by=("landing_date",),
             columns={
@@ -195,14 +229,14 @@ TABLES: dict[str, TableSpec] = {
             ),
         ),
         TableSpec(
-            name="ops.row_accounting",
+            name=OPS_ROW_ACCOUNTING,
             description="Per landing date and dataset: landed = silver + quarantined + duplicates + bots "
             "(datasets events, products, inventory from the nightly; events_stream from the 5-minute refresh).",
             partition_by=("landing_date",),
             keys=("landing_date", "dataset"),
         ),
         TableSpec(
-            name="ops.validation_results",
+            name=OPS_VALIDATION_RESULTS,
             description="Every Great Expectations result of every run, one row per expectation.",
             partition_by=("landing_date",),
             arrow_fields=(
@@ -220,42 +254,42 @@ TABLES: dict[str, TableSpec] = {
             ),
         ),
         TableSpec(
-            name="gold.user_features",
+            name=GOLD_USER_FEATURES,
             description="Per-user behaviour as of the end of feature_date (RFM windows, affinities, funnel rates).",
             partition_by=("feature_date",),
             keys=("feature_date", "user_id"),
         ),
         TableSpec(
-            name="gold.item_features",
+            name=GOLD_ITEM_FEATURES,
             description="Per-SKU popularity, trend, conversion, returns, price and stock status as of feature_date.",
             partition_by=("feature_date",),
             keys=("feature_date", "sku"),
         ),
         TableSpec(
-            name="gold.user_item_interactions",
+            name=GOLD_USER_ITEM_INTERACTIONS,
             description="Implicit-feedback strength per (user, SKU) as of feature_date: the recommender's training input.",
             partition_by=("feature_date",),
             keys=("feature_date", "user_id", "sku"),
         ),
         TableSpec(
-            name="gold.item_cooccurrence",
+            name=GOLD_ITEM_COOCCURRENCE,
             description="Top-N co-purchase/co-view neighbours per SKU with a normalised similarity, as of feature_date.",
             partition_by=("feature_date",),
             keys=("feature_date", "sku", "other_sku"),
         ),
         TableSpec(
-            name="gold.sku_daily_demand",
+            name=GOLD_SKU_DAILY_DEMAND,
             description="Units per SKU per day (zero-filled) with price, promotion, stockout and calendar features.",
             partition_by=("feature_date",),
             keys=("feature_date", "sku"),
         ),
         TableSpec(
-            name="gold.feature_corrections",
+            name=GOLD_FEATURE_CORRECTIONS,
             description="Past feature dates re-derived because late events for them arrived, and why.",
             partition_by=("run_date",),
         ),
         TableSpec(
-            name="gold.recommendations",
+            name=GOLD_RECOMMENDATIONS,
             description="Ranked recommendation lists per user (user_id __default__ holds the fallback lists) per scoring "
             "run: the main list and the buy-again and discover lists storefronts show as their own carousels.",
             partition_by=("scored_date",),
@@ -278,13 +312,13 @@ TABLES: dict[str, TableSpec] = {
             },
         ),
         TableSpec(
-            name="gold.similar_items",
+            name=GOLD_SIMILAR_ITEMS,
             description="Top-20 similar SKUs per SKU for product pages, per scoring run.",
             partition_by=("scored_date",),
             keys=("scored_date", "sku", "rank"),
         ),
         TableSpec(
-            name="gold.demand_forecasts",
+            name=GOLD_DEMAND_FORECASTS,
             description="Mean and P10/P50/P90 daily demand per SKU over the forecast horizon, per forecast origin.",
             partition_by=("scored_date",),
             keys=("scored_date", "sku", "forecast_date"),
@@ -310,13 +344,13 @@ TABLES: dict[str, TableSpec] = {
             ),
         ),
         TableSpec(
-            name="gold.inventory_plan",
+            name=GOLD_INVENTORY_PLAN,
             description="Per-SKU safety stock, reorder point, order quantity, cover and stockout risk, per run.",
             partition_by=("scored_date",),
             keys=("scored_date", "sku"),
         ),
         TableSpec(
-            name="ops.model_metrics",
+            name=OPS_MODEL_METRICS,
             description="Every evaluation metric of every model and baseline, per training run.",
             partition_by=("model_name",),
             arrow_fields=(
@@ -333,7 +367,7 @@ TABLES: dict[str, TableSpec] = {
             ),
         ),
         TableSpec(
-            name="ops.stream_watermark",
+            name=OPS_STREAM_WATERMARK,
             description="Last micro-batch file each stream processed; advanced only after the serving store took the results.",
             keys=("stream",),
             columns={
@@ -349,7 +383,7 @@ TABLES: dict[str, TableSpec] = {
             },
         ),
         TableSpec(
-            name="ops.stream_files",
+            name=OPS_STREAM_FILES,
             description="The stream's ledger: every micro-batch file processed, appended after the serving store "
             "took its results; a file not in it is processed, whatever its name sorts to.",
             keys=("stream", "file_name", "sha256"),
@@ -388,7 +422,7 @@ TABLES: dict[str, TableSpec] = {
             ),
         ),
         TableSpec(
-            name="ops.erasure_audit",
+            name=OPS_ERASURE_AUDIT,
             description="Every customer erasure (python -m shopml.privacy erase, the erase_customer DAG), under a "
             "hash of the id: the audit keeps no personal data.",
             columns={
@@ -407,7 +441,7 @@ TABLES: dict[str, TableSpec] = {
             ),
         ),
         TableSpec(
-            name="ops.publish_audit",
+            name=OPS_PUBLISH_AUDIT,
             description="Every publish to the serving store: dataset, version, key count, checksum, duration, trigger.",
             partition_by=("dataset",),
             arrow_fields=(

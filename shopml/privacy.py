@@ -25,15 +25,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from shopml.catalog import TABLES, spec
+from shopml.catalog import OPS_ERASURE_AUDIT, TABLES, spec
 from shopml.lake import Lake
 from shopml.serving.encoding import DATASETS
 from shopml.serving.store import open_store
 from shopml.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
-
-AUDIT_TABLE = "ops.erasure_audit"
 
 
 @dataclass
@@ -114,7 +112,9 @@ def erase_customer(user_id: str, settings: Settings | None = None, requested_by:
         "requested_by": requested_by,
         "erased_at": datetime.now(UTC),
     }
-    lake.write_arrow(pa.Table.from_pylist([row], schema=spec(AUDIT_TABLE).arrow_schema()), AUDIT_TABLE, mode="append")
+    lake.write_arrow(
+        pa.Table.from_pylist([row], schema=spec(OPS_ERASURE_AUDIT).arrow_schema()), OPS_ERASURE_AUDIT, mode="append"
+    )
     return erasure
 
 

@@ -44,6 +44,23 @@ import numpy as np
 import pandas as pd
 
 from models.registry import ModelRegistry, RegistryError
+from shopml.catalog import (
+    GOLD_DEMAND_FORECASTS,
+    GOLD_INVENTORY_PLAN,
+    GOLD_ITEM_COOCCURRENCE,
+    GOLD_ITEM_FEATURES,
+    GOLD_RECOMMENDATIONS,
+    GOLD_SIMILAR_ITEMS,
+    GOLD_SKU_DAILY_DEMAND,
+    GOLD_USER_FEATURES,
+    GOLD_USER_ITEM_INTERACTIONS,
+    OPS_MODEL_METRICS,
+    OPS_PUBLISH_AUDIT,
+    OPS_QUARANTINE,
+    OPS_ROW_ACCOUNTING,
+    OPS_VALIDATION_RESULTS,
+    SILVER_ORDER_LINES,
+)
 from shopml.lake import Lake
 from shopml.report_config import ReportConfig
 from shopml.settings import Settings, get_settings
@@ -57,15 +74,15 @@ NOT_AVAILABLE = "not available"
 Status = Literal["ok", "attention", "not available", "failed"]
 
 FRESHNESS_TABLES: dict[str, str] = {
-    "gold.user_features": "feature_date",
-    "gold.item_features": "feature_date",
-    "gold.user_item_interactions": "feature_date",
-    "gold.item_cooccurrence": "feature_date",
-    "gold.sku_daily_demand": "feature_date",
-    "gold.recommendations": "scored_date",
-    "gold.similar_items": "scored_date",
-    "gold.demand_forecasts": "scored_date",
-    "gold.inventory_plan": "scored_date",
+    GOLD_USER_FEATURES: "feature_date",
+    GOLD_ITEM_FEATURES: "feature_date",
+    GOLD_USER_ITEM_INTERACTIONS: "feature_date",
+    GOLD_ITEM_COOCCURRENCE: "feature_date",
+    GOLD_SKU_DAILY_DEMAND: "feature_date",
+    GOLD_RECOMMENDATIONS: "scored_date",
+    GOLD_SIMILAR_ITEMS: "scored_date",
+    GOLD_DEMAND_FORECASTS: "scored_date",
+    GOLD_INVENTORY_PLAN: "scored_date",
 }
 PLAN_STATUSES = ("ok", "reorder", "at_risk", "overstock")
 _LOWER_IS_BETTER = ("wape", "mase", "mae", "rmse", "pinball", "fallback_share")
@@ -497,15 +514,13 @@ Body = tuple[Status, str]
 def section_volumes(run: ReportRun) -> Body:
     first = run.run_date - timedelta(days=run.config.trailing_days)
     window = _between("landing_date", first, run.run_date)
-    accounting = _read(run.lake, "ops.row_accounting", filter=window)
-    quarantine = _read(
-        run.lake, "ops.quarantine", columns=["dataset", "landing_date", "stage", "reason"], filter=window
-    )
+    accounting = _read(run.lake, OPS_ROW_ACCOUNTING, filter=window)
+    quarantine = _read(run.lake, OPS_QUARANTINE, columns=["dataset", "landing_date", "stage", "reason"], filter=window)
     if accounting is None and quarantine is None:
-        return NOT_AVAILABLE, _missing("ops.row_accounting", "ops.quarantine")
+        return NOT_AVAILABLE, _missing(OPS_ROW_ACCOUNTING, OPS_QUARANTINE)
     parts, status = [], "ok"
     if accounting is None:
-        parts.append(_missing("ops.row_accounting"))
+        parts.append(_missing(OPS_ROW_ACCOUNTING))
     elif accounting.empty:
         parts.append(_p(f"No landings between {first} and {run.run_date}."))
     else:
@@ -518,7 +533,7 @@ def section_volumes(run: ReportRun) -> Body:
         parts.append(_plot_volumes(accounting, run.run_date))
     parts.append("<h3>Quarantine by reason</h3>")
     if quarantine is None:
-        parts.append(_missing("ops.quarantine"))
+        parts.append(_missing(OPS_QUARANTINE))
     else:
         reasons = summarise_quarantine(quarantine, run.run_date, run.config.trailing_days)
         parts.append(_table(reasons.head(25)) if not reasons.empty else _p("Nothing quarantined in the window."))
@@ -544,9 +559,9 @@ def _plot_volumes(accounting: pd.DataFrame, run_date: date) -> str:
 
 
 def section_validation(run: ReportRun) -> Body:
-    results = _read(run.lake, "ops.validation_results", filter=_on("landing_date", [run.run_date]))
+    results = _read(run.lake, OPS_VALIDATION_RESULTS, filter=_on("landing_date", [run.run_date]))
     if results is None:
-        return NOT_AVAILABLE, _missing("ops.validation_results")
+        return NOT_AVAILABLE, _missing(OPS_VALIDATION_RESULTS)
     if results.empty:
         return "attention", _p(f"No validation ran for landing date {run.run_date}.")
     # The run's own validation of its date; a later run that revalidated the date (late data) must not replace it.
@@ -609,9 +624,9 @@ def model_run_dates(models_root: Path, versions: pd.DataFrame) -> dict[tuple[str
 
 
 def section_models(run: ReportRun) -> Body:
-    metrics = _read(run.lake, "ops.model_metrics")
+    metrics = _read(run.lake, OPS_MODEL_METRICS)
     if metrics is None or metrics.empty:
-        return NOT_AVAILABLE, _missing("ops.model_metrics")
+        return NOT_AVAILABLE, _missing(OPS_MODEL_METRICS)
     run_dates = model_run_dates(run.lake.settings.models, metrics)
     metrics = label_metrics(date_metrics(metrics, run_dates, run.run_id, run.run_date))
     if metrics.empty:
@@ -693,15 +708,15 @@ def _read_actuals(lake: Lake, first: date, last: date) -> tuple[pd.DataFrame | N
     """Units sold per SKU and day (columns day, sku, units): the demand table, else the order lines."""
     demand = _read(
         lake,
-        "gold.sku_daily_demand",
+        GOLD_SKU_DAILY_DEMAND,
         columns=["feature_date", "sku", "units"],
         filter=_between("feature_date", first, last),
     )
     if demand is not None:
-        return demand.rename(columns={"feature_date": "day"}), "gold.sku_daily_demand"
+        return demand.rename(columns={"feature_date": "day"}), GOLD_SKU_DAILY_DEMAND
     lines = _read(
         lake,
-        "silver.order_lines",
+        SILVER_ORDER_LINES,
         columns=["event_date", "sku", "quantity", "line_type"],
         filter=_between("event_date", first, last),
     )
@@ -724,15 +739,15 @@ def choose_origins(dates: Sequence[date], run_date: date, past_origin_days: int)
 
 def section_forecasts(run: ReportRun) -> Body:
     lake, run_date, config = run.lake, run.run_date, run.config
-    if not lake.exists("gold.demand_forecasts"):
-        return NOT_AVAILABLE, _missing("gold.demand_forecasts")
+    if not lake.exists(GOLD_DEMAND_FORECASTS):
+        return NOT_AVAILABLE, _missing(GOLD_DEMAND_FORECASTS)
     first = run_date - timedelta(days=config.lookback_days - 1)
-    origins = partition_days(lake, "gold.demand_forecasts", "scored_date", run_date, config.lookback_days)
+    origins = partition_days(lake, GOLD_DEMAND_FORECASTS, "scored_date", run_date, config.lookback_days)
     if not origins:
         return NOT_AVAILABLE, _p(f"{NOT_AVAILABLE}: no forecast made between {first} and {run_date}.")
     current, past = choose_origins(list(origins), run_date, config.past_origin_days)
     actuals, source = _read_actuals(lake, first, run_date)
-    current_skus = lake.read_pandas("gold.demand_forecasts", columns=["sku"], filter=_on("scored_date", [current]))
+    current_skus = lake.read_pandas(GOLD_DEMAND_FORECASTS, columns=["sku"], filter=_on("scored_date", [current]))
     units = actuals.groupby("sku")["units"].sum() if actuals is not None else pd.Series(name="units", dtype="float64")
     top, drawn = pick_skus(
         units, current_skus["sku"].unique(), config.top_skus, config.random_skus, f"{run.seed}:{run_date}"
@@ -741,7 +756,7 @@ def section_forecasts(run: ReportRun) -> Body:
     if not skus:
         return "attention", _p(f"The forecast made {current} has no SKUs to plot.")
     forecasts = lake.read_pandas(
-        "gold.demand_forecasts",
+        GOLD_DEMAND_FORECASTS,
         columns=["sku", "forecast_date", "p10", "p50", "p90", "scored_date"],
         filter=_on("scored_date", [day for day in (current, past) if day is not None]) & _on("sku", skus),
     )
@@ -750,7 +765,7 @@ def section_forecasts(run: ReportRun) -> Body:
         _p(f"{intro}. Top {len(top)} SKUs by units over {config.lookback_days} days and {len(drawn)} drawn at random.")
     ]
     if actuals is None:
-        parts.append(_missing("gold.sku_daily_demand", "silver.order_lines"))
+        parts.append(_missing(GOLD_SKU_DAILY_DEMAND, SILVER_ORDER_LINES))
         actuals = pd.DataFrame({"day": [], "sku": [], "units": []})
     else:
         actuals = actuals[actuals["sku"].isin(skus)]
@@ -796,14 +811,14 @@ def _plot_forecasts(
 
 
 def section_inventory(run: ReportRun) -> Body:
-    if not run.lake.exists("gold.inventory_plan"):
-        return NOT_AVAILABLE, _missing("gold.inventory_plan") + _p("Shops without an inventory feed have no plan.")
+    if not run.lake.exists(GOLD_INVENTORY_PLAN):
+        return NOT_AVAILABLE, _missing(GOLD_INVENTORY_PLAN) + _p("Shops without an inventory feed have no plan.")
     days = run.config.lookback_days
-    found = partition_days(run.lake, "gold.inventory_plan", "scored_date", run.run_date, days, first_only=True)
+    found = partition_days(run.lake, GOLD_INVENTORY_PLAN, "scored_date", run.run_date, days, first_only=True)
     if not found:
         return NOT_AVAILABLE, _p(f"{NOT_AVAILABLE}: no inventory plan in the {days} days up to {run.run_date}.")
     latest = next(iter(found))
-    plan = run.lake.read_pandas("gold.inventory_plan", filter=_on("scored_date", [latest]))
+    plan = run.lake.read_pandas(GOLD_INVENTORY_PLAN, filter=_on("scored_date", [latest]))
     counts = count_statuses(plan)
     figure, axes = _figure(width=6.0, height=2.6)
     axes[0][0].bar(counts["status"], counts["skus"], color=_COLOURS["model"])
@@ -819,9 +834,9 @@ def section_inventory(run: ReportRun) -> Body:
 
 
 def section_publish(run: ReportRun) -> Body:
-    audit = _read(run.lake, "ops.publish_audit")
+    audit = _read(run.lake, OPS_PUBLISH_AUDIT)
     if audit is None or audit.empty:
-        return NOT_AVAILABLE, _missing("ops.publish_audit")
+        return NOT_AVAILABLE, _missing(OPS_PUBLISH_AUDIT)
     publishes = summarise_publishes(audit, run.run_id, run.run_date)
     if publishes.empty:
         return NOT_AVAILABLE, _p(f"{NOT_AVAILABLE}: nothing published for a date up to {run.run_date}.")

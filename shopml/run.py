@@ -19,6 +19,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from shopml.catalog import GOLD_RECOMMENDATIONS, OPS_VALIDATION_RESULTS
 from shopml.settings import Settings, get_settings, load_settings
 
 if TYPE_CHECKING:
@@ -39,13 +40,13 @@ def landed_dates(landing: Path) -> list[date]:
 
 def processed_dates(settings: Settings) -> set[date]:
     """Landing dates whose events already reached silver."""
-    from shopml.accounting import ACCOUNTING_TABLE
+    from shopml.catalog import OPS_ROW_ACCOUNTING
     from shopml.lake import Lake
 
     lake = Lake(settings)
-    if not lake.exists(ACCOUNTING_TABLE):
+    if not lake.exists(OPS_ROW_ACCOUNTING):
         return set()
-    rows = lake.read_arrow(ACCOUNTING_TABLE, columns=["dataset", "landing_date", "silver"]).to_pylist()
+    rows = lake.read_arrow(OPS_ROW_ACCOUNTING, columns=["dataset", "landing_date", "silver"]).to_pylist()
     return {row["landing_date"] for row in rows if row["dataset"] == "events" and row["silver"] is not None}
 
 
@@ -64,8 +65,7 @@ def summarise(settings: Settings, first: date, last: date) -> str:
     """What the run produced: tables and rows, quarantine reasons, validation verdict, row accounting."""
     import pyarrow.compute as pc
 
-    from shopml.accounting import ACCOUNTING_TABLE, QUARANTINE_TABLE
-    from shopml.catalog import TABLES
+    from shopml.catalog import OPS_QUARANTINE, OPS_ROW_ACCOUNTING, TABLES
     from shopml.lake import Lake
 
     lake = Lake(settings)
@@ -75,15 +75,15 @@ def summarise(settings: Settings, first: date, last: date) -> str:
             rows = lake.read_arrow(name, columns=[]).num_rows
             lines.append(f"  {name:<32} {rows:>12,} rows  (Delta version {lake.version(name)})")
     in_window = (pc.field("landing_date") >= first) & (pc.field("landing_date") <= last)
-    if lake.exists(QUARANTINE_TABLE):
-        reasons = lake.read_arrow(QUARANTINE_TABLE, columns=["dataset", "reason"], filter=in_window)
+    if lake.exists(OPS_QUARANTINE):
+        reasons = lake.read_arrow(OPS_QUARANTINE, columns=["dataset", "reason"], filter=in_window)
         counts = reasons.group_by(["dataset", "reason"]).aggregate([("reason", "count")]).sort_by("reason_count")
         lines += ["", "Quarantined rows by reason:"]
         lines += [
             f"  {r['dataset']:<10} {r['reason']:<32} {r['reason_count']:>8,}" for r in reversed(counts.to_pylist())
         ]
-    if lake.exists(ACCOUNTING_TABLE):
-        rows = lake.read_arrow(ACCOUNTING_TABLE, filter=in_window).to_pylist()
+    if lake.exists(OPS_ROW_ACCOUNTING):
+        rows = lake.read_arrow(OPS_ROW_ACCOUNTING, filter=in_window).to_pylist()
         lines += ["", "Row accounting (landed = silver + quarantined + duplicates + bots):"]
         for dataset in ("events", "products", "inventory"):
             picked = [r for r in rows if r["dataset"] == dataset]
@@ -96,8 +96,8 @@ def summarise(settings: Settings, first: date, last: date) -> str:
                     f"{quarantined:,} + duplicates {total['duplicates']:,} + bots {total['bots']:,}  "
                     f"[{'reconciled' if ok else 'MISMATCH'}]"
                 )
-    if lake.exists("ops.validation_results"):
-        results = lake.read_arrow("ops.validation_results", filter=pc.field("landing_date") == last).to_pylist()
+    if lake.exists(OPS_VALIDATION_RESULTS):
+        results = lake.read_arrow(OPS_VALIDATION_RESULTS, filter=pc.field("landing_date") == last).to_pylist()
         failed = [r for r in results if not r["success"]]
         verdict = "all expectations passed" if not failed else f"{len(failed)} expectation(s) quarantined rows"
         lines += ["", f"Validation ({len(results)} expectations): {verdict}"]
@@ -152,11 +152,11 @@ def _served_user(settings: Settings, last: date, served_list: str = "all") -> st
     from shopml.lake import Lake
 
     lake = Lake(settings)
-    if not lake.exists("gold.recommendations"):
+    if not lake.exists(GOLD_RECOMMENDATIONS):
         return None
     where = (pc.field("scored_date") == last) & ~pc.field("is_fallback") & (pc.field("rank") == 1)
     where &= pc.field("list") == served_list
-    rows = lake.read_arrow("gold.recommendations", columns=["user_id"], filter=where)
+    rows = lake.read_arrow(GOLD_RECOMMENDATIONS, columns=["user_id"], filter=where)
     return rows["user_id"][0].as_py() if rows.num_rows else None
 
 

@@ -27,13 +27,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from shopml import accounting
-from shopml.catalog import spec
+from shopml.catalog import OPS_STREAM_FILES, OPS_STREAM_WATERMARK, spec
 from shopml.lake import Lake
 
 log = logging.getLogger(__name__)
 
-WATERMARK_TABLE = "ops.stream_watermark"
-LEDGER_TABLE = "ops.stream_files"
 # The producer contract's file names: time-ordered batches, e.g. batch-20260106T100500Z-0000.jsonl.
 BATCH_FILE = re.compile(r"^batch-\d{8}T\d{6}Z-\d+\.")
 SCHEMA = pa.schema(
@@ -64,9 +62,9 @@ class Watermark:
 
 def read_watermark(lake: Lake, stream: str) -> Watermark:
     """The committed watermark of ``stream``; an empty one before its first run."""
-    if not lake.exists(WATERMARK_TABLE):
+    if not lake.exists(OPS_STREAM_WATERMARK):
         return Watermark(stream)
-    rows = lake.read_arrow(WATERMARK_TABLE, filter=pc.field("stream") == stream).to_pylist()
+    rows = lake.read_arrow(OPS_STREAM_WATERMARK, filter=pc.field("stream") == stream).to_pylist()
     if not rows:
         return Watermark(stream)
     row = rows[0]
@@ -93,15 +91,17 @@ def commit_watermark(lake: Lake, watermark: Watermark) -> None:
         "committed_at": watermark.committed_at,
     }
     stream = watermark.stream.replace("'", "''")
-    lake.write_arrow(pa.Table.from_pylist([row], schema=SCHEMA), WATERMARK_TABLE, replace_where=f"stream = '{stream}'")
+    lake.write_arrow(
+        pa.Table.from_pylist([row], schema=SCHEMA), OPS_STREAM_WATERMARK, replace_where=f"stream = '{stream}'"
+    )
     log.info("watermark of %s now at %s (run %s)", watermark.stream, watermark.last_file, watermark.run_id)
 
 
 def processed_files(lake: Lake, stream: str) -> set[tuple[str, int]]:
     """(name, size) of every file the ledger says ``stream`` has processed."""
-    if not lake.exists(LEDGER_TABLE):
+    if not lake.exists(OPS_STREAM_FILES):
         return set()
-    rows = lake.read_arrow(LEDGER_TABLE, columns=["file_name", "size_bytes"], filter=pc.field("stream") == stream)
+    rows = lake.read_arrow(OPS_STREAM_FILES, columns=["file_name", "size_bytes"], filter=pc.field("stream") == stream)
     return set(zip(rows["file_name"].to_pylist(), rows["size_bytes"].to_pylist(), strict=True))
 
 
@@ -162,11 +162,11 @@ def record_processed(
         }
         for path in files
     ]
-    schema = spec(LEDGER_TABLE).arrow_schema()
-    lake.write_arrow(pa.Table.from_pylist(rows, schema=schema), LEDGER_TABLE, mode="append")
+    schema = spec(OPS_STREAM_FILES).arrow_schema()
+    lake.write_arrow(pa.Table.from_pylist(rows, schema=schema), OPS_STREAM_FILES, mode="append")
     dates = sorted({row["landing_date"] for row in rows})
     ledger = lake.read_arrow(
-        LEDGER_TABLE,
+        OPS_STREAM_FILES,
         columns=["landing_date", *accounting.COUNT_COLUMNS],
         filter=(pc.field("stream") == stream) & pc.field("landing_date").isin(dates),
     )

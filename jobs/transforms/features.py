@@ -54,6 +54,14 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from jobs.features_config import HISTORY_DAYS, FeaturesConfig
+from shopml.catalog import (
+    GOLD_FEATURE_CORRECTIONS,
+    GOLD_ITEM_COOCCURRENCE,
+    GOLD_ITEM_FEATURES,
+    GOLD_SKU_DAILY_DEMAND,
+    GOLD_USER_FEATURES,
+    GOLD_USER_ITEM_INTERACTIONS,
+)
 
 WINDOWS = {"user": (1, 7, 28, 90), "item": (1, 7, 28)}
 DEMAND_LAGS = (1, 7, 14, 28)
@@ -78,7 +86,7 @@ FEATURE_DATE = ColumnDoc(
 )
 
 GOLD_COLUMNS: dict[str, list[ColumnDoc]] = {
-    "gold.user_features": [
+    GOLD_USER_FEATURES: [
         FEATURE_DATE,
         ColumnDoc("user_id", T.StringType(), "Customer id (users with any event in the last 90 days)."),
         ColumnDoc(
@@ -129,7 +137,7 @@ GOLD_COLUMNS: dict[str, list[ColumnDoc]] = {
             "Mean price paid per unit over 90 days, over lines priced above 0; null without such purchases.",
         ),
     ],
-    "gold.item_features": [
+    GOLD_ITEM_FEATURES: [
         FEATURE_DATE,
         ColumnDoc("sku", T.StringType(), "Product SKU: in the catalogue as of D or with events in the last 90 days."),
         ColumnDoc("category", T.StringType(), "Category in the catalogue as of D."),
@@ -170,7 +178,7 @@ GOLD_COLUMNS: dict[str, list[ColumnDoc]] = {
             "(no inventory snapshot for the SKU, e.g. no inventory feed).",
         ),
     ],
-    "gold.user_item_interactions": [
+    GOLD_USER_ITEM_INTERACTIONS: [
         FEATURE_DATE,
         ColumnDoc("user_id", T.StringType(), "Customer id."),
         ColumnDoc("sku", T.StringType(), "Product SKU."),
@@ -185,7 +193,7 @@ GOLD_COLUMNS: dict[str, list[ColumnDoc]] = {
         ColumnDoc("n_purchases", T.IntegerType(), "Purchase events in the window."),
         ColumnDoc("last_interaction_ts", T.TimestampType(), "Latest event of the user on the SKU."),
     ],
-    "gold.item_cooccurrence": [
+    GOLD_ITEM_COOCCURRENCE: [
         FEATURE_DATE,
         ColumnDoc("sku", T.StringType(), "Product SKU."),
         ColumnDoc("other_sku", T.StringType(), "A neighbour of sku."),
@@ -198,7 +206,7 @@ GOLD_COLUMNS: dict[str, list[ColumnDoc]] = {
         ),
         ColumnDoc("rank", T.IntegerType(), "1 = most similar; top 20 kept per SKU."),
     ],
-    "gold.sku_daily_demand": [
+    GOLD_SKU_DAILY_DEMAND: [
         ColumnDoc("feature_date", T.DateType(), "The demand day."),
         ColumnDoc("sku", T.StringType(), "Active catalogue SKUs and SKUs sold in the last 28 days (zero-filled)."),
         ColumnDoc("category", T.StringType(), "Category in the catalogue as of the day."),
@@ -231,7 +239,7 @@ GOLD_COLUMNS: dict[str, list[ColumnDoc]] = {
             "rolling_std_{w}", ROLLING_DAYS, T.DoubleType(), "Sample std of daily units over the {w} days before."
         ),
     ],
-    "gold.feature_corrections": [
+    GOLD_FEATURE_CORRECTIONS: [
         ColumnDoc("run_date", T.DateType(), "Nightly run that re-derived the feature date."),
         ColumnDoc("feature_date", T.DateType(), "Past feature date rebuilt because late events changed its windows."),
         ColumnDoc("table_name", T.StringType(), "Gold table rebuilt."),
@@ -569,7 +577,7 @@ def build_user_features(
         F.coalesce(F.col("last_purchased_skus"), F.array().cast("array<string>")).alias("last_purchased_skus"),
         _ratio(F.col("_priced_revenue"), F.col("_priced_units")).alias("avg_unit_price"),
     )
-    return conform(result, "gold.user_features")
+    return conform(result, GOLD_USER_FEATURES)
 
 
 def _first_seen(
@@ -695,7 +703,7 @@ def build_item_features(
         "on_hand",
         stock_status.alias("stock_status"),
     )
-    return conform(result, "gold.item_features")
+    return conform(result, GOLD_ITEM_FEATURES)
 
 
 def build_user_item_interactions(
@@ -716,7 +724,7 @@ def build_user_item_interactions(
             F.max("last_ts").alias("last_interaction_ts"),
         )
     )
-    return conform(result, "gold.user_item_interactions")
+    return conform(result, GOLD_USER_ITEM_INTERACTIONS)
 
 
 def build_item_cooccurrence(activity: DailyActivity, days: date | Sequence[date], config: FeaturesConfig) -> DataFrame:
@@ -765,7 +773,7 @@ def build_item_cooccurrence(activity: DailyActivity, days: date | Sequence[date]
         .withColumn("rank", F.row_number().over(ranking))
         .where(F.col("rank") <= config.cooccurrence_top_n)
     )
-    return conform(result, "gold.item_cooccurrence")
+    return conform(result, GOLD_ITEM_COOCCURRENCE)
 
 
 def _basket_counts(baskets: DataFrame, kind: str) -> tuple[DataFrame, DataFrame]:
@@ -903,7 +911,7 @@ def build_sku_daily_demand(
         *[f"rolling_mean_{n}" for n in ROLLING_DAYS],
         *[f"rolling_std_{n}" for n in ROLLING_DAYS],
     )
-    return conform(result, "gold.sku_daily_demand")
+    return conform(result, GOLD_SKU_DAILY_DEMAND)
 
 
 # ---- late data ---------------------------------------------------------------------------------

@@ -32,7 +32,14 @@ from models.forecast.inventory import PLAN_COLUMNS, plan_inventory
 from models.forecast.metrics import MODEL, QUANTILE_COLUMNS, metric_value
 from models.forecast.model import QuantileForecaster, fit_quantile_model
 from models.registry import ModelRegistry, ModelVersion, RegistryError
-from shopml.catalog import spec
+from shopml.catalog import (
+    GOLD_DEMAND_FORECASTS,
+    GOLD_INVENTORY_PLAN,
+    GOLD_SKU_DAILY_DEMAND,
+    OPS_MODEL_METRICS,
+    SILVER_INVENTORY_SNAPSHOTS,
+    spec,
+)
 from shopml.errors import PermanentError
 from shopml.lake import Lake
 from shopml.notify import alert
@@ -41,11 +48,11 @@ from shopml.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 MODEL_NAME = "forecaster"
-DEMAND_TABLE = "gold.sku_daily_demand"
-INVENTORY_TABLE = "silver.inventory_snapshots"
-FORECAST_TABLE = "gold.demand_forecasts"
-PLAN_TABLE = "gold.inventory_plan"
-METRICS_TABLE = "ops.model_metrics"
+DEMAND_TABLE = GOLD_SKU_DAILY_DEMAND
+INVENTORY_TABLE = SILVER_INVENTORY_SNAPSHOTS
+FORECAST_TABLE = GOLD_DEMAND_FORECASTS
+PLAN_TABLE = GOLD_INVENTORY_PLAN
+METRICS_TABLE = OPS_MODEL_METRICS
 # What scoring serves while no forecaster has passed its gate.
 FALLBACK_VERSION = "baseline:empirical_quantiles"
 

@@ -75,7 +75,18 @@ from models.recommend.ranker import (
 from models.recommend.repeat import summarise_purchases, suppressed_repeats
 from models.recommend.retrieval import TrainedRetrieval, load_retrieval, save_retrieval, train_retrieval_model
 from models.registry import ModelRegistry, ModelVersion
-from shopml.catalog import spec
+from shopml.catalog import (
+    GOLD_INVENTORY_PLAN,
+    GOLD_ITEM_COOCCURRENCE,
+    GOLD_ITEM_FEATURES,
+    GOLD_RECOMMENDATIONS,
+    GOLD_SIMILAR_ITEMS,
+    GOLD_USER_FEATURES,
+    GOLD_USER_ITEM_INTERACTIONS,
+    OPS_MODEL_METRICS,
+    SILVER_ORDER_LINES,
+    spec,
+)
 from shopml.lake import Lake
 from shopml.notify import alert
 from shopml.settings import Settings, get_settings
@@ -85,13 +96,13 @@ log = logging.getLogger(__name__)
 MODEL_NAME = "recommender"
 DEFAULT_USER = "__default__"
 FEATURE_TABLES = {
-    "interactions": "gold.user_item_interactions",
-    "items": "gold.item_features",
-    "users": "gold.user_features",
-    "cooccurrence": "gold.item_cooccurrence",
+    "interactions": GOLD_USER_ITEM_INTERACTIONS,
+    "items": GOLD_ITEM_FEATURES,
+    "users": GOLD_USER_FEATURES,
+    "cooccurrence": GOLD_ITEM_COOCCURRENCE,
 }
-ORDER_LINES = "silver.order_lines"
-INVENTORY_PLAN = "gold.inventory_plan"
+ORDER_LINES = SILVER_ORDER_LINES
+INVENTORY_PLAN = GOLD_INVENTORY_PLAN
 RETRIEVAL_FITS = ("ranker_train", "evaluate", "serve")
 # model_version of lists served from a baseline, e.g. "baseline:gp_topfreq".
 BASELINE_VERSION_PREFIX = "baseline:"
@@ -124,7 +135,7 @@ SIMILAR_ITEMS_SCHEMA = pa.schema(
         ("scored_date", pa.date32()),
     ]
 )
-MODEL_METRICS_TABLE = "ops.model_metrics"
+MODEL_METRICS_TABLE = OPS_MODEL_METRICS
 MODEL_METRICS_SCHEMA = spec(MODEL_METRICS_TABLE).arrow_schema()
 
 
@@ -624,11 +635,11 @@ def score_recommendations(run_date: date, run_id: str, settings: Settings, confi
     seconds = time.perf_counter() - started
     where = f"scored_date = '{run_date.isoformat()}'"
     lake.write_arrow(
-        _stamped(lists, RECOMMENDATIONS_SCHEMA, version, run_id, run_date), "gold.recommendations", replace_where=where
+        _stamped(lists, RECOMMENDATIONS_SCHEMA, version, run_id, run_date), GOLD_RECOMMENDATIONS, replace_where=where
     )
     lake.write_arrow(
         _stamped(similar, SIMILAR_ITEMS_SCHEMA, embeddings.version, run_id, run_date),
-        "gold.similar_items",
+        GOLD_SIMILAR_ITEMS,
         replace_where=where,
     )
     log.info("scored %d users with %s (%s) in %.1fs", len(users) - 1, version, why, seconds)

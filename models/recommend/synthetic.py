@@ -26,6 +26,14 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from shopml.catalog import (
+    GOLD_ITEM_COOCCURRENCE,
+    GOLD_ITEM_FEATURES,
+    GOLD_USER_FEATURES,
+    GOLD_USER_ITEM_INTERACTIONS,
+    SILVER_ORDER_LINES,
+)
+
 if TYPE_CHECKING:
     from shopml.lake import Lake
 
@@ -433,7 +441,7 @@ def _user_features_arrow(frame: pd.DataFrame) -> pa.Table:
 
 def write_synthetic_lake(lake: Lake, shop: SyntheticShop, feature_dates: list[date]) -> None:
     """Write the gold feature tables for ``feature_dates`` and all order lines, as the feature jobs would."""
-    lake.write_arrow(_order_lines_arrow(build_order_lines(shop.events, shop.catalogue)), "silver.order_lines")
+    lake.write_arrow(_order_lines_arrow(build_order_lines(shop.events, shop.catalogue)), SILVER_ORDER_LINES)
     for day in feature_dates:
         where = f"feature_date = '{day.isoformat()}'"
         interactions = build_interactions(shop.events, day)
@@ -441,10 +449,8 @@ def write_synthetic_lake(lake: Lake, shop: SyntheticShop, feature_dates: list[da
         users = build_user_features(shop.events, shop.catalogue, day)
         cooc = build_cooccurrence(interactions, day)
         lake.write_arrow(
-            pa.Table.from_pandas(interactions, preserve_index=False), "gold.user_item_interactions", replace_where=where
+            pa.Table.from_pandas(interactions, preserve_index=False), GOLD_USER_ITEM_INTERACTIONS, replace_where=where
         )
-        lake.write_arrow(pa.Table.from_pandas(items, preserve_index=False), "gold.item_features", replace_where=where)
-        lake.write_arrow(_user_features_arrow(users), "gold.user_features", replace_where=where)
-        lake.write_arrow(
-            pa.Table.from_pandas(cooc, preserve_index=False), "gold.item_cooccurrence", replace_where=where
-        )
+        lake.write_arrow(pa.Table.from_pandas(items, preserve_index=False), GOLD_ITEM_FEATURES, replace_where=where)
+        lake.write_arrow(_user_features_arrow(users), GOLD_USER_FEATURES, replace_where=where)
+        lake.write_arrow(pa.Table.from_pandas(cooc, preserve_index=False), GOLD_ITEM_COOCCURRENCE, replace_where=where)

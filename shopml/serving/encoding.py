@@ -29,6 +29,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from shopml.catalog import (
+    GOLD_DEMAND_FORECASTS,
+    GOLD_INVENTORY_PLAN,
+    GOLD_RECOMMENDATIONS,
+    GOLD_SIMILAR_ITEMS,
+    SILVER_INVENTORY_SNAPSHOTS,
+)
+
 DEFAULT_USER = "__default__"
 # Provenance read from the rows (the run id of a version is the publishing run's, not a column).
 METADATA_COLUMNS = ("model_version", "generated_at")
@@ -86,7 +94,7 @@ def _user_list(name: str, value: str, fallback_entity: str | None) -> DatasetSpe
     """One list of gold.recommendations as its own dataset: ranked items per user."""
     return DatasetSpec(
         name=name,
-        table="gold.recommendations",
+        table=GOLD_RECOMMENDATIONS,
         entity="user_id",
         shape="list",
         fields=(("sku", "sku"), *_SCORED_ITEM),
@@ -106,7 +114,7 @@ DATASETS: dict[str, DatasetSpec] = {
         _user_list("discover", "discover", DEFAULT_USER),
         DatasetSpec(
             name="similar",
-            table="gold.similar_items",
+            table=GOLD_SIMILAR_ITEMS,
             entity="sku",
             shape="list",
             fields=(("sku", "similar_sku"), *_SCORED_ITEM),
@@ -114,7 +122,7 @@ DATASETS: dict[str, DatasetSpec] = {
         ),
         DatasetSpec(
             name="forecasts",
-            table="gold.demand_forecasts",
+            table=GOLD_DEMAND_FORECASTS,
             entity="sku",
             shape="list",
             list_key="days",
@@ -130,7 +138,7 @@ DATASETS: dict[str, DatasetSpec] = {
         ),
         DatasetSpec(
             name="inventory",
-            table="gold.inventory_plan",
+            table=GOLD_INVENTORY_PLAN,
             entity="sku",
             shape="object",
             fields=tuple(
@@ -148,7 +156,7 @@ DATASETS: dict[str, DatasetSpec] = {
                     "status",
                 )
             ),
-            requires_feed="silver.inventory_snapshots",
+            requires_feed=SILVER_INVENTORY_SNAPSHOTS,
         ),
     ]
 }

@@ -38,6 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from shopml import catalog
+from shopml.catalog import OPS_PUBLISH_AUDIT
 from shopml.errors import PermanentError, Skipped
 from shopml.lake import Lake
 from shopml.serving.config import ServingConfig
@@ -55,7 +56,6 @@ from shopml.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
-AUDIT_TABLE = "ops.publish_audit"
 _SAMPLES_PER_PASS = 1_000
 
 
@@ -483,7 +483,9 @@ def _append_audit(
         "run_id": [run_id],
         "published_at": [at],
     }
-    lake.write_arrow(pa.table(row, schema=catalog.spec(AUDIT_TABLE).arrow_schema()), AUDIT_TABLE, mode="append")
+    lake.write_arrow(
+        pa.table(row, schema=catalog.spec(OPS_PUBLISH_AUDIT).arrow_schema()), OPS_PUBLISH_AUDIT, mode="append"
+    )
 
 
 # ---- public entry points (CLI and Airflow tasks) -------------------------------------------------

@@ -26,7 +26,8 @@ import pyarrow.compute as pc
 import pytest
 
 from jobs import features
-from shopml.accounting import ACCOUNTING_TABLE, COUNT_COLUMNS, QUARANTINE_TABLE, reconcile
+from shopml.accounting import COUNT_COLUMNS, reconcile
+from shopml.catalog import OPS_QUARANTINE, OPS_ROW_ACCOUNTING
 from shopml.generate import GeneratorConfig, generate
 from shopml.lake import Lake
 from shopml.settings import load_settings
@@ -141,7 +142,7 @@ def test_row_accounting_reconciles_for_every_date_of_the_window_in_both(lakes):
     in_window = pc.field("landing_date").isin(lakes.window)
     counts = {}
     for name, lake in (("nightly", lakes.nightly), ("backfill", lakes.backfill)):
-        rows = lake.read_arrow(ACCOUNTING_TABLE, filter=in_window).to_pylist()
+        rows = lake.read_arrow(OPS_ROW_ACCOUNTING, filter=in_window).to_pylist()
         assert {(row["dataset"], row["landing_date"]) for row in rows} == {
             (dataset, day) for dataset in ("events", "products", "inventory") for day in lakes.window
         }, name
@@ -156,9 +157,9 @@ def test_row_accounting_reconciles_for_every_date_of_the_window_in_both(lakes):
 
 def test_the_window_quarantines_the_same_rows_for_the_same_reasons(lakes):
     in_window = pc.field("landing_date").isin(lakes.window)
-    nightly = _rows(lakes.nightly, QUARANTINE_TABLE, in_window)
+    nightly = _rows(lakes.nightly, OPS_QUARANTINE, in_window)
     assert nightly, "the generator plants malformed lines every day"
-    _assert_same_rows(QUARANTINE_TABLE, nightly, _rows(lakes.backfill, QUARANTINE_TABLE, in_window))
+    _assert_same_rows(OPS_QUARANTINE, nightly, _rows(lakes.backfill, OPS_QUARANTINE, in_window))
 
 
 def test_rerunning_a_past_day_after_later_days_changes_nothing(lakes):
@@ -167,7 +168,7 @@ def test_rerunning_a_past_day_after_later_days_changes_nothing(lakes):
     _assert_same_tables(lakes.nightly, lakes.backfill)
     in_window = pc.field("landing_date").isin(lakes.window)
     _assert_same_rows(
-        QUARANTINE_TABLE,
-        _rows(lakes.nightly, QUARANTINE_TABLE, in_window),
-        _rows(lakes.backfill, QUARANTINE_TABLE, in_window),
+        OPS_QUARANTINE,
+        _rows(lakes.nightly, OPS_QUARANTINE, in_window),
+        _rows(lakes.backfill, OPS_QUARANTINE, in_window),
     )
