@@ -62,6 +62,7 @@ from shopml.catalog import (
     SILVER_INVENTORY_SNAPSHOTS,
     SILVER_ORDER_LINES,
     SILVER_PRODUCTS,
+    spec,
 )
 from shopml.dates import DateWindow
 from shopml.lake import Lake
@@ -76,15 +77,6 @@ FEATURE_TABLES = (
     GOLD_SKU_DAILY_DEMAND,
 )
 CORRECTIONS_TABLE = GOLD_FEATURE_CORRECTIONS
-ORDER_LINES_SCHEMA = (
-    "event_id string, order_id string, user_id string, sku string, line_type string, quantity int, "
-    "unit_price decimal(12,2), revenue decimal(14,2), currency string, event_ts timestamp, event_date date, "
-    "landing_date date, feed string"
-)
-PRODUCTS_SCHEMA = (
-    "snapshot_date date, sku string, title string, category string, brand string, unit_price decimal(12,2), "
-    "active boolean"
-)
 
 
 def _read_between(lake: Lake, table: str, column: str, first: date, last: date) -> DataFrame:
@@ -92,11 +84,11 @@ def _read_between(lake: Lake, table: str, column: str, first: date, last: date) 
     return lake.read(table).where(F.col(column).between(F.lit(first), F.lit(last)))
 
 
-def _or_empty(lake: Lake, table: str, schema: str, column: str, first: date, last: date) -> DataFrame:
+def _or_empty(lake: Lake, table: str, column: str, first: date, last: date) -> DataFrame:
     if lake.exists(table):
         return _read_between(lake, table, column, first, last)
     log.warning("%s does not exist yet: building features without it", table)
-    return lake.spark.createDataFrame([], schema)
+    return lake.spark.createDataFrame([], spec(table).spark_schema())
 
 
 def late_event_counts(lake: Lake, window: DateWindow, config: FeaturesConfig) -> dict[date, int]:
@@ -201,8 +193,8 @@ def _build(lake: Lake, window: DateWindow, run_id: str, config: FeaturesConfig, 
     )
 
     events = _read_between(lake, SILVER_EVENTS, "event_date", history_start, run_date)
-    order_lines = _or_empty(lake, SILVER_ORDER_LINES, ORDER_LINES_SCHEMA, "event_date", history_start, run_date)
-    products = _or_empty(lake, SILVER_PRODUCTS, PRODUCTS_SCHEMA, "snapshot_date", snapshots_start, run_date)
+    order_lines = _or_empty(lake, SILVER_ORDER_LINES, "event_date", history_start, run_date)
+    products = _or_empty(lake, SILVER_PRODUCTS, "snapshot_date", snapshots_start, run_date)
     inventory = None
     if lake.exists(SILVER_INVENTORY_SNAPSHOTS):
         inventory_start = first - timedelta(days=config.snapshot_lookback_days)

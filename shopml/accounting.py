@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
-from shopml.catalog import OPS_QUARANTINE, OPS_ROW_ACCOUNTING
+from shopml.catalog import OPS_QUARANTINE, OPS_ROW_ACCOUNTING, spec
 from shopml.errors import PermanentError
 from shopml.lake import Lake
 
@@ -64,16 +64,6 @@ def count_by_date(frame: DataFrame, column: str = "landing_date") -> dict[date, 
     return {row[column]: row["count"] for row in frame.groupBy(column).count().collect()}
 
 
-def _schema():
-    import pyarrow as pa
-
-    return pa.schema(
-        [("dataset", pa.string()), ("landing_date", pa.date32())]
-        + [(column, pa.int64()) for column in COUNT_COLUMNS]
-        + [("run_id", pa.string()), ("updated_at", pa.timestamp("us", tz="UTC"))]
-    )
-
-
 def read_counts(lake: Lake, dataset: str, dates: list[date]) -> dict[date, dict[str, Any]]:
     import pyarrow.compute as pc
 
@@ -104,7 +94,7 @@ def write_counts(lake: Lake, dataset: str, rows: dict[date, dict[str, Any]]) -> 
 
     if not rows:
         return
-    schema = _schema()
+    schema = spec(OPS_ROW_ACCOUNTING).arrow_schema()
     table = pa.Table.from_pylist(
         [{name: row.get(name) for name in schema.names} for row in rows.values()], schema=schema
     )

@@ -211,7 +211,7 @@ def describe(lake: Lake, table: str) -> str:
         delta = lake._delta(table)
         lines.append(f"version {delta.version()}")
         for column in lake._arrow_schema(delta):
-            lines.append(f"  {column.name:<28} {column.type!s:<28} {table_spec.columns.get(column.name, '')}")
+            lines.append(f"  {column.name:<28} {column.type!s:<28} {table_spec.docs.get(column.name, '')}")
     else:
         lines.append("(not in the lake yet)")
     return "\n".join(lines)

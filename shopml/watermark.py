@@ -34,17 +34,6 @@ log = logging.getLogger(__name__)
 
 # The producer contract's file names: time-ordered batches, e.g. batch-20260106T100500Z-0000.jsonl.
 BATCH_FILE = re.compile(r"^batch-\d{8}T\d{6}Z-\d+\.")
-SCHEMA = pa.schema(
-    [
-        ("stream", pa.string()),
-        ("last_file", pa.string()),
-        ("files", pa.int64()),
-        ("events", pa.int64()),
-        ("served_versions", pa.map_(pa.string(), pa.string())),
-        ("run_id", pa.string()),
-        ("committed_at", pa.timestamp("us", tz="UTC")),
-    ]
-)
 
 
 @dataclass(frozen=True)
@@ -92,7 +81,9 @@ def commit_watermark(lake: Lake, watermark: Watermark) -> None:
     }
     stream = watermark.stream.replace("'", "''")
     lake.write_arrow(
-        pa.Table.from_pylist([row], schema=SCHEMA), OPS_STREAM_WATERMARK, replace_where=f"stream = '{stream}'"
+        pa.Table.from_pylist([row], schema=spec(OPS_STREAM_WATERMARK).arrow_schema()),
+        OPS_STREAM_WATERMARK,
+        replace_where=f"stream = '{stream}'",
     )
     log.info("watermark of %s now at %s (run %s)", watermark.stream, watermark.last_file, watermark.run_id)
 

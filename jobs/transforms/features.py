@@ -46,7 +46,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
-from typing import NamedTuple
 
 from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession, Window
@@ -55,12 +54,12 @@ from pyspark.sql import types as T
 
 from jobs.features_config import HISTORY_DAYS, FeaturesConfig
 from shopml.catalog import (
-    GOLD_FEATURE_CORRECTIONS,
     GOLD_ITEM_COOCCURRENCE,
     GOLD_ITEM_FEATURES,
     GOLD_SKU_DAILY_DEMAND,
     GOLD_USER_FEATURES,
     GOLD_USER_ITEM_INTERACTIONS,
+    spec,
 )
 
 WINDOWS = {"user": (1, 7, 28, 90), "item": (1, 7, 28)}
@@ -71,188 +70,9 @@ DEMAND_SPAN = max(*DEMAND_LAGS, *ROLLING_DAYS)
 """Days of demand before a demand day that its row reads: lags, rolling windows, SKUs sold since."""
 
 
-class ColumnDoc(NamedTuple):
-    name: str
-    type: T.DataType
-    doc: str
-
-
-def _windowed(template: str, windows: tuple[int, ...], type_: T.DataType, doc: str) -> list[ColumnDoc]:
-    return [ColumnDoc(template.format(w=w), type_, doc.format(w=w)) for w in windows]
-
-
-FEATURE_DATE = ColumnDoc(
-    "feature_date", T.DateType(), "As-of day D: built from events with event_ts before the end of D (UTC)."
-)
-
-GOLD_COLUMNS: dict[str, list[ColumnDoc]] = {
-    GOLD_USER_FEATURES: [
-        FEATURE_DATE,
-        ColumnDoc("user_id", T.StringType(), "Customer id (users with any event in the last 90 days)."),
-        ColumnDoc(
-            "recency_days",
-            T.IntegerType(),
-            "Days since the last purchase (0 = bought on D); null when none in 90 days.",
-        ),
-        *_windowed("orders_{w}d", WINDOWS["user"], T.IntegerType(), "Distinct orders in the last {w} day(s)."),
-        *_windowed(
-            "revenue_{w}d", WINDOWS["user"], T.DoubleType(), "Purchase revenue (before returns) in the last {w} day(s)."
-        ),
-        ColumnDoc(
-            "category_affinity",
-            T.MapType(T.StringType(), T.DoubleType()),
-            "Share of the user's views, carts and purchases (90 days) per catalogue category, top 10 kept; "
-            "empty when none had a known category.",
-        ),
-        ColumnDoc(
-            "view_to_cart_rate",
-            T.DoubleType(),
-            "add_to_cart / view events over 90 days, capped at 1; null without views (e.g. purchase-only feeds).",
-        ),
-        ColumnDoc(
-            "cart_to_purchase_rate",
-            T.DoubleType(),
-            "purchase / add_to_cart events over 90 days, capped at 1; null without carts.",
-        ),
-        ColumnDoc("sessions_28d", T.IntegerType(), "Distinct sessions with events in the last 28 days."),
-        ColumnDoc(
-            "return_rate",
-            T.DoubleType(),
-            "Returned / purchased units over 90 days, capped at 1; null without purchases.",
-        ),
-        ColumnDoc(
-            "days_since_first_seen",
-            T.IntegerType(),
-            "Days since the user's first event, carried over from the previous day's row; starts over after 90 days "
-            "of absence or when the previous day was never built.",
-        ),
-        ColumnDoc(
-            "last_purchased_skus",
-            T.ArrayType(T.StringType()),
-            "Up to 10 distinct SKUs bought in 90 days, most recent first.",
-        ),
-        ColumnDoc(
-            "avg_unit_price",
-            T.DoubleType(),
-            "Mean price paid per unit over 90 days, over lines priced above 0; null without such purchases.",
-        ),
-    ],
-    GOLD_ITEM_FEATURES: [
-        FEATURE_DATE,
-        ColumnDoc("sku", T.StringType(), "Product SKU: in the catalogue as of D or with events in the last 90 days."),
-        ColumnDoc("category", T.StringType(), "Category in the catalogue as of D."),
-        ColumnDoc("brand", T.StringType(), "Brand in the catalogue as of D."),
-        ColumnDoc(
-            "active", T.BooleanType(), "Sellable in the catalogue as of D; false when the SKU is not in the catalogue."
-        ),
-        ColumnDoc(
-            "unit_price",
-            T.DoubleType(),
-            "List price in the catalogue as of D; null when unknown (missing, 0 or below).",
-        ),
-        ColumnDoc(
-            "price_change_7d",
-            T.DoubleType(),
-            "Relative list-price change against the catalogue as of D-7 (-0.1 = 10% cheaper); null when unknown.",
-        ),
-        *_windowed("views_{w}d", WINDOWS["item"], T.IntegerType(), "View events in the last {w} day(s)."),
-        *_windowed("units_sold_{w}d", WINDOWS["item"], T.DoubleType(), "Units purchased in the last {w} day(s)."),
-        ColumnDoc(
-            "trend_7_28",
-            T.DoubleType(),
-            "Daily interactions (views, carts, purchases) over 7 days / over 28 days: > 1 rising; null without any.",
-        ),
-        ColumnDoc(
-            "conversion_rate", T.DoubleType(), "Purchase events / views over 28 days, capped at 1; null without views."
-        ),
-        ColumnDoc(
-            "return_rate", T.DoubleType(), "Returned / sold units over 90 days, capped at 1; null without sales."
-        ),
-        ColumnDoc(
-            "on_hand", T.IntegerType(), "Units in stock in the latest inventory snapshot as of D; null when unknown."
-        ),
-        ColumnDoc(
-            "stock_status",
-            T.StringType(),
-            "out_of_stock (on_hand <= 0), low (at most lead-time demand or 5 units), in_stock, or unknown "
-            "(no inventory snapshot for the SKU, e.g. no inventory feed).",
-        ),
-    ],
-    GOLD_USER_ITEM_INTERACTIONS: [
-        FEATURE_DATE,
-        ColumnDoc("user_id", T.StringType(), "Customer id."),
-        ColumnDoc("sku", T.StringType(), "Product SKU."),
-        ColumnDoc(
-            "strength",
-            T.DoubleType(),
-            "Implicit feedback: sum of event weights (view 1, cart 3, purchase 5, return -5) × 0.5^(age in days / 14) "
-            "over 90 days, floored at 0.",
-        ),
-        ColumnDoc("n_views", T.IntegerType(), "View events in the window."),
-        ColumnDoc("n_carts", T.IntegerType(), "add_to_cart events in the window."),
-        ColumnDoc("n_purchases", T.IntegerType(), "Purchase events in the window."),
-        ColumnDoc("last_interaction_ts", T.TimestampType(), "Latest event of the user on the SKU."),
-    ],
-    GOLD_ITEM_COOCCURRENCE: [
-        FEATURE_DATE,
-        ColumnDoc("sku", T.StringType(), "Product SKU."),
-        ColumnDoc("other_sku", T.StringType(), "A neighbour of sku."),
-        ColumnDoc("co_purchase_count", T.IntegerType(), "Customers who bought both within 90 days."),
-        ColumnDoc("co_view_count", T.IntegerType(), "Sessions (per day) that viewed both within 28 days."),
-        ColumnDoc(
-            "similarity",
-            T.DoubleType(),
-            "0.7 × co-purchase cosine + 0.3 × co-view cosine, cosine = count(both) / sqrt(count(a) × count(b)).",
-        ),
-        ColumnDoc("rank", T.IntegerType(), "1 = most similar; top 20 kept per SKU."),
-    ],
-    GOLD_SKU_DAILY_DEMAND: [
-        ColumnDoc("feature_date", T.DateType(), "The demand day."),
-        ColumnDoc("sku", T.StringType(), "Active catalogue SKUs and SKUs sold in the last 28 days (zero-filled)."),
-        ColumnDoc("category", T.StringType(), "Category in the catalogue as of the day."),
-        ColumnDoc("units", T.DoubleType(), "Units purchased that day (returns not netted)."),
-        ColumnDoc(
-            "unit_price",
-            T.DoubleType(),
-            "Mean price paid that day over lines priced above 0, else the catalogue list price; null when neither "
-            "is known.",
-        ),
-        ColumnDoc(
-            "on_promotion",
-            T.BooleanType(),
-            "unit_price at least 10% below the highest known list price of the last 28 days; false when either "
-            "is unknown.",
-        ),
-        ColumnDoc("is_stockout", T.BooleanType(), "Latest inventory snapshot shows on_hand <= 0; false when unknown."),
-        ColumnDoc("day_of_week", T.IntegerType(), "1 = Monday … 7 = Sunday."),
-        ColumnDoc("day_of_month", T.IntegerType(), "Day of month."),
-        ColumnDoc("month", T.IntegerType(), "Month."),
-        ColumnDoc("week_of_year", T.IntegerType(), "ISO week."),
-        ColumnDoc("is_weekend", T.BooleanType(), "Saturday or Sunday."),
-        *_windowed(
-            "lag_{w}", DEMAND_LAGS, T.DoubleType(), "Units {w} day(s) before; null before the first day of history."
-        ),
-        *_windowed(
-            "rolling_mean_{w}", ROLLING_DAYS, T.DoubleType(), "Mean daily units over the {w} days before (not the day)."
-        ),
-        *_windowed(
-            "rolling_std_{w}", ROLLING_DAYS, T.DoubleType(), "Sample std of daily units over the {w} days before."
-        ),
-    ],
-    GOLD_FEATURE_CORRECTIONS: [
-        ColumnDoc("run_date", T.DateType(), "Nightly run that re-derived the feature date."),
-        ColumnDoc("feature_date", T.DateType(), "Past feature date rebuilt because late events changed its windows."),
-        ColumnDoc("table_name", T.StringType(), "Gold table rebuilt."),
-        ColumnDoc("late_event_count", T.LongType(), "Late events of this landing with event_date <= feature_date."),
-        ColumnDoc("run_id", T.StringType(), "Run id."),
-        ColumnDoc("corrected_at", T.TimestampType(), "When (UTC)."),
-    ],
-}
-
-
 def gold_schema(table: str) -> T.StructType:
-    """The declared schema of a gold table, every column nullable so later writes may hold nulls."""
-    return T.StructType([T.StructField(c.name, c.type, True) for c in GOLD_COLUMNS[table]])
+    """The catalog's schema of a gold table, every column nullable so later writes may hold nulls."""
+    return spec(table).spark_schema()
 
 
 def conform(df: DataFrame, table: str) -> DataFrame:

@@ -28,7 +28,7 @@ from models.forecast.features import (
     build_scoring_frame,
     build_training_frame,
 )
-from models.forecast.inventory import PLAN_COLUMNS, plan_inventory
+from models.forecast.inventory import plan_inventory
 from models.forecast.metrics import MODEL, QUANTILE_COLUMNS, metric_value
 from models.forecast.model import QuantileForecaster, fit_quantile_model
 from models.registry import ModelRegistry, ModelVersion, RegistryError
@@ -56,24 +56,10 @@ METRICS_TABLE = OPS_MODEL_METRICS
 # What scoring serves while no forecaster has passed its gate.
 FALLBACK_VERSION = "baseline:empirical_quantiles"
 
-STAMP_FIELDS = [
-    pa.field("model_version", pa.string()),
-    pa.field("run_id", pa.string()),
-    pa.field("generated_at", pa.timestamp("us", tz="UTC")),
-    pa.field("scored_date", pa.date32()),
-]
 FORECAST_SCHEMA = spec(FORECAST_TABLE).arrow_schema()
 # What the output gate checks: finite and non-negative; the quantiles also non-crossing.
 FORECAST_VALUES = ("mean", *QUANTILE_COLUMNS)
-PLAN_SCHEMA = pa.schema(
-    [
-        pa.field("sku", pa.string()),
-        *(pa.field(column, pa.int32()) for column in ("on_hand", "on_order", "lead_time_days")),
-        *(pa.field(column, pa.float64()) for column in PLAN_COLUMNS[4:-1]),
-        pa.field("status", pa.string()),
-        *STAMP_FIELDS,
-    ]
-)
+PLAN_SCHEMA = spec(PLAN_TABLE).arrow_schema()
 METRICS_SCHEMA = spec(METRICS_TABLE).arrow_schema()
 
 

@@ -107,34 +107,8 @@ RETRIEVAL_FITS = ("ranker_train", "evaluate", "serve")
 # model_version of lists served from a baseline, e.g. "baseline:gp_topfreq".
 BASELINE_VERSION_PREFIX = "baseline:"
 
-RECOMMENDATIONS_SCHEMA = pa.schema(
-    [
-        ("user_id", pa.string()),
-        ("list", pa.string()),
-        ("rank", pa.int32()),
-        ("sku", pa.string()),
-        ("score", pa.float64()),
-        ("reason", pa.string()),
-        ("is_fallback", pa.bool_()),
-        ("model_version", pa.string()),
-        ("run_id", pa.string()),
-        ("generated_at", pa.timestamp("us", tz="UTC")),
-        ("scored_date", pa.date32()),
-    ]
-)
-SIMILAR_ITEMS_SCHEMA = pa.schema(
-    [
-        ("sku", pa.string()),
-        ("rank", pa.int32()),
-        ("similar_sku", pa.string()),
-        ("score", pa.float64()),
-        ("reason", pa.string()),
-        ("model_version", pa.string()),
-        ("run_id", pa.string()),
-        ("generated_at", pa.timestamp("us", tz="UTC")),
-        ("scored_date", pa.date32()),
-    ]
-)
+RECOMMENDATIONS_SCHEMA = spec(GOLD_RECOMMENDATIONS).arrow_schema()
+SIMILAR_ITEMS_SCHEMA = spec(GOLD_SIMILAR_ITEMS).arrow_schema()
 MODEL_METRICS_TABLE = OPS_MODEL_METRICS
 MODEL_METRICS_SCHEMA = spec(MODEL_METRICS_TABLE).arrow_schema()
 

@@ -21,6 +21,7 @@ from jobs import clean, ingest, validate
 from jobs.ingest import LandingError
 from shopml import accounting
 from shopml.accounting import RowAccountingError
+from shopml.catalog import TABLES, spec
 from shopml.lake import Lake
 from shopml.notify import alerts_path
 from shopml.privacy import erase_customer
@@ -80,6 +81,14 @@ def test_nothing_is_lost_between_bronze_and_silver_plus_quarantine(landed):
     duplicates = sum(r.duplicates for r in lake.read("ops.row_accounting").where("dataset = 'events'").collect())
     assert bronze == landed.manifest["totals"]["lines"]
     assert bronze == silver + quarantined + duplicates
+
+
+def test_every_table_written_has_the_columns_and_types_the_catalog_declares(landed):
+    written = [name for name in TABLES if landed.lake.exists(name)]
+    assert len(written) >= 12
+    for name in written:
+        on_disk = {field.name: field.type for field in landed.lake.arrow_dataset(name).schema}
+        assert on_disk == {field.name: field.type for field in spec(name).arrow_schema()}, name
 
 
 def test_late_events_are_routed_to_their_true_date(landed):

@@ -33,3 +33,13 @@ def test_every_table_has_one_handle_named_after_it():
     assert sorted(handles.values()) == sorted(catalog.TABLES)
     assert all(name == value.replace(".", "_").upper() for name, value in handles.items())
     assert set(catalog.BRONZE.values()) | set(catalog.STAGING.values()) <= set(catalog.TABLES)
+
+
+def test_every_column_is_typed_and_documented_and_docs_tables_md_is_current():
+    for table in catalog.TABLES.values():
+        assert table.columns, table.name
+        assert all(column.doc for column in table.columns), table.name
+        table.arrow_schema()  # every type parses
+    assert (ROOT / "docs" / "tables.md").read_text() == catalog.data_dictionary(), (
+        "docs/tables.md is stale: python -m shopml.catalog > docs/tables.md"
+    )
