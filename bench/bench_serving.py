@@ -47,7 +47,8 @@ import pyarrow as pa
 from shopml.catalog import GOLD_RECOMMENDATIONS
 from shopml.lake import Lake
 from shopml.serving.config import ServingConfig
-from shopml.serving.encoding import DATASETS, encode_entities
+from shopml.serving.datasets import DATASETS
+from shopml.serving.encoding import encode_entities
 from shopml.serving.publish import publish_dataset, version_id
 from shopml.serving.store import RedisStore, open_store
 from shopml.settings import load_settings

@@ -43,6 +43,7 @@ from shopml.catalog import (
 )
 from shopml.notify import nightly_deadline
 from shopml.orchestration import HISTORY_START, default_args, python_job, spark_job
+from shopml.serving.datasets import DATASETS as SERVED_DATASETS
 
 RECOMMENDER_INPUTS = [
     GOLD_USER_ITEM_INTERACTIONS,
@@ -129,24 +130,17 @@ def nightly_retrain():
 
     with TaskGroup("publish"):
         published = []
-        for dataset, table, upstream in (
-            ("recommendations", GOLD_RECOMMENDATIONS, recommendations),
-            # The buy-again and discover carousels: lists of the same table, skipped with the reason when
-            # the table predates its list column.
-            ("buy_again", GOLD_RECOMMENDATIONS, recommendations),
-            ("discover", GOLD_RECOMMENDATIONS, recommendations),
-            ("similar", GOLD_SIMILAR_ITEMS, recommendations),
-            ("forecasts", GOLD_DEMAND_FORECASTS, forecasts),
-            ("inventory", GOLD_INVENTORY_PLAN, forecasts),
-        ):
+        # One task per serving dataset (shopml/serving/datasets.py), after the branch that scores its table.
+        scored_by = {"recommender": recommendations, "forecaster": forecasts}
+        for served in SERVED_DATASETS.values():
             publish = python_job(
-                f"publish_{dataset}",
+                f"publish_{served.name}",
                 "shopml.serving.publish.publish_dataset",
-                reads=[table],
+                reads=[served.table],
                 writes=[OPS_PUBLISH_AUDIT],
-                call_kwargs={"dataset": dataset, "triggered_by": "nightly_retrain"},
+                call_kwargs={"dataset": served.name, "triggered_by": "nightly_retrain"},
             )
-            upstream >> publish
+            scored_by[served.producer] >> publish
             published.append(publish)
 
     # A publish skipped for a stated reason (no inventory feed) still gets its night reported.

@@ -11,9 +11,7 @@ from airflow.sdk import Param, dag, task
 
 from shopml.catalog import OPS_PUBLISH_AUDIT
 from shopml.orchestration import HISTORY_START, asset, default_args
-
-# shopml.serving.encoding.DATASETS, spelled out: the DAG file must parse without importing pyarrow.
-DATASETS = ["recommendations", "buy_again", "discover", "similar", "forecasts", "inventory"]
+from shopml.serving.datasets import DATASETS
 
 
 @dag(
@@ -23,7 +21,7 @@ DATASETS = ["recommendations", "buy_again", "discover", "similar", "forecasts", 
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),
-    params={"dataset": Param("recommendations", enum=DATASETS, description="serving dataset to roll back")},
+    params={"dataset": Param("recommendations", enum=list(DATASETS), description="serving dataset to roll back")},
     tags=["serving", "operations"],
     doc_md=__doc__,
 )

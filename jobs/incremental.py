@@ -84,7 +84,8 @@ from shopml.errors import PermanentError, Skipped
 from shopml.lake import Lake
 from shopml.notify import alert
 from shopml.quality import ValidationFailed
-from shopml.serving.encoding import USER_LISTS, dataset_spec, decode_payload
+from shopml.serving.datasets import USER_LISTS, dataset_spec
+from shopml.serving.encoding import decode_payload
 from shopml.serving.publish import dataset_versions, overlay_keys, row_selection
 from shopml.serving.store import VersionInfo, open_store
 from shopml.settings import Settings, get_settings

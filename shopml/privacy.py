@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 
 from shopml.catalog import OPS_ERASURE_AUDIT, TABLES, spec
 from shopml.lake import Lake
-from shopml.serving.encoding import DATASETS
+from shopml.serving.datasets import DATASETS
 from shopml.serving.store import open_store
 from shopml.settings import Settings, get_settings
 

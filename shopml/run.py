@@ -116,7 +116,7 @@ PUBLISH_TASK = "publish.publish_{dataset}"
 
 def served(settings: Settings, run: DagRunOutcome, last: date) -> str:
     """What the storefront gets after the run: each model's gate verdict, each served dataset, how to read it."""
-    from shopml.serving.encoding import DATASETS
+    from shopml.serving.datasets import DATASETS
 
     lines = ["", "Models:"]
     for model, task_id in GATE_TASKS.items():

@@ -23,7 +23,7 @@ from datetime import date
 from typing import Any
 
 from shopml.errors import Skipped
-from shopml.serving.encoding import DATASETS
+from shopml.serving.datasets import DATASETS
 from shopml.serving.publish import dataset_versions, gc_datasets, publish_dataset, rollback_dataset
 from shopml.serving.store import ServingStoreError
 

@@ -24,7 +24,8 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shopml.serving.config import ServingConfig
-from shopml.serving.encoding import DATASETS, MAIN_LIST, USER_LISTS, ForecastDay, InventoryPayload, ScoredItem
+from shopml.serving.datasets import DATASETS, MAIN_LIST, USER_LISTS
+from shopml.serving.encoding import ForecastDay, InventoryPayload, ScoredItem
 from shopml.serving.store import Lookup, ServingStore, ServingStoreError, StoreUnavailableError, open_store, utc_now
 from shopml.settings import Settings, get_settings
 

@@ -20,155 +20,15 @@ Payload shapes (what ``overlay_keys`` must be given, too)::
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import date
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from shopml.catalog import (
-    GOLD_DEMAND_FORECASTS,
-    GOLD_INVENTORY_PLAN,
-    GOLD_RECOMMENDATIONS,
-    GOLD_SIMILAR_ITEMS,
-    SILVER_INVENTORY_SNAPSHOTS,
-)
-
-DEFAULT_USER = "__default__"
-# Provenance read from the rows (the run id of a version is the publishing run's, not a column).
-METADATA_COLUMNS = ("model_version", "generated_at")
-
-
-@dataclass(frozen=True)
-class RowFilter:
-    """The rows of a shared table that one dataset serves: those whose ``column`` is ``value``.
-
-    A table written before ``column`` existed (or a partition of it, null after the schema grew) holds
-    ``absent_means`` rows only: the dataset serving that value takes them, the others have nothing.
-    """
-
-    column: str
-    value: str
-    absent_means: str
-
-    @property
-    def takes_absent(self) -> bool:
-        return self.value == self.absent_means
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """How one gold table becomes one served value per entity."""
-
-    name: str
-    table: str
-    entity: str
-    shape: Literal["list", "object"]
-    fields: tuple[tuple[str, str], ...]
-    list_key: str = "items"
-    order_by: str | None = None
-    flag: str | None = None
-    fallback_entity: str | None = None
-    # The optional feed a dataset is built from: a shop without it has nothing to publish (skipped, not failed).
-    requires_feed: str | None = None
-    # Only these rows of ``table`` (several datasets share one table); None: every row.
-    row_filter: RowFilter | None = None
-
-    @property
-    def source_columns(self) -> list[str]:
-        columns = [self.entity, *(column for _, column in self.fields)]
-        columns += [c for c in (self.order_by, self.flag) if c]
-        return list(dict.fromkeys([*columns, *METADATA_COLUMNS]))
-
-
-_SCORED_ITEM = (("score", "score"), ("reason", "reason"))
-# The lists gold.recommendations holds per user (its ``list`` column) and the dataset serving each.
-USER_LISTS = {"all": "recommendations", "buy_again": "buy_again", "discover": "discover"}
-MAIN_LIST = "all"
-
-
-def _user_list(name: str, value: str, fallback_entity: str | None) -> DatasetSpec:
-    """One list of gold.recommendations as its own dataset: ranked items per user."""
-    return DatasetSpec(
-        name=name,
-        table=GOLD_RECOMMENDATIONS,
-        entity="user_id",
-        shape="list",
-        fields=(("sku", "sku"), *_SCORED_ITEM),
-        order_by="rank",
-        flag="is_fallback",
-        fallback_entity=fallback_entity,
-        row_filter=RowFilter(column="list", value=value, absent_means=MAIN_LIST),
-    )
-
-
-DATASETS: dict[str, DatasetSpec] = {
-    spec.name: spec
-    for spec in [
-        _user_list("recommendations", MAIN_LIST, DEFAULT_USER),
-        # Bought before: a user who never bought has no list (an empty one to the API), never the default one.
-        _user_list("buy_again", "buy_again", None),
-        _user_list("discover", "discover", DEFAULT_USER),
-        DatasetSpec(
-            name="similar",
-            table=GOLD_SIMILAR_ITEMS,
-            entity="sku",
-            shape="list",
-            fields=(("sku", "similar_sku"), *_SCORED_ITEM),
-            order_by="rank",
-        ),
-        DatasetSpec(
-            name="forecasts",
-            table=GOLD_DEMAND_FORECASTS,
-            entity="sku",
-            shape="list",
-            list_key="days",
-            fields=(
-                ("date", "forecast_date"),
-                ("horizon_day", "horizon_day"),
-                ("mean", "mean"),
-                ("p10", "p10"),
-                ("p50", "p50"),
-                ("p90", "p90"),
-            ),
-            order_by="horizon_day",
-        ),
-        DatasetSpec(
-            name="inventory",
-            table=GOLD_INVENTORY_PLAN,
-            entity="sku",
-            shape="object",
-            fields=tuple(
-                (column, column)
-                for column in (
-                    "on_hand",
-                    "on_order",
-                    "lead_time_days",
-                    "expected_lead_time_demand",
-                    "safety_stock",
-                    "reorder_point",
-                    "recommended_order_qty",
-                    "days_of_cover",
-                    "stockout_probability",
-                    "status",
-                )
-            ),
-            requires_feed=SILVER_INVENTORY_SNAPSHOTS,
-        ),
-    ]
-}
-
-
-def dataset_spec(name: str) -> DatasetSpec:
-    """The spec of a serving dataset; the error lists the known ones."""
-    try:
-        return DATASETS[name]
-    except KeyError:
-        raise KeyError(f"unknown serving dataset {name!r}; known: {', '.join(DATASETS)}") from None
-
+from shopml.serving.datasets import DatasetSpec, dataset_spec
 
 # ---- payload models (validation of overlays, typing of API responses) ----------------------------
 

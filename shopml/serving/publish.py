@@ -42,15 +42,8 @@ from shopml.catalog import OPS_PUBLISH_AUDIT
 from shopml.errors import PermanentError, Skipped
 from shopml.lake import Lake
 from shopml.serving.config import ServingConfig
-from shopml.serving.encoding import (
-    DATASETS,
-    DatasetSpec,
-    dataset_spec,
-    encode_entities,
-    encode_payload,
-    payload_faults,
-    required_columns,
-)
+from shopml.serving.datasets import DATASETS, DatasetSpec, dataset_spec
+from shopml.serving.encoding import encode_entities, encode_payload, payload_faults, required_columns
 from shopml.serving.store import ServingStore, ServingStoreError, VersionInfo, open_store, utc_now
 from shopml.settings import Settings, get_settings
 

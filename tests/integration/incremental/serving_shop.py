@@ -21,7 +21,7 @@ from models.recommend.config import AlsConfig, RankerConfig, RecommendConfig, Re
 from models.registry import ModelRegistry
 from shopml.generate import MANIFEST_NAME, GeneratorConfig, generate
 from shopml.lake import Lake
-from shopml.serving.encoding import USER_LISTS
+from shopml.serving.datasets import USER_LISTS
 from shopml.serving.publish import publish_dataset
 from shopml.settings import Settings, load_settings
 from tests.shop import run_foundation

@@ -36,7 +36,7 @@ from shopml.lake import Lake
 from shopml.notify import alerts_path
 from shopml.serving.api import create_app
 from shopml.serving.config import ServingConfig
-from shopml.serving.encoding import USER_LISTS
+from shopml.serving.datasets import USER_LISTS
 from shopml.serving.publish import publish_dataset
 from shopml.serving.store import StoreUnavailableError, VersionInfo
 from shopml.settings import load_settings

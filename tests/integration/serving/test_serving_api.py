@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from shopml.serving.api import create_app
 from shopml.serving.config import ServingConfig
-from shopml.serving.encoding import DATASETS
+from shopml.serving.datasets import DATASETS
 from shopml.serving.publish import publish_dataset, version_id
 from shopml.serving.store import RedisStore, open_store, utc_now
 from shopml.settings import load_settings

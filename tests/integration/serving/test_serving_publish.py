@@ -12,7 +12,7 @@ import pytest
 
 from shopml.errors import Skipped
 from shopml.lake import Lake
-from shopml.serving.encoding import DATASETS
+from shopml.serving.datasets import DATASETS
 from shopml.serving.publish import (
     PublishConflictError,
     PublishError,

@@ -13,15 +13,8 @@ from pydantic import ValidationError
 from shopml.errors import Skipped
 from shopml.serving.api import UserList
 from shopml.serving.config import ServingConfig
-from shopml.serving.encoding import (
-    DATASETS,
-    USER_LISTS,
-    encode_entities,
-    encode_payload,
-    json_values,
-    payload_faults,
-    required_columns,
-)
+from shopml.serving.datasets import DATASETS, USER_LISTS
+from shopml.serving.encoding import encode_entities, encode_payload, json_values, payload_faults, required_columns
 from shopml.serving.publish import keep_versions, plan_key_ranges, previous_version, row_selection, version_id
 from shopml.serving.store import VersionInfo, open_store, redact_url
 
