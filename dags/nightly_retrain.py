@@ -32,6 +32,7 @@ from shopml.catalog import (
     OPS_MODEL_METRICS,
     OPS_PUBLISH_AUDIT,
     OPS_QUARANTINE,
+    OPS_ROW_ACCOUNTING,
     OPS_VALIDATION_RESULTS,
     SILVER_EVENTS,
     SILVER_INVENTORY_SNAPSHOTS,
@@ -147,7 +148,19 @@ def nightly_retrain():
     report = python_job(
         "report",
         "shopml.report.build_report",
-        reads=[OPS_MODEL_METRICS, OPS_PUBLISH_AUDIT],
+        reads=[
+            *FEATURE_TABLES[:-1],
+            SILVER_ORDER_LINES,
+            GOLD_RECOMMENDATIONS,
+            GOLD_SIMILAR_ITEMS,
+            GOLD_DEMAND_FORECASTS,
+            GOLD_INVENTORY_PLAN,
+            OPS_QUARANTINE,
+            OPS_ROW_ACCOUNTING,
+            OPS_VALIDATION_RESULTS,
+            OPS_MODEL_METRICS,
+            OPS_PUBLISH_AUDIT,
+        ],
         writes=[],
         trigger_rule="none_failed",
     )

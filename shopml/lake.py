@@ -11,7 +11,9 @@ column mapping here, so each reads what the other wrote.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -21,7 +23,7 @@ from typing import TYPE_CHECKING, Literal
 
 from shopml.catalog import spec
 from shopml.errors import PermanentError
-from shopml.settings import Settings, get_settings
+from shopml.settings import TASK_ENV, Settings, get_settings
 from shopml.spark import get_spark
 
 if TYPE_CHECKING:
@@ -71,6 +73,14 @@ class Lake:
             return "rs"
         return "spark"
 
+    def _trace(self, kind: Literal["read", "write"], table: str) -> None:
+        """Append what this task did to ``settings.lineage_log`` (off unless set)."""
+        if self.settings.lineage_log is None:
+            return
+        entry = {"task": os.environ.get(TASK_ENV, ""), "kind": kind, "table": table}
+        with open(self.settings.lineage_log, "a") as log_file:
+            log_file.write(json.dumps(entry) + "\n")
+
     def path(self, table: str) -> str:
         spec(table)
         layer, name = table.split(".", 1)
@@ -90,12 +100,14 @@ class Lake:
 
     def version(self, table: str) -> int:
         """Current version of a table (what a training run records to be rebuilt exactly)."""
+        self._trace("read", table)
         return self._delta(table).version()
 
     # ---- reads -----------------------------------------------------------------------------
 
     def read(self, table: str, version: int | None = None) -> DataFrame:
         """The table as a Spark DataFrame, optionally as of an older version (time travel)."""
+        self._trace("read", table)
         if self.engine == "spark":
             if not self.exists(table):
                 raise TableNotFoundError(f"Delta table {table} does not exist yet at {self.path(table)}")
@@ -152,6 +164,7 @@ class Lake:
         """
         import pyarrow.fs as pafs
 
+        self._trace("read", table)
         filesystem = pafs.SubTreeFileSystem(str(Path(self.path(table)).resolve()), pafs.LocalFileSystem())
         return self._delta(table, version).to_pyarrow_dataset(filesystem=filesystem)
 
@@ -175,6 +188,7 @@ class Lake:
         ``replace_where`` overwrites only the matching rows, which makes reruns of a date idempotent.
         """
         partition_by = list(spec(table).partition_by) or None
+        self._trace("write", table)
         if self.engine == "spark":
             writer = df.write.format("delta").mode(mode).option("overwriteSchema", "false")
             if replace_where:
@@ -222,6 +236,7 @@ class Lake:
         """
         from deltalake import write_deltalake
 
+        self._trace("write", table)
         table_spec = spec(table)
         write_deltalake(
             self.path(table),
@@ -239,6 +254,7 @@ class Lake:
 
     def merge(self, df: DataFrame, table: str, keys: Sequence[str], update: bool = True) -> None:
         """Upsert on ``keys``: matched rows are updated (or left alone when ``update`` is False), new rows inserted."""
+        self._trace("write", table)
         if not self.exists(table):
             self.write(df, table)
             return
@@ -275,6 +291,7 @@ class Lake:
     def delete(self, table: str, predicate: str) -> None:
         if not self.exists(table):
             return
+        self._trace("write", table)
         if self.engine == "spark":
             from delta.tables import DeltaTable as SparkDeltaTable
 

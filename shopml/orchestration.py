@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import logging
+import os
 import re
 import sys
 from datetime import date, timedelta
@@ -24,7 +25,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException, Airfl
 from shopml.catalog import spec
 from shopml.errors import PERMANENT_EXIT_CODE, SKIP_REASON_KEY, PermanentError, Skipped
 from shopml.notify import on_task_failure
-from shopml.settings import get_settings
+from shopml.settings import TASK_ENV, get_settings
 from shopml.spark import driver_java_options
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ def spark_job(task_id: str, script: str, reads: list[str], writes: list[str], **
             "spark.pyspark.driver.python": sys.executable,
             "spark.driver.extraJavaOptions": driver_java_options(get_settings()),
         },
-        env_vars={"SPARK_CONF_DIR": str(SPARK_CONF_DIR)},
+        env_vars={"SPARK_CONF_DIR": str(SPARK_CONF_DIR), TASK_ENV: task_id},
         inlets=[asset(table) for table in reads],
         outlets=[asset(table) for table in writes],
         **kwargs,
@@ -120,6 +121,7 @@ def python_job(task_id: str, target: str, reads: list[str], writes: list[str], *
         **kwargs,
     )
     def run_job(**context: Any) -> Any:
+        os.environ[TASK_ENV] = context["ti"].task_id
         try:
             result = call_job(target, date.fromisoformat(context["ds"]), context["run_id"], **fixed)
         except Skipped as exc:

@@ -32,6 +32,10 @@ from shopml.serving.config import ServingConfig
 ENV_PREFIX = "SHOPML_"
 
 
+# The Airflow task a process runs (set by shopml/orchestration.py), named in the lineage log.
+TASK_ENV = "SHOPML_TASK_ID"
+
+
 class Device(StrEnum):
     AUTO = "auto"
     CPU = "cpu"
@@ -46,6 +50,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True)
 
     var_root: Path = Field(Path("var"), description="Root of all local state (lake, landing, models, reports).")
+    lineage_log: Path | None = Field(
+        None,
+        description="When set, every table read or written is appended here as a JSON line (task, read|write, "
+        "table): the DAG tests hold each task to the inlets and outlets it declares.",
+    )
     lake_root: Path | None = Field(None, description="Delta Lake root; default <var_root>/lake. May be s3://…")
     landing_root: Path | None = Field(None, description="Raw landing zone; default <var_root>/landing.")
     models_root: Path | None = Field(None, description="Model registry root; default <var_root>/models.")

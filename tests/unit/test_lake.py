@@ -91,3 +91,25 @@ def test_a_process_that_read_partitioned_tables_exits_cleanly(lake):
     )
     exits = [subprocess.run([sys.executable, "-c", script], capture_output=True).returncode for _ in range(6)]
     assert exits == [0] * 6
+
+
+def test_every_read_and_write_is_logged_with_its_task_when_asked(settings, tmp_path, monkeypatch):
+    import json
+
+    from shopml.catalog import OPS_PUBLISH_AUDIT, spec
+    from shopml.lake import Lake
+
+    log_file = tmp_path / "lineage.jsonl"
+    lake = Lake(settings.model_copy(update={"lineage_log": log_file}))
+    monkeypatch.setenv("SHOPML_TASK_ID", "publish.publish_similar")
+    lake.write_arrow(spec(OPS_PUBLISH_AUDIT).arrow_schema().empty_table(), OPS_PUBLISH_AUDIT)
+    lake.read_arrow(OPS_PUBLISH_AUDIT)
+    lake.version(OPS_PUBLISH_AUDIT)
+
+    entries = [json.loads(line) for line in log_file.read_text().splitlines()]
+    assert {(e["task"], e["kind"], e["table"]) for e in entries} == {
+        ("publish.publish_similar", "write", OPS_PUBLISH_AUDIT),
+        ("publish.publish_similar", "read", OPS_PUBLISH_AUDIT),
+    }
+    Lake(settings).read_arrow(OPS_PUBLISH_AUDIT)  # off by default
+    assert len(log_file.read_text().splitlines()) == len(entries)
