@@ -74,11 +74,11 @@ def nightly_retrain():
     staged = [STAGING_EVENTS, STAGING_PRODUCTS, STAGING_INVENTORY]
     silver = [SILVER_EVENTS, SILVER_ORDER_LINES, SILVER_PRODUCTS, SILVER_INVENTORY_SNAPSHOTS]
 
-    ingest = spark_job("ingest", "ingest.py", reads=[], writes=raw)
-    clean = spark_job("clean", "clean.py", reads=raw, writes=[*staged, OPS_QUARANTINE])
-    validate = spark_job(
-        "validate", "validate.py", reads=staged, writes=[*silver, OPS_QUARANTINE, OPS_VALIDATION_RESULTS]
-    )
+    # Each stage adds its counts to the row accounting and its rejects to the quarantine.
+    ops = [OPS_QUARANTINE, OPS_ROW_ACCOUNTING]
+    ingest = spark_job("ingest", "ingest.py", reads=[], writes=[*raw, *ops])
+    clean = spark_job("clean", "clean.py", reads=raw, writes=[*staged, *ops])
+    validate = spark_job("validate", "validate.py", reads=staged, writes=[*silver, *ops, OPS_VALIDATION_RESULTS])
     features = spark_job("build_features", "features.py", reads=silver, writes=FEATURE_TABLES)
 
     with TaskGroup("forecaster"):

@@ -32,8 +32,9 @@ from shopml.serving.config import ServingConfig
 ENV_PREFIX = "SHOPML_"
 
 
-# The Airflow task a process runs (set by shopml/orchestration.py), named in the lineage log.
-TASK_ENV = "SHOPML_TASK_ID"
+# The Airflow task a process runs, named in the lineage log: Airflow's own context variable, which
+# shopml/orchestration.py also sets for python tasks and spark-submit (SHOPML_* would be read as a setting).
+TASK_ENV = "AIRFLOW_CTX_TASK_ID"
 
 
 class Device(StrEnum):

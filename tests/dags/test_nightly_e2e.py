@@ -7,7 +7,6 @@ import json
 import threading
 from datetime import date, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from pathlib import Path
 from typing import ClassVar
 
 import pandas as pd
@@ -19,6 +18,7 @@ from shopml import airflow_env
 from shopml.generate import GeneratorConfig, generate
 from shopml.lake import Lake
 from shopml.settings import load_settings
+from tests.lineage import undeclared
 
 SHOP = GeneratorConfig(users=300, skus=80, categories=6, days=63, events_per_day=1200, seed=5)
 FORECAST_DATASETS = {"forecasts", "inventory"}
@@ -90,29 +90,6 @@ def _night_outputs(lake: Lake, night: date) -> dict[str, tuple[int, int]]:
     return outputs
 
 
-def _undeclared(lineage_log: Path) -> dict[str, dict[str, set[str]]]:
-    """Per task, the tables it read or wrote (the lake's lineage log) beyond the inlets and outlets it declares.
-
-    Reading a table it writes is fine (a merge reads its target); a read or a write of any other table is not.
-    """
-    from airflow.dag_processing.dagbag import DagBag
-
-    dag = DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags")).dags["nightly_retrain"]
-    declared = {task.task_id: ({a.name for a in task.inlets}, {a.name for a in task.outlets}) for task in dag.tasks}
-    done: dict[str, dict[str, set[str]]] = {}
-    for line in lineage_log.read_text().splitlines():
-        entry = json.loads(line)
-        done.setdefault(entry["task"], {"read": set(), "write": set()})[entry["kind"]].add(entry["table"])
-    assert set(done) <= set(declared), f"lake access outside the DAG's tasks: {set(done) - set(declared)}"
-    missing = {}
-    for task, tables in done.items():
-        inlets, outlets = declared[task]
-        extra = {"read": tables["read"] - inlets - outlets, "write": tables["write"] - outlets}
-        if extra["read"] or extra["write"]:
-            missing[task] = extra
-    return missing
-
-
 def _row_accounting(lake: Lake) -> pd.DataFrame:
     counts = lake.read_pandas("ops.row_accounting").drop(columns=["run_id", "updated_at"])
     return counts.sort_values(["dataset", "landing_date"], ignore_index=True)
@@ -139,7 +116,7 @@ def test_a_night_then_its_backfill_then_a_failed_publish_and_its_rerun(tmp_path,
         "nightly_retrain", last, {"backfill_from": SHOP.start_date.isoformat()}, settings=settings
     )
 
-    assert _undeclared(tmp_path / "lineage.jsonl") == {}, "tasks touched tables they do not declare"
+    assert undeclared("nightly_retrain", tmp_path / "lineage.jsonl") == {}, "tasks touched tables they do not declare"
     gated = [m for m in messages if m["event"] == "model_gated"]
     assert "recommender.evaluate_and_gate" in [m["task_id"] for m in gated]
     evaluation = night.tasks["recommender.evaluate_and_gate"].result

@@ -101,7 +101,7 @@ def test_every_read_and_write_is_logged_with_its_task_when_asked(settings, tmp_p
 
     log_file = tmp_path / "lineage.jsonl"
     lake = Lake(settings.model_copy(update={"lineage_log": log_file}))
-    monkeypatch.setenv("SHOPML_TASK_ID", "publish.publish_similar")
+    monkeypatch.setenv("AIRFLOW_CTX_TASK_ID", "publish.publish_similar")
     lake.write_arrow(spec(OPS_PUBLISH_AUDIT).arrow_schema().empty_table(), OPS_PUBLISH_AUDIT)
     lake.read_arrow(OPS_PUBLISH_AUDIT)
     lake.version(OPS_PUBLISH_AUDIT)

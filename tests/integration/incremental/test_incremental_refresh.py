@@ -42,6 +42,7 @@ from shopml.serving.store import StoreUnavailableError, VersionInfo
 from shopml.settings import load_settings
 from shopml.watermark import processed_files, read_watermark
 from tests.integration.incremental.serving_shop import RECOMMEND_CONFIG, event, open_shop, write_batch
+from tests.lineage import undeclared
 from tests.shop import run_foundation
 
 STREAM = "events"
@@ -534,14 +535,17 @@ def test_the_nightly_run_after_the_stream_delivers_each_event_once(shop):
 
 
 @pytest.mark.slow
-def test_the_dag_refreshes_through_airflow(shop, api):
+def test_the_dag_refreshes_through_airflow(shop, api, monkeypatch):
     user, sku = _personal_list_head(shop)
     tick = shop.stream_day_ts(10, 10)
     path = write_batch(
         shop, tick - timedelta(minutes=3), [event("p-1", "purchase", sku, tick - timedelta(minutes=4), user)]
     )
 
+    lineage_log = shop.settings.var_root / "lineage.jsonl"
+    monkeypatch.setenv("SHOPML_LINEAGE_LOG", str(lineage_log))  # read by the task's process
     airflow_env.test_dag("incremental_refresh", tick, settings=shop.settings)
+    assert undeclared("incremental_refresh", lineage_log) == {}, "the refresh touched tables it does not declare"
 
     watermark = read_watermark(Lake(shop.settings), STREAM)
     assert watermark.last_file == path.name and watermark.run_id.startswith("manual__")
