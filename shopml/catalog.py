@@ -115,6 +115,58 @@ class TableSpec:
         return pa.schema([(column.name, _arrow_type(column.type)) for column in self.columns])
 
 
+# Where a line came from, kept from bronze until validation (quarantine rows carry it).
+_LINEAGE = (
+    Column("source_file", "string", "File the line came from."),
+    Column("payload", "string", "The original line (CSV rows re-encoded as JSON), kept for audit and quarantine."),
+)
+
+_EVENT_COLUMNS = (
+    Column("event_id", "string", "Unique event id from the source."),
+    Column(
+        "landing_date",
+        "date32[day]",
+        "Landing date the event arrived with; event_date < landing_date means it was late.",
+    ),
+    Column("event_type", "string", "view, add_to_cart, remove_from_cart, purchase or return."),
+    Column("user_id", "string", "Customer id; null for anonymous traffic."),
+    Column("session_id", "string", "Session id from the source."),
+    Column("sku", "string", "Product SKU."),
+    Column("quantity", "int32", "Units; > 0 for purchases and returns."),
+    Column("unit_price", "decimal128(12, 2)", "Price per unit in the event's currency."),
+    Column("currency", "string", "ISO currency code, upper-case."),
+    Column("event_ts", "timestamp[us, tz=UTC]", "Event time in UTC."),
+    Column("order_id", "string", "Order id for purchases and returns, when the source has one."),
+    Column("channel", "string", "Sales channel, when known."),
+    Column("user_agent", "string", "User agent, when known."),
+    Column("event_date", "date32[day]", "UTC date of event_ts (late events land in their true date)."),
+    Column(
+        "feed",
+        "string",
+        "nightly (landing files) or stream (5-minute micro-batches merged by incremental_refresh).",
+    ),
+)
+
+_PRODUCT_COLUMNS = (
+    Column("snapshot_date", "date32[day]", "Landing date of the catalogue snapshot."),
+    Column("sku", "string", "Product SKU."),
+    Column("title", "string", "Product title."),
+    Column("category", "string", "Category; null when the catalogue has none."),
+    Column("brand", "string", "Brand; null when the catalogue has none."),
+    Column("unit_price", "decimal128(12, 2)", "List price."),
+    Column("active", "bool", "Whether the product is sellable."),
+)
+
+_STOCK_COLUMNS = (
+    Column("snapshot_date", "date32[day]", "Landing date of the snapshot."),
+    Column("sku", "string", "Product SKU."),
+    Column("on_hand", "int32", "Units in stock."),
+    Column("on_order", "int32", "Units ordered from suppliers, not yet received."),
+    Column("lead_time_days", "int32", "Supplier lead time in days."),
+    Column("snapshot_ts", "timestamp[us, tz=UTC]", "When the snapshot was taken (UTC)."),
+)
+
+
 def _raw(kind: str) -> TableSpec:
     return TableSpec(
         name=BRONZE[kind],
@@ -122,10 +174,7 @@ def _raw(kind: str) -> TableSpec:
         partition_by=("landing_date",),
         columns=(
             Column("landing_date", "date32[day]", "Landing folder date (date=YYYY-MM-DD) the line arrived in."),
-            Column("source_file", "string", "File the line came from."),
-            Column(
-                "payload", "string", "The original line (CSV rows re-encoded as JSON), kept for audit and quarantine."
-            ),
+            *_LINEAGE,
             Column("ingested_at", "timestamp[us, tz=UTC]", "When the ingest job read the line (UTC)."),
         ),
     )
@@ -141,107 +190,26 @@ TABLES: dict[str, TableSpec] = {
             name=STAGING_EVENTS,
             description="Parsed, de-duplicated, bot-free events of one landing date awaiting validation.",
             partition_by=("landing_date",),
-            columns=(
-                Column("event_id", "string", "Unique event id from the source."),
-                Column(
-                    "landing_date",
-                    "date32[day]",
-                    "Landing date the event arrived with; event_date < landing_date means it was late.",
-                ),
-                Column("source_file", "string", "File the line came from."),
-                Column(
-                    "payload",
-                    "string",
-                    "The original line (CSV rows re-encoded as JSON), kept for audit and quarantine.",
-                ),
-                Column("event_type", "string", "view, add_to_cart, remove_from_cart, purchase or return."),
-                Column("user_id", "string", "Customer id; null for anonymous traffic."),
-                Column("session_id", "string", "Session id from the source."),
-                Column("sku", "string", "Product SKU."),
-                Column("quantity", "int32", "Units; > 0 for purchases and returns."),
-                Column("unit_price", "decimal128(12, 2)", "Price per unit in the event's currency."),
-                Column("currency", "string", "ISO currency code, upper-case."),
-                Column("event_ts", "timestamp[us, tz=UTC]", "Event time in UTC."),
-                Column("order_id", "string", "Order id for purchases and returns, when the source has one."),
-                Column("channel", "string", "Sales channel, when known."),
-                Column("user_agent", "string", "User agent, when known."),
-                Column("event_date", "date32[day]", "UTC date of event_ts (late events land in their true date)."),
-                Column(
-                    "feed",
-                    "string",
-                    "nightly (landing files) or stream (5-minute micro-batches merged by incremental_refresh).",
-                ),
-            ),
+            columns=(*_EVENT_COLUMNS, *_LINEAGE),
         ),
         TableSpec(
             name=STAGING_PRODUCTS,
             description="Parsed catalogue snapshot of one landing date awaiting validation.",
             partition_by=("snapshot_date",),
-            columns=(
-                Column("snapshot_date", "date32[day]", "Landing date of the catalogue snapshot."),
-                Column("source_file", "string", "File the line came from."),
-                Column(
-                    "payload",
-                    "string",
-                    "The original line (CSV rows re-encoded as JSON), kept for audit and quarantine.",
-                ),
-                Column("sku", "string", "Product SKU."),
-                Column("title", "string", "Product title."),
-                Column("category", "string", "Category; null when the catalogue has none."),
-                Column("brand", "string", "Brand; null when the catalogue has none."),
-                Column("unit_price", "decimal128(12, 2)", "List price."),
-                Column("active", "bool", "Whether the product is sellable."),
-            ),
+            columns=(*_PRODUCT_COLUMNS, *_LINEAGE),
         ),
         TableSpec(
             name=STAGING_INVENTORY,
             description="Parsed inventory snapshot of one landing date awaiting validation.",
             partition_by=("snapshot_date",),
-            columns=(
-                Column("snapshot_date", "date32[day]", "Landing date of the snapshot."),
-                Column("source_file", "string", "File the line came from."),
-                Column(
-                    "payload",
-                    "string",
-                    "The original line (CSV rows re-encoded as JSON), kept for audit and quarantine.",
-                ),
-                Column("sku", "string", "Product SKU."),
-                Column("on_hand", "int32", "Units in stock."),
-                Column("on_order", "int32", "Units ordered from suppliers, not yet received."),
-                Column("lead_time_days", "int32", "Supplier lead time in days."),
-                Column("snapshot_ts", "timestamp[us, tz=UTC]", "When the snapshot was taken (UTC)."),
-            ),
+            columns=(*_STOCK_COLUMNS, *_LINEAGE),
         ),
         TableSpec(
             name=SILVER_EVENTS,
             description="Validated, deduplicated, bot-free behavioural events, partitioned by their true event date.",
             partition_by=("event_date",),
             keys=("event_id",),
-            columns=(
-                Column("event_id", "string", "Unique event id from the source."),
-                Column(
-                    "landing_date",
-                    "date32[day]",
-                    "Landing date the event arrived with; event_date < landing_date means it was late.",
-                ),
-                Column("event_type", "string", "view, add_to_cart, remove_from_cart, purchase or return."),
-                Column("user_id", "string", "Customer id; null for anonymous traffic."),
-                Column("session_id", "string", "Session id from the source."),
-                Column("sku", "string", "Product SKU."),
-                Column("quantity", "int32", "Units; > 0 for purchases and returns."),
-                Column("unit_price", "decimal128(12, 2)", "Price per unit in the event's currency."),
-                Column("currency", "string", "ISO currency code, upper-case."),
-                Column("event_ts", "timestamp[us, tz=UTC]", "Event time in UTC."),
-                Column("order_id", "string", "Order id for purchases and returns, when the source has one."),
-                Column("channel", "string", "Sales channel, when known."),
-                Column("user_agent", "string", "User agent, when known."),
-                Column("event_date", "date32[day]", "UTC date of event_ts (late events land in their true date)."),
-                Column(
-                    "feed",
-                    "string",
-                    "nightly (landing files) or stream (5-minute micro-batches merged by incremental_refresh).",
-                ),
-            ),
+            columns=_EVENT_COLUMNS,
         ),
         TableSpec(
             name=SILVER_ORDER_LINES,
@@ -269,29 +237,14 @@ TABLES: dict[str, TableSpec] = {
             description="Product catalogue snapshots, one per landing date, so any past day's catalogue is known.",
             partition_by=("snapshot_date",),
             keys=("snapshot_date", "sku"),
-            columns=(
-                Column("snapshot_date", "date32[day]", "Landing date of the catalogue snapshot."),
-                Column("sku", "string", "Product SKU."),
-                Column("title", "string", "Product title."),
-                Column("category", "string", "Category; null when the catalogue has none."),
-                Column("brand", "string", "Brand; null when the catalogue has none."),
-                Column("unit_price", "decimal128(12, 2)", "List price."),
-                Column("active", "bool", "Whether the product is sellable."),
-            ),
+            columns=_PRODUCT_COLUMNS,
         ),
         TableSpec(
             name=SILVER_INVENTORY_SNAPSHOTS,
             description="Stock snapshots per SKU, one set per landing date.",
             partition_by=("snapshot_date",),
             keys=("snapshot_date", "sku"),
-            columns=(
-                Column("snapshot_date", "date32[day]", "Landing date of the snapshot."),
-                Column("sku", "string", "Product SKU."),
-                Column("on_hand", "int32", "Units in stock."),
-                Column("on_order", "int32", "Units ordered from suppliers, not yet received."),
-                Column("lead_time_days", "int32", "Supplier lead time in days."),
-                Column("snapshot_ts", "timestamp[us, tz=UTC]", "When the snapshot was taken (UTC)."),
-            ),
+            columns=_STOCK_COLUMNS,
         ),
         TableSpec(
             name=OPS_QUARANTINE,
