@@ -191,28 +191,33 @@ def _write_quarantine(lake: Lake, rejected: DataFrame, sources: list[tuple[date,
     lake.write(rows, OPS_QUARANTINE, replace_where=where)
 
 
-def _per_file(frame: DataFrame, **aggregates) -> dict[str, Any]:
-    """``aggregates`` (name -> Spark aggregate) of ``frame`` per source file name."""
-    named = [agg.alias(name) for name, agg in aggregates.items()]
-    rows = frame.groupBy("source_file").agg(*named).collect()
-    return {row.source_file.rsplit("/", 1)[-1]: row for row in rows}
-
-
 def file_accounting(
     seen: list, unique: DataFrame, known: DataFrame, flagged: DataFrame, rejected: DataFrame, passed: DataFrame
 ) -> dict[str, dict[str, Any]]:
     """Each file's row accounting, as the nightly keeps it per landing date, reconciled.
 
     ``seen`` holds the parsed lines per (landing_date, source_file, event_date) with ``lines`` and
-    ``unparsable``; the frames are the batch's stages, each with ``source_file``. Raises
-    ``RowAccountingError`` (before anything is merged) when a file's rows do not add up.
+    ``unparsable``; the frames are the batch's stages, each with ``source_file``, counted per file in one
+    Spark job. Raises ``RowAccountingError`` (before anything is merged) when a file's rows do not add up.
     """
-    zero = F.lit(0)
-    unique_n = _per_file(unique, n=F.count(zero))
-    known_n = _per_file(known, n=F.count(zero))
-    flagged_n = _per_file(flagged, n=F.count(zero), bots=F.count_if("is_bot"))
-    rejected_n = _per_file(rejected, n=F.count(zero))
-    passed_n = _per_file(passed, n=F.count(zero))
+    stages = {"unique": unique, "known": known, "flagged": flagged, "rejected": rejected, "passed": passed}
+    tagged = [
+        frame.select(
+            "source_file",
+            F.lit(stage).alias("stage"),
+            (F.col("is_bot") if stage == "flagged" else F.lit(False)).alias("is_bot"),
+        )
+        for stage, frame in stages.items()
+    ]
+    union = tagged[0]
+    for frame in tagged[1:]:
+        union = union.unionByName(frame)
+    counts: dict[tuple[str, str], Any] = {
+        (row.source_file.rsplit("/", 1)[-1], row.stage): row
+        for row in union.groupBy("source_file", "stage")
+        .agg(F.count(F.lit(1)).alias("n"), F.count_if("is_bot").alias("bots"))
+        .collect()
+    }
     files: dict[str, dict[str, Any]] = {}
     for row in seen:
         name = row.source_file.rsplit("/", 1)[-1]
@@ -220,18 +225,20 @@ def file_accounting(
         entry["landed"] += row.lines
         entry["quarantined_clean"] += row.unparsable
 
-    def count(per_file: dict[str, Any], name: str, column: str = "n") -> int:
-        return per_file[name][column] if name in per_file else 0
+    def count(name: str, stage: str, column: str = "n") -> int:
+        found = counts.get((name, stage))
+        return found[column] if found is not None else 0
 
     for name, entry in files.items():
-        new = count(unique_n, name) - count(known_n, name)
-        bots = count(flagged_n, name, "bots")
+        bots = count(name, "flagged", "bots")
         entry |= {
-            "duplicates": entry["landed"] - entry["quarantined_clean"] - new,
+            "unique": count(name, "unique"),
+            "known": count(name, "known"),
+            "duplicates": entry["landed"] - entry["quarantined_clean"] - count(name, "unique") + count(name, "known"),
             "bots": bots,
-            "staged": count(flagged_n, name) - bots,
-            "quarantined_validate": count(rejected_n, name),
-            "silver": count(passed_n, name),
+            "staged": count(name, "flagged") - bots,
+            "quarantined_validate": count(name, "rejected"),
+            "silver": count(name, "passed"),
         }
         accounting.reconcile(
             entry | {"dataset": accounting.STREAM_DATASET, "landing_date": f"{entry['landing_date']} ({name})"}
@@ -292,11 +299,14 @@ def merge_batch(lake: Lake, files: Sequence[Path], run_ts: datetime, run_id: str
     )
     per_file = file_accounting(seen, unique, known, flagged, rejected, passing)
     passed = passing.drop("source_file", "payload", "days_late")
-    totals = {column: sum(entry[column] for entry in per_file.values()) for column in accounting.COUNT_COLUMNS}
+    totals = {
+        column: sum(entry[column] for entry in per_file.values())
+        for column in (*accounting.COUNT_COLUMNS, "unique", "known")
+    }
     counts = {
         "lines": totals["landed"],
-        "unique": unique.count(),
-        "already_in_silver": known.count(),
+        "unique": totals["unique"],
+        "already_in_silver": totals["known"],
         "bots": totals["bots"],
         "quarantined": totals["quarantined_clean"] + totals["bots"] + totals["quarantined_validate"],
         "merged": totals["silver"],

@@ -149,7 +149,7 @@ def record_processed(
             "sha256": _sha256(path),
             "run_id": run_id,
             "processed_at": at,
-            **counts[path.name],
+            **{column: counts[path.name][column] for column in ("landing_date", *accounting.COUNT_COLUMNS)},
         }
         for path in files
     ]

@@ -168,68 +168,17 @@ def test_a_missing_landing_folder_is_a_clear_error(landed):
         ingest.run(run_date=landed.last.replace(year=2030, month=1, day=1), lake=landed.lake)
 
 
-def test_bad_landing_files_are_rejected_by_name_and_the_night_goes_on(landed):
-    """A symlink, an unsupported type and a cut-off gzip are quarantined as files, a line that is not
-    UTF-8 and a conflicting resend as lines; marker files and a sub-folder are counted as skipped; the
-    accounting stays exact."""
-    lake, day = landed.lake, landed.last
-    folder = lake.settings.landing / "events" / f"date={day}"
-    good = json.loads(next(folder.glob("*.jsonl")).read_text().splitlines()[0])
-    planted = {
-        "export.xlsx": b"not a landing format",
-        "cut.jsonl.gz": gzip.compress(json.dumps(good).encode() * 50)[:-12],
-        "latin1.jsonl": json.dumps({**good, "event_id": "caf\u00e9-1"}, ensure_ascii=False).encode("latin-1"),
-        # The day's first event again under its id, with another quantity: which one is true?
-        "conflict.jsonl": json.dumps({**good, "quantity": (good.get("quantity") or 1) + 5}).encode(),
-        "_SUCCESS": b"",
-    }
-    for name, content in planted.items():
-        (folder / name).write_bytes(content)
-    (folder / "passwd.jsonl").symlink_to("/etc/passwd")
-    (folder / "nested").mkdir()
-    extra = [*planted, "passwd.jsonl", "nested"]
-    try:
-        summary = run_foundation(lake, day)["ingest"]
-        ingest_rows = lake.read_arrow("ops.quarantine").to_pylist()
-        accounting = {(r["dataset"], r["landing_date"]): r for r in lake.read_arrow("ops.row_accounting").to_pylist()}
-    finally:
-        for name in extra:
-            path = folder / name
-            path.rmdir() if path.is_dir() and not path.is_symlink() else path.unlink()
-        run_foundation(lake, day)
-
-    rejected = {(r["record_key"], r["reason"]) for r in ingest_rows if r["stage"] == "ingest"}
-    assert rejected == {
-        ("export.xlsx", "rejected_file:unsupported_type"),
-        ("cut.jsonl.gz", "rejected_file:unreadable"),
-        ("passwd.jsonl", "rejected_file:symlink"),
-    }
-    assert len(summary["rejected_files"]["events"]) == 3 and len(summary["skipped_entries"]["events"]) == 2
-    assert [r["reason"] for r in ingest_rows if r["source_file"].endswith("latin1.jsonl")] == ["encoding_error"]
-    conflicts = [r for r in ingest_rows if r["reason"] == "conflicting_duplicate"]
-    assert [r["record_key"] for r in conflicts] == [good["event_id"]]
-    row = accounting[("events", day)]
-    assert row["landed"] == landed.manifest["days"][str(day)]["events"]["lines"] + 2
-    assert (
-        row["landed"]
-        == row["silver"] + row["quarantined_clean"] + row["quarantined_validate"] + row["duplicates"] + row["bots"]
-    )
-    after = lake.read_arrow("ops.quarantine").to_pylist()
-    assert not [r for r in after if r["stage"] == "ingest"], "a rerun without the bad files clears their rows"
-
-
 def _jsonl(rows: list) -> str:
     return "".join((row if isinstance(row, str) else json.dumps(row)) + "\n" for row in rows)
 
 
-def test_every_products_inventory_and_csv_defect_gets_its_reason_and_the_accounting_stays_exact(landed):
-    """Rows the generator never plants: each products and inventory reason, a quantity out of range,
-    a CSV with its columns in another order (read by name) and one whose header lacks a required column."""
-    lake, day = landed.lake, landed.last
-    landing = lake.settings.landing
+def _planted_rows(day) -> dict[str, list]:
+    """Rows the generator never plants: each products and inventory reason and a quantity out of range."""
     ts = f"{day}T12:00:00Z"
     product = {"title": "t", "category": "toys", "brand": "b", "unit_price": 5.0, "active": True}
-    planted = {
+    event = {"event_type": "purchase", "user_id": "u-x", "session_id": "s-x", "sku": "NEW-1", "quantity": 1}
+    event |= {"unit_price": "5.00", "currency": "EUR", "event_ts": f"{day}T12:00:00+00:00"}
+    return {
         "products": [
             *({**product, "sku": f"NEW-{n}"} for n in (1, 2, 3)),
             {**product, "sku": "BAD-PRICE", "unit_price": -3.0},
@@ -244,34 +193,67 @@ def test_every_products_inventory_and_csv_defect_gets_its_reason_and_the_account
             {"sku": "GHOST-1", "on_hand": 5, "on_order": 0, "lead_time_days": 3, "snapshot_ts": ts},
             {"on_hand": 5, "snapshot_ts": ts},
         ],
+        "events": [{**event, "event_id": "too-many", "quantity": 20_000}, {**event, "event_id": "csv-1"}],
     }
-    event = {"event_type": "purchase", "user_id": "u-x", "session_id": "s-x", "sku": "NEW-1", "quantity": 1}
-    event |= {"unit_price": "5.00", "currency": "EUR", "event_ts": f"{day}T12:00:00+00:00"}
-    planted["events"] = [{**event, "event_id": "too-many", "quantity": 20_000}]
-    written = []
-    for dataset, rows in planted.items():
-        path = landing / dataset / f"date={day}" / "planted.jsonl"
-        path.write_text(_jsonl(rows))
-        written.append(path)
+
+
+def test_bad_files_and_rows_are_rejected_or_quarantined_with_their_reason_and_the_night_goes_on(landed):
+    """Files: a symlink, an unsupported type, a cut-off gzip and a CSV whose header lacks a required column
+    are quarantined by name; marker files and a sub-folder are skipped and counted. Lines: bytes that are
+    not UTF-8, a conflicting resend, every products and inventory reason, a quantity out of range; a CSV
+    with its columns in another order is read by name. The accounting stays exact."""
+    lake, day = landed.lake, landed.last
+    folder = lake.settings.landing / "events" / f"date={day}"
+    good = json.loads(next(folder.glob("*.jsonl")).read_text().splitlines()[0])
+    rows = _planted_rows(day)
     columns = ["unit_price", "event_ts", "sku", "event_id", "quantity", "event_type", "currency", "user_id"]
-    reordered = landing / "events" / f"date={day}" / "reordered.csv"
-    reordered.write_text(",".join(columns) + "\n" + ",".join(str({**event, "event_id": "csv-1"}[c]) for c in columns))
-    no_sku = landing / "events" / f"date={day}" / "no-sku.csv"
-    no_sku.write_text("event_id,event_type,event_ts\ncsv-2,view,2026-01-01T00:00:00Z\n")
-    written += [reordered, no_sku]
+    planted = {
+        folder / "export.xlsx": b"not a landing format",
+        folder / "cut.jsonl.gz": gzip.compress(json.dumps(good).encode() * 50)[:-12],
+        folder / "latin1.jsonl": json.dumps({**good, "event_id": "caf\u00e9-1"}, ensure_ascii=False).encode("latin-1"),
+        # The day's first event again under its id, with another quantity: which one is true?
+        folder / "conflict.jsonl": json.dumps({**good, "quantity": (good.get("quantity") or 1) + 5}).encode(),
+        folder / "_SUCCESS": b"",
+        folder / "planted.jsonl": _jsonl(rows["events"][:1]).encode(),
+        folder / "reordered.csv": (
+            ",".join(columns) + "\n" + ",".join(str(rows["events"][1][c]) for c in columns)
+        ).encode(),
+        folder / "no-sku.csv": b"event_id,event_type,event_ts\ncsv-2,view,2026-01-01T00:00:00Z\n",
+    }
+    for dataset in ("products", "inventory"):
+        planted[lake.settings.landing / dataset / f"date={day}" / "planted.jsonl"] = _jsonl(rows[dataset]).encode()
+    for path, content in planted.items():
+        path.write_bytes(content)
+    (folder / "passwd.jsonl").symlink_to("/etc/passwd")
+    (folder / "nested").mkdir()
     try:
-        run_foundation(lake, day)
+        summary = run_foundation(lake, day)["ingest"]
         quarantine = lake.read_arrow("ops.quarantine", filter=pc.field("landing_date") == day).to_pylist()
         accounting = {
             r["dataset"]: r for r in lake.read_arrow("ops.row_accounting").to_pylist() if r["landing_date"] == day
         }
         silver_events = set(lake.read_arrow("silver.events", columns=["event_id"])["event_id"].to_pylist())
     finally:
-        for path in written:
+        for path in [*planted, folder / "passwd.jsonl"]:
             path.unlink()
+        (folder / "nested").rmdir()
         run_foundation(lake, day)
 
-    found = {(r["dataset"], r["record_key"], r["reason"]) for r in quarantine if "planted" in (r["source_file"] or "")}
+    rejected = {(r["record_key"], r["reason"]) for r in quarantine if r["stage"] == "ingest"}
+    assert rejected == {
+        ("export.xlsx", "rejected_file:unsupported_type"),
+        ("cut.jsonl.gz", "rejected_file:unreadable"),
+        ("passwd.jsonl", "rejected_file:symlink"),
+        ("no-sku.csv", "rejected_file:csv_header"),
+    }
+    assert len(summary["rejected_files"]["events"]) == 4 and len(summary["skipped_entries"]["events"]) == 2
+    assert "lacks sku" in next(r["payload"] for r in quarantine if r["record_key"] == "no-sku.csv")
+    assert [r["reason"] for r in quarantine if r["source_file"].endswith("latin1.jsonl")] == ["encoding_error"]
+    conflicts = [r for r in quarantine if r["reason"] == "conflicting_duplicate"]
+    assert [r["record_key"] for r in conflicts] == [good["event_id"]]
+    found = {
+        (r["dataset"], r["record_key"], r["reason"]) for r in quarantine if r["source_file"].endswith("planted.jsonl")
+    }
     assert found == {
         ("products", "BAD-PRICE", "price_out_of_range"),
         ("products", "BAD-ACTIVE", "invalid_type:active"),
@@ -284,13 +266,13 @@ def test_every_products_inventory_and_csv_defect_gets_its_reason_and_the_account
         ("inventory", None, "missing_field:sku"),
         ("events", "too-many", "quantity_out_of_range"),
     }
-    (header,) = [r for r in quarantine if r["stage"] == "ingest"]
-    assert (header["record_key"], header["reason"]) == ("no-sku.csv", "rejected_file:csv_header")
-    assert "lacks sku" in header["payload"]
     assert "csv-1" in silver_events, "a CSV with its columns in another order is read by name"
+    assert accounting["events"]["landed"] == landed.manifest["days"][str(day)]["events"]["lines"] + 4
     for dataset, row in accounting.items():
         accounted = row["silver"] + row["quarantined_clean"] + row["quarantined_validate"] + row["duplicates"]
         assert row["landed"] == accounted + row["bots"], (dataset, row)
+    after = lake.read_arrow("ops.quarantine").to_pylist()
+    assert not [r for r in after if r["stage"] == "ingest"], "a rerun without the bad files clears their rows"
 
 
 def test_rows_lost_between_stages_stop_validate_before_silver_changes(landed):
@@ -360,7 +342,6 @@ def test_a_staged_table_of_another_shape_fails_the_critical_schema_expectation(l
     outcome = validate.validate_staged(lake, reshaped, dataset, day, "schema-test", has_catalogue=True)
 
     assert any("expect_table_columns_to_match_set" in failure for failure in outcome.critical_failures), outcome
-    assert validate.validate_staged(lake, checked, dataset, day, "schema-test", True).critical_failures == []
 
 
 @pytest.mark.slow

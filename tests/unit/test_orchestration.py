@@ -27,9 +27,10 @@ def has_nothing_to_do(run_date: date, run_id: str) -> None:
 
 
 class _TaskInstance:
-    """Where the task keeps its XComs; the one piece of a running task these callables touch."""
+    """Its id and where it keeps its XComs: the pieces of a running task these callables touch."""
 
     def __init__(self) -> None:
+        self.task_id = "t"
         self.xcoms: dict[str, object] = {}
 
     def xcom_push(self, key: str, value: object) -> None:
