@@ -40,7 +40,7 @@ $(SYSTEM_STAMP): $(STAMP)
 	@touch $@
 
 run: $(STAMP) ## Run the nightly pipeline through Airflow on sample data (LANDING=dir to use your own, DATE=YYYY-MM-DD)
-	$(PY) -m shopml.run $(if $(LANDING),--landing $(LANDING)) $(if $(DATE),--date $(DATE))
+	$(PY) -m sample_shop.run $(if $(LANDING),--landing $(LANDING)) $(if $(DATE),--date $(DATE))
 
 # Two workers, one test file each at a time (module fixtures are built once): the DAG tests wait on
 # Airflow and Spark subprocesses, and the other worker uses that time. The file order puts the two
@@ -72,7 +72,7 @@ airflow: $(STAMP) ## Start the Airflow UI (airflow standalone) with this project
 	$(PY) -m shopml.airflow_env standalone
 
 api: $(STAMP) ## Start the storefront read API on http://127.0.0.1:8000
-	$(VENV)/bin/uvicorn shopml.serving.api:app --host 127.0.0.1 --port 8000 --limit-concurrency 512
+	$(VENV)/bin/uvicorn serving.api:app --host 127.0.0.1 --port 8000 --limit-concurrency 512
 
 clean: ## Remove generated state under ./var (keeps .venv)
 	rm -rf var

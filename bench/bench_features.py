@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> dict:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
     from jobs import features
-    from jobs.features_config import HISTORY_DAYS
+    from shopml.config.features import HISTORY_DAYS
     from shopml.lake import Lake
     from shopml.settings import load_settings
     from shopml.spark import get_spark

@@ -47,11 +47,11 @@ def main(argv: list[str] | None = None) -> dict:
     from models.device import resolve_device
     from models.forecast.backtest import decide_promotion, fold_origins, run_backtest
     from models.forecast.baselines import forecast_baselines
-    from models.forecast.config import ForecastConfig
     from models.forecast.features import build_panel, build_scoring_frame, build_training_frame
     from models.forecast.inventory import plan_inventory
     from models.forecast.model import fit_quantile_model
     from models.forecast.synthetic import generate_demand
+    from shopml.config.forecast import ForecastConfig
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     n_skus = args.skus or (500 if args.quick else 10_000)

@@ -66,7 +66,7 @@ def _percentiles(values: list[float]) -> dict[str, float]:
 
 def _run_sizes(shop, sizes: list[int], start: datetime) -> list[dict]:
     from jobs.incremental import run
-    from shopml.generate import generate_stream_batch
+    from sample_shop.generate import generate_stream_batch
 
     results = []
     for index, size in enumerate(sizes):
@@ -95,7 +95,7 @@ def _freshness(shop, runs: int, start: datetime) -> list[float]:
 
     from jobs.incremental import run
     from models.recommend import pipeline as recommend
-    from shopml.serving.api import create_app
+    from serving.api import create_app
     from tests.integration.incremental.serving_shop import event, write_batch
 
     lists = shop.lake.read_pandas(GOLD_RECOMMENDATIONS)

@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> dict:
     events = 100_000 if args.quick else args.events
 
     from jobs import clean, ingest, validate
-    from shopml.generate import GeneratorConfig, generate
+    from sample_shop.generate import GeneratorConfig, generate
     from shopml.lake import Lake
     from shopml.settings import load_settings
     from shopml.spark import get_spark

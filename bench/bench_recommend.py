@@ -22,9 +22,9 @@ from pathlib import Path
 import torch
 
 from models.recommend import pipeline
-from models.recommend.config import RecommendConfig
 from models.recommend.synthetic import simulate_shop, write_synthetic_lake
 from models.registry import ModelRegistry
+from shopml.config.recommend import RecommendConfig
 from shopml.lake import Lake
 from shopml.settings import load_settings
 

@@ -44,13 +44,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from serving.datasets import DATASETS
+from serving.encoding import encode_entities
+from serving.publish import publish_dataset, version_id
+from serving.store import RedisStore, open_store
 from shopml.catalog import GOLD_RECOMMENDATIONS
+from shopml.config.serving import ServingConfig
 from shopml.lake import Lake
-from shopml.serving.config import ServingConfig
-from shopml.serving.datasets import DATASETS
-from shopml.serving.encoding import encode_entities
-from shopml.serving.publish import publish_dataset, version_id
-from shopml.serving.store import RedisStore, open_store
 from shopml.settings import load_settings
 
 RESULTS = Path(__file__).parent / "results" / "serving.json"
@@ -268,7 +268,7 @@ def bench_api(var_root: Path, url: str, users: int, rate: float, duration_s: flo
             sys.executable,
             "-m",
             "uvicorn",
-            "shopml.serving.api:app",
+            "serving.api:app",
             "--host",
             "127.0.0.1",
             "--port",

@@ -3,7 +3,7 @@
 Trigger with `{"user_id": "U-000042"}`. Deletes the customer's rows from every Delta table (raw payloads
 and quarantine included) and vacuums them, removes the customer's key from every kept serving version,
 and records the request in `ops.erasure_audit` under a hash of the id.
-Same as `python -m shopml.privacy erase --user U-000042`.
+Same as `python -m jobs.privacy erase --user U-000042`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from shopml.orchestration import HISTORY_START, asset, default_args
 def erase_customer():
     @task(outlets=[asset(OPS_ERASURE_AUDIT)])
     def erase(params=None, dag_run=None) -> dict:
-        from shopml.privacy import erase_customer as erase_user
+        from jobs.privacy import erase_customer as erase_user
 
         erasure = erase_user(params["user_id"], requested_by=f"airflow:{dag_run.run_id}")
         return {"subject_sha256": erasure.subject_sha256, "deleted_rows": erasure.deleted_rows}

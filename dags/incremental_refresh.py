@@ -26,7 +26,7 @@ Schedule and limits: max_active_runs=1 (a long run delays the next tick instead 
 (the watermark, not the schedule, says what is left to do), a 4-minute task timeout (inside the period),
 retries with exponential backoff capped at 2 minutes.
 Knobs: `settings.incremental` (env `SHOPML_INCREMENTAL__<FIELD>`: `MAX_FILES_PER_RUN`, `SPARK_MASTER`,
-`SHUFFLE_PARTITIONS`, `STREAM_FOLDER`, ...; `jobs/incremental_config.py` says why each default).
+`SHUFFLE_PARTITIONS`, `STREAM_FOLDER`, ...; `shopml/config/incremental.py` says why each default).
 """
 
 from __future__ import annotations

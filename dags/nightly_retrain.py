@@ -3,7 +3,7 @@
 Runs once a day for the logical date (`ds`):
 ingest → clean → validate → build_features → (recommender ‖ forecaster) → publish → report.
 Spark jobs come from `jobs/` (the `spark_default` connection decides where Spark runs);
-model and publish tasks call one function each from `models/` and `shopml/serving`.
+model and publish tasks call one function each from `models/` and `serving`.
 Models are promoted only when they beat their baselines; scoring always uses the
 promoted version. Trigger with `{"backfill_from": "YYYY-MM-DD"}` to process every
 landing date from then to `ds` as one batch (first runs and backfills).
@@ -15,6 +15,7 @@ from datetime import timedelta
 
 from airflow.sdk import Param, TaskGroup, dag
 
+from serving.datasets import DATASETS as SERVED_DATASETS
 from shopml.catalog import (
     BRONZE_EVENTS,
     BRONZE_INVENTORY,
@@ -44,7 +45,6 @@ from shopml.catalog import (
 )
 from shopml.notify import nightly_deadline
 from shopml.orchestration import HISTORY_START, default_args, python_job, spark_job
-from shopml.serving.datasets import DATASETS as SERVED_DATASETS
 
 RECOMMENDER_INPUTS = [
     GOLD_USER_ITEM_INTERACTIONS,
@@ -131,12 +131,12 @@ def nightly_retrain():
 
     with TaskGroup("publish"):
         published = []
-        # One task per serving dataset (shopml/serving/datasets.py), after the branch that scores its table.
+        # One task per serving dataset (serving/datasets.py), after the branch that scores its table.
         scored_by = {"recommender": recommendations, "forecaster": forecasts}
         for served in SERVED_DATASETS.values():
             publish = python_job(
                 f"publish_{served.name}",
-                "shopml.serving.publish.publish_dataset",
+                "serving.publish.publish_dataset",
                 reads=[served.table],
                 writes=[OPS_PUBLISH_AUDIT],
                 call_kwargs={"dataset": served.name, "triggered_by": "nightly_retrain"},
@@ -147,7 +147,7 @@ def nightly_retrain():
     # A publish skipped for a stated reason (no inventory feed) still gets its night reported.
     report = python_job(
         "report",
-        "shopml.report.build_report",
+        "jobs.report.build_report",
         reads=[
             *FEATURE_TABLES[:-1],
             SILVER_ORDER_LINES,

@@ -2,16 +2,16 @@
 
 Trigger with `{"dataset": "recommendations"}` (or `buy_again`, `discover`, `similar`, `forecasts`, `inventory`).
 The storefront switches atomically; the rollback is recorded in `ops.publish_audit`.
-Same as `python -m shopml.serving rollback <dataset>`.
+Same as `python -m serving rollback <dataset>`.
 """
 
 from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
 
+from serving.datasets import DATASETS
 from shopml.catalog import OPS_PUBLISH_AUDIT
 from shopml.orchestration import HISTORY_START, asset, default_args
-from shopml.serving.datasets import DATASETS
 
 
 @dag(
@@ -28,7 +28,7 @@ from shopml.serving.datasets import DATASETS
 def serving_rollback():
     @task(outlets=[asset(OPS_PUBLISH_AUDIT)])
     def rollback(params=None, dag_run=None) -> str:
-        from shopml.serving.publish import rollback_dataset
+        from serving.publish import rollback_dataset
 
         return rollback_dataset(params["dataset"], triggered_by=f"airflow:{dag_run.run_id}")
 

@@ -38,7 +38,6 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.cli import run_job
-from jobs.features_config import HISTORY_DAYS, FeaturesConfig
 from jobs.transforms.features import (
     PROMO_REFERENCE_DAYS,
     build_item_cooccurrence,
@@ -64,6 +63,7 @@ from shopml.catalog import (
     SILVER_PRODUCTS,
     spec,
 )
+from shopml.config.features import HISTORY_DAYS, FeaturesConfig
 from shopml.dates import DateWindow
 from shopml.lake import Lake
 

@@ -31,7 +31,7 @@ A failure anywhere leaves the ledger and watermark as they were, so the next run
 When the nightly publishes a new version, overlays of the old one are gone with it: the first run
 that sees the new version re-applies everything the stream delivered since its feature day.
 
-Knobs: ``settings.incremental`` (``jobs/incremental_config.py``; env ``SHOPML_INCREMENTAL__<FIELD>``).
+Knobs: ``settings.incremental`` (``shopml/config/incremental.py``; env ``SHOPML_INCREMENTAL__<FIELD>``).
 """
 
 from __future__ import annotations
@@ -54,7 +54,6 @@ import pyarrow.compute as pc
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from jobs.incremental_config import IncrementalConfig
 from jobs.ingest import read_landed_lines
 from jobs.landing import CSV_SUFFIXES, JSON_SUFFIXES
 from jobs.transforms import realtime
@@ -69,7 +68,6 @@ from jobs.transforms.raw import parse_events
 from jobs.validate import catalogue_skus, checked_columns, rejected_rows, validate_staged
 from models.device import resolve_device
 from models.forecast import pipeline as forecaster
-from models.forecast.config import ForecastConfig
 from models.forecast.inventory import plan_inventory
 from models.recommend import pipeline as recommender
 from models.recommend.data import build_feature_set
@@ -78,16 +76,18 @@ from models.recommend.ranker import ServingContext, load_ranker
 from models.recommend.repeat import suppressed_repeats
 from models.recommend.retrieval import load_retrieval
 from models.registry import ModelRegistry
+from serving.datasets import USER_LISTS, dataset_spec
+from serving.encoding import decode_payload
+from serving.publish import dataset_versions, overlay_keys, row_selection
+from serving.store import VersionInfo, open_store
 from shopml import accounting
 from shopml.catalog import OPS_QUARANTINE, SILVER_EVENTS, SILVER_ORDER_LINES, spec
+from shopml.config.forecast import ForecastConfig
+from shopml.config.incremental import IncrementalConfig
 from shopml.errors import PermanentError, Skipped
 from shopml.lake import Lake
 from shopml.notify import alert
 from shopml.quality import ValidationFailed
-from shopml.serving.datasets import USER_LISTS, dataset_spec
-from shopml.serving.encoding import decode_payload
-from shopml.serving.publish import dataset_versions, overlay_keys, row_selection
-from shopml.serving.store import VersionInfo, open_store
 from shopml.settings import Settings, get_settings
 from shopml.watermark import (
     Watermark,

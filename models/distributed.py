@@ -23,9 +23,8 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from models.device import resolve_device
+from shopml.config.distributed import DistributedConfig
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -41,37 +40,6 @@ _RENAMED_PARAMS = {"eta": "learning_rate", "seed": "random_state"}
 # device from the device setting, rows per group from qid_col.
 _CLUSTER_PARAMS = frozenset({"nthread", "n_jobs", "device", "gpu_id"})
 _GROUP_PARAMS = frozenset({"group", "qid", "eval_group", "eval_qid"})
-
-
-class DistributedConfig(BaseModel):
-    """Which training runs distributed, and how wide; the defaults keep everything on one machine."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    xgboost_on_spark: bool = Field(
-        False,
-        description="Train the XGBoost models (forecaster, ranker) with xgboost.spark on the Spark cluster "
-        "instead of in the trainer's process.",
-    )
-    torch_distributor: bool = Field(
-        False,
-        description="Run PyTorch training functions through Spark's TorchDistributor instead of in-process.",
-    )
-    num_workers: int = Field(
-        2,
-        ge=1,
-        description="XGBoost workers / torch processes. Each is one Spark barrier task, so the cluster needs this "
-        "many free task slots at once (executor cores / spark.task.cpus, or GPUs with use of CUDA).",
-    )
-    torch_local_mode: bool = Field(
-        False,
-        description="TorchDistributor: run the processes on the driver's node (True) or on executors (False).",
-    )
-    repartition_random_shuffle: bool = Field(
-        False,
-        description="Shuffle rows randomly when xgboost.spark repartitions the frame to num_workers partitions "
-        "(evens out workers when the input is sorted, e.g. by date).",
-    )
 
 
 def spark_xgb_params(params: Mapping[str, Any], num_boost_round: int | None = None) -> dict[str, Any]:

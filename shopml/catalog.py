@@ -762,7 +762,7 @@ TABLES: dict[str, TableSpec] = {
         ),
         TableSpec(
             name=OPS_ERASURE_AUDIT,
-            description="Every customer erasure (python -m shopml.privacy erase, the erase_customer DAG), under a "
+            description="Every customer erasure (python -m jobs.privacy erase, the erase_customer DAG), under a "
             "hash of the id: the audit keeps no personal data.",
             columns=(
                 Column("subject_sha256", "string", "SHA-256 of the erased user_id."),

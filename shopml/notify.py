@@ -9,9 +9,8 @@ replacement for SLAs). Every alert is appended to
 the same JSON is POSTed there.
 
 The scheduler imports DAG files constantly and DAG files import this module, so
-it imports only the standard library and pydantic at module level; Airflow is
-imported inside the functions that need it, and the settings too, so that the
-settings model can nest ``NotifyConfig`` without an import cycle.
+it imports only the standard library, pydantic and the settings at module level; Airflow is
+imported inside the functions that need it.
 """
 
 from __future__ import annotations
@@ -29,12 +28,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import quote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from shopml.config.notify import NotifyConfig
+from shopml.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection, DeadlineAlert
-
-    from shopml.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -61,31 +61,6 @@ _DEFAULT_BASE_URL = "http://localhost:8080"
 
 class NotifierError(RuntimeError):
     """An alert could not be delivered; the message says to which receiver and why (never its secrets)."""
-
-
-class NotifyConfig(BaseModel):
-    """Where alerts go and when a nightly run counts as late."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    webhook_url: SecretStr = Field(
-        SecretStr(""),
-        description="Webhook used when the Airflow connection is absent; empty: alerts go to the file only.",
-    )
-    webhook_conn_id: str = Field(
-        "shopml_alerts", description="Airflow connection whose `url` extra or schema/host/port name the webhook."
-    )
-    timeout_s: float = Field(5.0, gt=0, description="Connect and read timeout of one webhook POST.")
-    deadline_reference: Literal["queued_at", "logical_date"] = Field(
-        "queued_at",
-        description=(
-            "What the deadline counts from. queued_at suits backfills and reruns, whose logical dates lie "
-            "in the past and would miss a logical-date deadline at once."
-        ),
-    )
-    deadline_hours: float = Field(
-        6.0, ge=0, description="A run still unfinished this long after the reference alerts; 0 switches it off."
-    )
 
 
 def _jsonable(value: Any) -> Any:
@@ -182,17 +157,6 @@ class WebhookNotifier:
 
 
 # ---- configuration ------------------------------------------------------------------------------
-
-
-def _current_settings() -> Settings:
-    from shopml.settings import get_settings
-
-    return get_settings()
-
-
-def notify_config(settings: Settings) -> NotifyConfig:
-    """The notify section of the settings."""
-    return settings.notify
 
 
 def alerts_path(settings: Settings) -> Path:
@@ -343,11 +307,11 @@ def alert(
     receiver never fails the task: the file notifier has the message and the
     delivery error is logged.
     """
-    settings = settings or _current_settings()
+    settings = settings or get_settings()
     message = make_message(event, summary=summary, severity=severity, details=details, context=context, **fields)
     webhook = None
     try:
-        webhook = resolve_webhook(config or notify_config(settings))
+        webhook = resolve_webhook(config or settings.notify)
     except NotifierError as exc:
         log.error("alert webhook misconfigured, file only: %s", exc)
     try:
@@ -362,7 +326,7 @@ def alert(
 
 def on_task_failure(context: Mapping[str, Any]) -> None:
     """``on_failure_callback``: a task failed after its last retry. Delivery errors are raised for Airflow to log."""
-    settings = _current_settings()
+    settings = get_settings()
     ti = context.get("ti") or context.get("task_instance")
     error = context.get("exception")
     details = {
@@ -375,7 +339,7 @@ def on_task_failure(context: Mapping[str, Any]) -> None:
     task = ".".join(filter(None, (ids.get("dag_id"), ids.get("task_id"))))
     reason = f": {type(error).__name__}: {str(error)[:300]}" if error is not None else ""
     message = make_message("task_failed", summary=f"{task} failed{reason}", details=details, context=context)
-    send_alert(message, build_notifiers(settings, resolve_webhook(notify_config(settings))))
+    send_alert(message, build_notifiers(settings, resolve_webhook(settings.notify)))
 
 
 def deadline_message(context: Mapping[str, Any], deadline_hours: float | None = None) -> AlertMessage:
@@ -407,9 +371,9 @@ async def notify_deadline_missed(context: Mapping[str, Any] | None = None, deadl
 
     A delivery error is raised, so the callback shows as failed in Airflow (the file is written first).
     """
-    settings = _current_settings()
+    settings = get_settings()
     message = deadline_message(context or {}, deadline_hours)
-    webhook = await aresolve_webhook(notify_config(settings))
+    webhook = await aresolve_webhook(settings.notify)
     await asyncio.to_thread(send_alert, message, build_notifiers(settings, webhook))
     return message.model_dump(mode="json")
 
@@ -421,7 +385,7 @@ def nightly_deadline(config: NotifyConfig | None = None) -> DeadlineAlert | None
     """
     from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
 
-    config = config or notify_config(_current_settings())
+    config = config or get_settings().notify
     if not config.deadline_hours:
         return None
     reference = (

@@ -19,15 +19,15 @@ import yaml
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from jobs.features_config import FeaturesConfig
-from jobs.incremental_config import IncrementalConfig
-from models.distributed import DistributedConfig
-from models.forecast.config import ForecastConfig
-from models.recommend.config import RecommendConfig
+from shopml.config.distributed import DistributedConfig
+from shopml.config.features import FeaturesConfig
+from shopml.config.forecast import ForecastConfig
+from shopml.config.incremental import IncrementalConfig
+from shopml.config.notify import NotifyConfig
+from shopml.config.recommend import RecommendConfig
+from shopml.config.report import ReportConfig
+from shopml.config.serving import ServingConfig
 from shopml.errors import PermanentError
-from shopml.notify import NotifyConfig
-from shopml.report_config import ReportConfig
-from shopml.serving.config import ServingConfig
 
 ENV_PREFIX = "SHOPML_"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from jobs import clean, ingest, validate
-from shopml.generate import GeneratorConfig, generate
+from sample_shop.generate import GeneratorConfig, generate
 from shopml.lake import Lake
 from shopml.settings import load_settings
 

@@ -52,7 +52,6 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from jobs.features_config import HISTORY_DAYS, FeaturesConfig
 from shopml.catalog import (
     GOLD_ITEM_COOCCURRENCE,
     GOLD_ITEM_FEATURES,
@@ -61,6 +60,7 @@ from shopml.catalog import (
     GOLD_USER_ITEM_INTERACTIONS,
     spec,
 )
+from shopml.config.features import HISTORY_DAYS, FeaturesConfig
 
 WINDOWS = {"user": (1, 7, 28, 90), "item": (1, 7, 28)}
 DEMAND_LAGS = (1, 7, 14, 28)

@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 
 from models.forecast.baselines import BASELINES, empirical_quantiles, forecast_baselines
-from models.forecast.config import DEFAULT_CONFIG, ForecastConfig
 from models.forecast.features import (
     DEMAND_CLASSES,
     DemandPanel,
@@ -29,6 +28,7 @@ from models.forecast.features import (
 )
 from models.forecast.metrics import MODEL, QUANTILE_COLUMNS, compute_metrics, metric_value, velocity_band
 from models.forecast.model import fit_quantile_model
+from shopml.config.forecast import DEFAULT_CONFIG, ForecastConfig
 
 log = logging.getLogger(__name__)
 

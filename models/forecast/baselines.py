@@ -15,8 +15,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from models.forecast.config import ForecastConfig
 from models.forecast.features import DemandPanel
+from shopml.config.forecast import ForecastConfig
 
 BASELINES = ("seasonal_naive", "moving_average", "exponential_smoothing", "croston", "sba", "tsb")
 

@@ -17,20 +17,6 @@ def _split(calendar: str) -> tuple[str, str | None]:
     return country, subdivision or None
 
 
-def check_calendar(calendar: str) -> str:
-    """The calendar name if the ``holidays`` package knows it; a ValueError naming it otherwise."""
-    if not calendar:
-        return calendar
-    import holidays
-
-    country, subdivision = _split(calendar)
-    try:
-        holidays.country_holidays(country, subdiv=subdivision)
-    except NotImplementedError as error:
-        raise ValueError(f"unknown holiday calendar {calendar!r}: {error}") from None
-    return calendar
-
-
 @lru_cache(maxsize=32)
 def holiday_days(calendar: str, first_year: int, last_year: int) -> np.ndarray:
     """Sorted holiday dates of ``first_year..last_year`` as days since the epoch (empty without a calendar)."""

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from models.forecast.calendar import holiday_days, holiday_features
-from models.forecast.config import DEFAULT_CONFIG, ForecastConfig
+from shopml.config.forecast import DEFAULT_CONFIG, ForecastConfig
 
 log = logging.getLogger(__name__)
 

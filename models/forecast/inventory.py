@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr, ndtri
 
-from models.forecast.config import DEFAULT_CONFIG, ForecastConfig
+from shopml.config.forecast import DEFAULT_CONFIG, ForecastConfig
 
 PLAN_COLUMNS = (
     "sku",

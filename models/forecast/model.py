@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from models.forecast.config import DEFAULT_CONFIG, ForecastConfig
 from models.forecast.features import DEMAND_CLASSES, FEATURES
+from shopml.config.forecast import DEFAULT_CONFIG, ForecastConfig
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,6 @@ import pyarrow.compute as pc
 from models.device import resolve_device
 from models.forecast.backtest import decide_promotion, fold_origins, run_backtest
 from models.forecast.baselines import BASELINES, empirical_quantiles, moving_average
-from models.forecast.config import ForecastConfig
 from models.forecast.features import (
     DEMAND_COLUMNS,
     FEATURES,
@@ -40,6 +39,7 @@ from shopml.catalog import (
     SILVER_INVENTORY_SNAPSHOTS,
     spec,
 )
+from shopml.config.forecast import ForecastConfig
 from shopml.errors import PermanentError
 from shopml.lake import Lake
 from shopml.notify import alert

@@ -20,10 +20,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from models.recommend.config import AlsConfig, TifuConfig
 from models.recommend.data import FeatureSet, rows_of
 from models.recommend.ranker import OUTPUT_COLUMNS, ServingContext, explain_repeats
 from models.recommend.retrieval import top_n
+from shopml.config.recommend import AlsConfig, TifuConfig
 
 log = logging.getLogger(__name__)
 

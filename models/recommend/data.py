@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from models.recommend.config import RecommendConfig, TifuConfig
 from models.recommend.repeat import PurchaseHistory, empty_history
 from models.recommend.retrieval import top_n
-from models.recommend.tifu import TifuKnn
+from models.recommend.tifu import TifuKnn, tifu_user_vectors
+from shopml.config.recommend import RecommendConfig, TifuConfig
 
 ITEM_FEATURES = (
     "unit_price",
@@ -161,7 +161,8 @@ class FeatureSet:
     def tifu(self, config: TifuConfig) -> TifuKnn:
         """TIFU-KNN over this day's purchase history (a baseline, and a ranker feature), built once per config."""
         if config not in self._tifu:
-            self._tifu[config] = TifuKnn(self, config)
+            vectors = tifu_user_vectors(self.history.baskets, self.user_index, self.item_index, config)
+            self._tifu[config] = TifuKnn(vectors, config)
         return self._tifu[config]
 
     @cached_property

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from models.recommend.config import FilterConfig
+from shopml.config.recommend import FilterConfig
 
 
 def code_pairs(pairs: pd.DataFrame, user_index: pd.Index, item_index: pd.Index) -> pd.DataFrame:

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from models.recommend.config import GateConfig
 from models.recommend.metrics import DiversityBasis
+from shopml.config.recommend import GateConfig
 from shopml.errors import PermanentError
 
 GATE_METRIC = "ndcg@10"

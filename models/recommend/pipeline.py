@@ -42,7 +42,6 @@ from models.recommend.baselines import (
     served_baseline_lists,
     without_history,
 )
-from models.recommend.config import RecommendConfig
 from models.recommend.data import (
     FEATURES,
     FeatureSet,
@@ -87,6 +86,7 @@ from shopml.catalog import (
     SILVER_ORDER_LINES,
     spec,
 )
+from shopml.config.recommend import RecommendConfig
 from shopml.lake import Lake
 from shopml.notify import alert
 from shopml.settings import Settings, get_settings

@@ -18,7 +18,6 @@ import pandas as pd
 import torch
 import xgboost as xgb
 
-from models.recommend.config import RankerConfig, RecommendConfig
 from models.recommend.data import (
     FEATURES,
     FeatureSet,
@@ -31,6 +30,7 @@ from models.recommend.data import (
 from models.recommend.filters import downrank_stockout_risk
 from models.recommend.repeat import bought_before_reasons
 from models.recommend.retrieval import TrainedRetrieval
+from shopml.config.recommend import RankerConfig, RecommendConfig
 
 log = logging.getLogger(__name__)
 

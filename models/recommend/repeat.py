@@ -19,7 +19,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from models.recommend.config import FilterConfig
+from shopml.config.recommend import FilterConfig
 
 EPOCH = np.datetime64("1970-01-01", "D")
 PAIR_COLUMNS = ("orders", "units", "first_day", "last_day", "recency_weighted", "last_units", "cycle_days")

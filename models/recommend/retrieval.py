@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from models.recommend.config import RetrievalConfig
+from shopml.config.recommend import RetrievalConfig
 
 log = logging.getLogger(__name__)
 

@@ -7,17 +7,19 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from models.recommend.config import TifuConfig
+from shopml.config.recommend import TifuConfig
 
 if TYPE_CHECKING:
-    from models.recommend.data import FeatureSet
+    import pandas as pd
 
 # Users x users similarities are dense: this many users at a time bound the memory.
 SIMILARITY_BATCH_USERS = 256
 
 
-def tifu_user_vectors(features: FeatureSet, config: TifuConfig):
-    """TIFU user vectors: time-decayed averages of the user's baskets, as a users × items CSR.
+def tifu_user_vectors(baskets: pd.DataFrame, users: pd.Index, items: pd.Index, config: TifuConfig):
+    """TIFU user vectors: time-decayed averages of the user's baskets, as a ``users`` × ``items`` CSR.
+
+    ``baskets`` holds one row per (user_id, sku, day) bought; users and items outside the indexes are left out.
 
     Baskets (purchase days) are split into groups of ``group_size`` from the latest; a basket
     weighs ``basket_decay`` ** (its position from its group's latest) within its group, and a
@@ -26,11 +28,10 @@ def tifu_user_vectors(features: FeatureSet, config: TifuConfig):
     import pandas as pd
     from scipy import sparse
 
-    baskets = features.history.baskets
     coded = pd.DataFrame(
         {
-            "user": features.user_index.get_indexer(baskets["user_id"]),
-            "item": features.item_index.get_indexer(baskets["sku"]),
+            "user": users.get_indexer(baskets["user_id"]),
+            "item": items.get_indexer(baskets["sku"]),
             "day": baskets["day"].to_numpy(),
         }
     )
@@ -50,23 +51,24 @@ def tifu_user_vectors(features: FeatureSet, config: TifuConfig):
     weighted = coded.merge(days[["user", "day", "weight"]], on=["user", "day"])
     return sparse.csr_matrix(
         (weighted["weight"].to_numpy(float), (weighted["user"].to_numpy(), weighted["item"].to_numpy())),
-        shape=(len(features.users), len(features.items)),
+        shape=(len(users), len(items)),
     )
 
 
 class TifuKnn:
     """``alpha`` × the user's TIFU vector + (1 - alpha) × the mean vector of their nearest neighbours (cosine)."""
 
-    def __init__(self, features: FeatureSet, config: TifuConfig) -> None:
+    def __init__(self, vectors, config: TifuConfig) -> None:
+        """``vectors``: the users' TIFU vectors (``tifu_user_vectors``)."""
         from scipy import sparse
 
-        self.vectors = tifu_user_vectors(features, config)
+        self.vectors = vectors
         norms = np.sqrt(np.asarray(self.vectors.multiply(self.vectors).sum(axis=1))).ravel()
         inverse = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
         self.unit = sparse.diags(inverse) @ self.vectors
         self.unit_t = self.unit.T.tocsr()
         self.alpha = config.alpha
-        self.n_neighbours = min(config.neighbours, max(len(features.users) - 1, 1))
+        self.n_neighbours = min(config.neighbours, max(vectors.shape[0] - 1, 1))
 
     def _neighbour_means(self, codes: np.ndarray) -> np.ndarray:
         from scipy import sparse

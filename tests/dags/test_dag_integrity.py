@@ -86,7 +86,7 @@ def test_parsing_is_cheap_and_touches_no_database(dag_file, tmp_path):
 
 
 def test_rollback_offers_every_serving_dataset(dagbag):
-    from shopml.serving.datasets import DATASETS
+    from serving.datasets import DATASETS
 
     param = dagbag.dags["serving_rollback"].params.get_param("dataset")
     assert param.schema["enum"] == list(DATASETS)

@@ -68,7 +68,7 @@ def test_known_customers_get_personal_lists_from_the_api(night):
         "silver.order_lines", columns=["user_id"], filter=pc.field("event_date") >= date(2010, 11, 1)
     )
     customers = set(pc.unique(pc.drop_null(recent["user_id"])).to_pylist())
-    from shopml.serving.api import create_app
+    from serving.api import create_app
 
     with TestClient(create_app(settings), base_url="http://localhost") as client:
         answers = [client.get(f"/v1/recommendations/{user}", params={"k": 10}) for user in sorted(customers)[:300]]
@@ -90,7 +90,7 @@ def test_lists_and_similar_items_are_published_from_the_promoted_model(night):
     assert evaluation["promoted"] and evaluation["serve"] == "model", evaluation
     scored = run.tasks["recommender.score_recommendations"].result
     assert scored["version"] == evaluation["version"]
-    from shopml.serving.publish import dataset_versions
+    from serving.publish import dataset_versions
 
     for dataset in ("recommendations", "buy_again", "discover", "similar"):
         current, versions = dataset_versions(dataset, settings)

@@ -6,9 +6,9 @@ from datetime import date
 
 import pytest
 
+from serving.publish import dataset_versions, publish_dataset
 from shopml import airflow_env
 from shopml.lake import Lake
-from shopml.serving.publish import dataset_versions, publish_dataset
 from shopml.settings import load_settings
 from tests.integration.serving.serving_tables import similar_table
 

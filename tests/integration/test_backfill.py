@@ -26,9 +26,9 @@ import pyarrow.compute as pc
 import pytest
 
 from jobs import features
+from sample_shop.generate import GeneratorConfig, generate
 from shopml.accounting import COUNT_COLUMNS, reconcile
 from shopml.catalog import OPS_QUARANTINE, OPS_ROW_ACCOUNTING
-from shopml.generate import GeneratorConfig, generate
 from shopml.lake import Lake
 from shopml.settings import load_settings
 from tests.shop import run_foundation, tiny_data_conf

@@ -19,14 +19,14 @@ from pyspark.sql import functions as F
 
 from jobs import clean, ingest, validate
 from jobs.ingest import LandingError
+from jobs.privacy import erase_customer
+from serving.publish import publish_dataset
 from shopml import accounting
 from shopml.accounting import RowAccountingError
 from shopml.catalog import TABLES, spec
 from shopml.lake import Lake
 from shopml.notify import alerts_path
-from shopml.privacy import erase_customer
 from shopml.quality import ValidationFailed
-from shopml.serving.publish import publish_dataset
 from shopml.settings import load_settings
 from tests.integration.serving.serving_tables import user_lists_table
 from tests.shop import land_and_run, run_foundation

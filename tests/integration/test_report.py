@@ -15,10 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from models.registry import ModelRegistry, ModelVersion
-from shopml.catalog import spec
-from shopml.lake import Lake
-from shopml.report import (
+from jobs.report import (
     NOT_AVAILABLE,
     build_report,
     choose_origins,
@@ -38,8 +35,11 @@ from shopml.report import (
     summarise_validation,
     summarise_volumes,
 )
-from shopml.report_config import ReportConfig
-from shopml.serving.publish import version_id
+from models.registry import ModelRegistry, ModelVersion
+from serving.publish import version_id
+from shopml.catalog import spec
+from shopml.config.report import ReportConfig
+from shopml.lake import Lake
 
 RUN_DATE = date(2026, 3, 10)
 RUN_ID = "scheduled__2026-03-10T00:00:00+00:00"

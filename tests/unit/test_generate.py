@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shopml.generate import (
+from sample_shop.generate import (
     EVENT_FIELDS,
     EVENT_TYPES,
     MALFORMED_KINDS,
@@ -416,7 +416,7 @@ def test_cli_rerun_skips_when_manifest_matches(tmp_path: Path, caplog: pytest.Lo
     assert main(argv) == 0
     manifest = tmp_path / "_manifest.json"
     stamp = manifest.stat().st_mtime_ns
-    with caplog.at_level(logging.INFO, logger="shopml.generate"):
+    with caplog.at_level(logging.INFO, logger="sample_shop.generate"):
         assert main(argv) == 0
     assert "skipping" in caplog.text
     assert manifest.stat().st_mtime_ns == stamp

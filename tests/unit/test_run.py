@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import date
 
+from sample_shop.run import served
 from shopml.airflow_env import DagRunOutcome, TaskOutcome
 from shopml.lake import Lake
-from shopml.run import served
 from shopml.settings import load_settings
 from tests.integration.serving.serving_tables import user_lists_table
 

@@ -14,7 +14,8 @@ import sys
 import traceback
 from pathlib import Path
 
-from models.distributed import DistributedConfig, fit_torch, torch_process_group, train_xgboost_on_spark
+from models.distributed import fit_torch, torch_process_group, train_xgboost_on_spark
+from shopml.config.distributed import DistributedConfig
 from shopml.spark import get_spark
 
 FEATURES = ["x0", "x1", "x2"]

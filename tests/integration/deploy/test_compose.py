@@ -222,7 +222,7 @@ def test_spark_connection_and_settings_point_at_the_master(services, env_example
 
 def test_read_api_serves_from_the_redis_service(services, env_example, monkeypatch):
     api = services["api"]
-    assert api["command"][:2] == ["uvicorn", "shopml.serving.api:app"]
+    assert api["command"][:2] == ["uvicorn", "serving.api:app"]
     assert "--limit-concurrency" in api["command"]
     environment = _environment(api, env_example)
     hosts = "SHOPML_SERVING_STORE__API_ALLOWED_HOSTS"

@@ -36,7 +36,7 @@ pytestmark = [
 SPARK_SIDE = """
 import json, sys
 from datetime import date
-from shopml.generate import GeneratorConfig, generate
+from sample_shop.generate import GeneratorConfig, generate
 from shopml.lake import Lake
 from shopml.settings import get_settings
 from tests.shop import run_foundation

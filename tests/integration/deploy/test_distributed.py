@@ -7,7 +7,8 @@ import os
 import pytest
 from pydantic import ValidationError
 
-from models.distributed import DistributedConfig, fit_torch, spark_xgb_params, train_xgboost_on_spark
+from models.distributed import fit_torch, spark_xgb_params, train_xgboost_on_spark
+from shopml.config.distributed import DistributedConfig
 from tests.integration.deploy.distributed_app import fit_line
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))

@@ -57,7 +57,7 @@ def _new_apps(cluster: LocalSparkCluster, before: set[str]) -> list[dict]:
 
 def test_ingest_job_runs_on_the_cluster_through_the_spark_connection(cluster, driver_env):
     from jobs.ingest import DATASETS
-    from shopml.generate import GeneratorConfig, generate
+    from sample_shop.generate import GeneratorConfig, generate
     from shopml.lake import Lake
     from shopml.orchestration import spark_job
 

@@ -7,7 +7,6 @@ from datetime import timedelta
 import pyarrow.compute as pc
 
 from jobs.features import CORRECTIONS_TABLE, FEATURE_TABLES, _read_between
-from jobs.features_config import FeaturesConfig
 from jobs.transforms.features import (
     build_item_cooccurrence,
     build_item_features,
@@ -16,6 +15,7 @@ from jobs.transforms.features import (
     summarise_activity,
 )
 from shopml.catalog import spec
+from shopml.config.features import FeaturesConfig
 from tests.integration.features.feature_lake import LAST_DAY, NEXT_DAY, gold_rows
 
 PREVIOUS_DAY = LAST_DAY - timedelta(days=1)

@@ -10,7 +10,6 @@ import pyarrow as pa
 import pytest
 
 from models.forecast.baselines import BASELINES
-from models.forecast.config import BoosterConfig, ForecastConfig
 from models.forecast.model import BOOSTER_FILE
 from models.forecast.pipeline import (
     FALLBACK_VERSION,
@@ -25,6 +24,7 @@ from models.forecast.pipeline import (
 )
 from models.forecast.synthetic import generate_demand
 from models.registry import ModelRegistry
+from shopml.config.forecast import BoosterConfig, ForecastConfig
 from shopml.lake import Lake
 from shopml.settings import load_settings
 

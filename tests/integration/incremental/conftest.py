@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from shopml.serving.api import create_app
+from serving.api import create_app
 from tests.integration.incremental.serving_shop import ServingShop, build_serving_shop, open_shop
 
 

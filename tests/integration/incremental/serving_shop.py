@@ -15,14 +15,14 @@ from typing import Any
 
 from jobs import features as features_job
 from models.forecast import pipeline as forecast
-from models.forecast.config import BoosterConfig, ForecastConfig
 from models.recommend import pipeline as recommend
-from models.recommend.config import AlsConfig, RankerConfig, RecommendConfig, RetrievalConfig
 from models.registry import ModelRegistry
-from shopml.generate import MANIFEST_NAME, GeneratorConfig, generate
+from sample_shop.generate import MANIFEST_NAME, GeneratorConfig, generate
+from serving.datasets import USER_LISTS
+from serving.publish import publish_dataset
+from shopml.config.forecast import BoosterConfig, ForecastConfig
+from shopml.config.recommend import AlsConfig, RankerConfig, RecommendConfig, RetrievalConfig
 from shopml.lake import Lake
-from shopml.serving.datasets import USER_LISTS
-from shopml.serving.publish import publish_dataset
 from shopml.settings import Settings, load_settings
 from tests.shop import run_foundation
 

@@ -26,19 +26,19 @@ from jobs.incremental import (
     run,
     served_lists,
 )
-from jobs.incremental_config import IncrementalConfig
 from jobs.landing import CSV_SUFFIXES, JSON_SUFFIXES
 from models.recommend import pipeline as recommend
 from models.recommend.data import FEATURES
 from models.registry import ModelRegistry
+from serving.api import create_app
+from serving.datasets import USER_LISTS
+from serving.publish import publish_dataset
+from serving.store import StoreUnavailableError, VersionInfo
 from shopml import airflow_env
+from shopml.config.incremental import IncrementalConfig
+from shopml.config.serving import ServingConfig
 from shopml.lake import Lake
 from shopml.notify import alerts_path
-from shopml.serving.api import create_app
-from shopml.serving.config import ServingConfig
-from shopml.serving.datasets import USER_LISTS
-from shopml.serving.publish import publish_dataset
-from shopml.serving.store import StoreUnavailableError, VersionInfo
 from shopml.settings import load_settings
 from shopml.watermark import processed_files, read_watermark
 from tests.integration.incremental.serving_shop import RECOMMEND_CONFIG, event, open_shop, write_batch

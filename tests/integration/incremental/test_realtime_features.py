@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from jobs.transforms import realtime
-from models.recommend.config import FilterConfig
 from models.recommend.repeat import PAIR_COLUMNS, summarise_purchases, suppressed_repeats
+from shopml.config.recommend import FilterConfig
 from shopml.lake import Lake
 from shopml.watermark import (
     Watermark,

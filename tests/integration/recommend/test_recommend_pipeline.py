@@ -11,11 +11,11 @@ import pyarrow as pa
 import pytest
 
 from models.recommend import pipeline
-from models.recommend.config import AlsConfig, GateConfig, RankerConfig, RecommendConfig, RetrievalConfig
 from models.recommend.gate import OutputGateError
 from models.recommend.repeat import suppressed_repeats
 from models.recommend.synthetic import build_user_features, simulate_shop, write_synthetic_lake
 from models.registry import ModelRegistry
+from shopml.config.recommend import AlsConfig, GateConfig, RankerConfig, RecommendConfig, RetrievalConfig
 from shopml.lake import Lake
 from shopml.settings import load_settings
 

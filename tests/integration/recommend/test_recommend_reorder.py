@@ -19,7 +19,6 @@ import pytest
 
 from models.recommend import pipeline
 from models.recommend.baselines import recommend_p_topfreq
-from models.recommend.config import AlsConfig, RankerConfig, RecommendConfig, RetrievalConfig
 from models.recommend.data import purchases_between, split_dates
 from models.recommend.filters import available_items, code_pairs, stockout_risk
 from models.recommend.metrics import segment_metrics
@@ -27,6 +26,7 @@ from models.recommend.ranker import ServingContext
 from models.recommend.repeat import suppressed_repeats
 from models.recommend.synthetic import build_order_lines, simulate_shop, write_synthetic_lake
 from models.registry import ModelRegistry
+from shopml.config.recommend import AlsConfig, RankerConfig, RecommendConfig, RetrievalConfig
 from shopml.lake import Lake
 from shopml.settings import load_settings
 

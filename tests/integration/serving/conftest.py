@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from shopml.config.serving import ServingConfig
 from shopml.lake import Lake
-from shopml.serving.config import ServingConfig
 from shopml.settings import Settings, load_settings
 
 REDIS_BINARY = "redis-server"
@@ -183,7 +183,7 @@ def live_api() -> Iterator[Callable[[Settings, ServingConfig], str]]:
     """Run the real API under uvicorn on a free loopback port (in a thread); returns its base URL."""
     import uvicorn
 
-    from shopml.serving.api import create_app
+    from serving.api import create_app
 
     servers: list[tuple[uvicorn.Server, threading.Thread]] = []
 

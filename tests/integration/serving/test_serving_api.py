@@ -11,11 +11,11 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from shopml.serving.api import create_app
-from shopml.serving.config import ServingConfig
-from shopml.serving.datasets import DATASETS
-from shopml.serving.publish import publish_dataset, version_id
-from shopml.serving.store import RedisStore, open_store, utc_now
+from serving.api import create_app
+from serving.datasets import DATASETS
+from serving.publish import publish_dataset, version_id
+from serving.store import RedisStore, open_store, utc_now
+from shopml.config.serving import ServingConfig
 from shopml.settings import load_settings
 from tests.integration.serving.serving_tables import (
     forecasts_table,

@@ -20,7 +20,7 @@ def cli(var_root, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPML_")}
     env["SHOPML_VAR_ROOT"] = str(var_root)
     return subprocess.run(
-        [sys.executable, "-m", "shopml.serving", *args], capture_output=True, text=True, env=env, timeout=120
+        [sys.executable, "-m", "serving", *args], capture_output=True, text=True, env=env, timeout=120
     )
 
 

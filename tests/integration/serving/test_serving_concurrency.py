@@ -12,9 +12,9 @@ from datetime import date
 import httpx
 import pytest
 
+from serving.publish import publish_dataset, version_id
+from serving.store import open_store
 from shopml.lake import Lake
-from shopml.serving.publish import publish_dataset, version_id
-from shopml.serving.store import open_store
 from tests.integration.serving.serving_tables import recommendations_table
 
 D1, D2 = date(2026, 1, 2), date(2026, 1, 3)

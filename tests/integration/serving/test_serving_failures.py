@@ -15,10 +15,10 @@ import pyarrow as pa
 import pytest
 import redis
 
+from serving.publish import PublishConflictError, publish_dataset, version_id
+from serving.store import RedisStore, ServingStoreError, StoreUnavailableError, VersionInfo, open_store
+from shopml.config.serving import ServingConfig
 from shopml.lake import Lake
-from shopml.serving.config import ServingConfig
-from shopml.serving.publish import PublishConflictError, publish_dataset, version_id
-from shopml.serving.store import RedisStore, ServingStoreError, StoreUnavailableError, VersionInfo, open_store
 from shopml.settings import load_settings
 from tests.integration.serving.serving_tables import inventory_table, recommendations_table
 
@@ -105,8 +105,8 @@ def test_an_unwritable_sqlite_path_fails_with_a_clear_error(tmp_path, serving_co
 _KILLED_PUBLISH = """
 import sys
 from datetime import date
-from shopml.serving.config import ServingConfig
-from shopml.serving.publish import publish_dataset
+from shopml.config.serving import ServingConfig
+from serving.publish import publish_dataset
 from shopml.settings import load_settings
 
 var_root, url, prefix, day = sys.argv[1:]

@@ -10,10 +10,8 @@ from datetime import date
 import pyarrow as pa
 import pytest
 
-from shopml.errors import Skipped
-from shopml.lake import Lake
-from shopml.serving.datasets import DATASETS
-from shopml.serving.publish import (
+from serving.datasets import DATASETS
+from serving.publish import (
     PublishConflictError,
     PublishError,
     dataset_versions,
@@ -23,7 +21,9 @@ from shopml.serving.publish import (
     rollback_dataset,
     version_id,
 )
-from shopml.serving.store import LockLostError, RedisStore, VersionInfo, open_store
+from serving.store import LockLostError, RedisStore, VersionInfo, open_store
+from shopml.errors import Skipped
+from shopml.lake import Lake
 from tests.integration.serving.serving_tables import (
     GENERATED_AT,
     forecasts_table,

@@ -18,7 +18,6 @@ from decimal import Decimal
 
 import pytest
 
-from jobs.features_config import FeaturesConfig
 from jobs.transforms.features import (
     DEMAND_LAGS,
     PROMO_REFERENCE_DAYS,
@@ -34,6 +33,7 @@ from jobs.transforms.features import (
     conform,
     summarise_activity,
 )
+from shopml.config.features import FeaturesConfig
 from tests.unit.features.feature_rows import INVENTORY_SCHEMA, event, ts
 
 CONFIG = FeaturesConfig()

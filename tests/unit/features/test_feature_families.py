@@ -7,7 +7,6 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from jobs.features_config import FeaturesConfig
 from jobs.transforms.features import (
     build_item_cooccurrence,
     build_item_features,
@@ -18,6 +17,7 @@ from jobs.transforms.features import (
     summarise_activity,
 )
 from shopml.catalog import spec
+from shopml.config.features import FeaturesConfig
 from tests.unit.features.feature_rows import AS_OF, BASE_EVENTS, event
 
 CONFIG = FeaturesConfig()

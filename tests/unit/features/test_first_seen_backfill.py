@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from jobs.features_config import FeaturesConfig
 from jobs.transforms.features import build_user_features, summarise_activity
+from shopml.config.features import FeaturesConfig
 from tests.unit.features.feature_rows import event
 
 CONFIG = FeaturesConfig()

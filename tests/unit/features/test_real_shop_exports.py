@@ -14,7 +14,6 @@ from decimal import Decimal
 
 import pytest
 
-from jobs.features_config import FeaturesConfig
 from jobs.transforms.features import (
     build_item_cooccurrence,
     build_item_features,
@@ -23,6 +22,7 @@ from jobs.transforms.features import (
     build_user_item_interactions,
     summarise_activity,
 )
+from shopml.config.features import FeaturesConfig
 from tests.unit.features.feature_rows import AS_OF, event
 
 CONFIG = FeaturesConfig()

@@ -11,7 +11,6 @@ import pytest
 from pydantic import ValidationError
 
 from models.forecast.calendar import holiday_days, holiday_features
-from models.forecast.config import ForecastConfig
 from models.forecast.features import (
     DEMAND_CLASSES,
     FEATURES,
@@ -22,6 +21,7 @@ from models.forecast.features import (
     classify_demand,
     demand_class_codes,
 )
+from shopml.config.forecast import ForecastConfig
 
 START = date(2024, 1, 1)  # a Monday
 CONFIG = ForecastConfig(horizon=14, prior_days=3.0, min_history_days=14, short_history_fraction=0.0)

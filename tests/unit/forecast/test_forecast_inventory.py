@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.forecast.config import ForecastConfig
 from models.forecast.inventory import (
     daily_sigma,
     days_of_cover,
@@ -18,6 +17,7 @@ from models.forecast.inventory import (
     safety_stock,
     stockout_probability,
 )
+from shopml.config.forecast import ForecastConfig
 
 Z80 = 1.2815515655446004  # z of 0.9: P10-P90 spans 2 * Z80 standard deviations
 Z95 = 1.6448536269514722

@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 
 from models.forecast.backtest import decide_promotion
-from models.forecast.config import ForecastConfig
 from models.forecast.metrics import (
     bias,
     compute_metrics,
@@ -19,6 +18,7 @@ from models.forecast.metrics import (
     wape,
     weighted_quantile_loss,
 )
+from shopml.config.forecast import ForecastConfig
 
 
 def test_point_metrics() -> None:

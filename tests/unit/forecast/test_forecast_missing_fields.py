@@ -14,7 +14,6 @@ import pandas as pd
 import pytest
 
 from models.forecast.backtest import decide_promotion, run_backtest
-from models.forecast.config import BoosterConfig, ForecastConfig
 from models.forecast.features import (
     DEMAND_COLUMNS,
     SKU_FEATURES,
@@ -28,6 +27,7 @@ from models.forecast.inventory import PLAN_COLUMNS, plan_inventory
 from models.forecast.model import fit_quantile_model
 from models.forecast.pipeline import active_skus, check_forecasts, forecast_rows
 from models.forecast.synthetic import generate_demand
+from shopml.config.forecast import BoosterConfig, ForecastConfig
 
 START = date(2024, 1, 1)
 N_DAYS = 120

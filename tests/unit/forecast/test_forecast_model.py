@@ -13,11 +13,11 @@ import torch
 from models.device import resolve_device
 from models.forecast.backtest import run_backtest
 from models.forecast.calendar import holiday_days
-from models.forecast.config import BoosterConfig, ForecastConfig
 from models.forecast.features import DEMAND_CLASSES, build_panel, build_scoring_frame, build_training_frame
 from models.forecast.metrics import metric_value
 from models.forecast.model import QuantileForecaster, fit_quantile_model, sort_quantiles, upper_shift
 from models.forecast.synthetic import generate_demand
+from shopml.config.forecast import BoosterConfig, ForecastConfig
 
 START = date(2024, 1, 1)
 N_DAYS = 120

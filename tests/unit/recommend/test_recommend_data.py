@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 import torch
 
-from models.recommend.config import RecommendConfig, RetrievalConfig
 from models.recommend.data import (
     FEATURES,
     build_candidates,
@@ -22,6 +21,7 @@ from models.recommend.data import (
     split_dates,
 )
 from models.recommend.filters import available_items, code_pairs
+from shopml.config.recommend import RecommendConfig, RetrievalConfig
 
 
 def test_split_dates_and_windows():

@@ -9,7 +9,6 @@ import pandas as pd
 import torch
 
 from models.recommend.baselines import recommend_fallback
-from models.recommend.config import FilterConfig
 from models.recommend.filters import (
     available_items,
     code_pairs,
@@ -18,6 +17,7 @@ from models.recommend.filters import (
 )
 from models.recommend.ranker import ServingContext
 from models.recommend.retrieval import top_n
+from shopml.config.recommend import FilterConfig
 
 AS_OF = date(2024, 3, 31)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from models.recommend.config import GateConfig
 from models.recommend.gate import check_output, decide_promotion
 from models.recommend.metrics import DiversityBasis, choose_diversity_basis
+from shopml.config.recommend import GateConfig
 
 GATE = GateConfig(max_regression=0.05, max_fallback_share=0.5, min_coverage=0.1, min_diversity=0.2)
 

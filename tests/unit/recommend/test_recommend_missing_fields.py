@@ -24,7 +24,6 @@ from models.recommend.baselines import (
     recommend_cooccurrence,
     recommend_global_popularity,
 )
-from models.recommend.config import RankerConfig, RecommendConfig, RetrievalConfig
 from models.recommend.data import (
     FEATURES,
     FeatureSet,
@@ -43,6 +42,7 @@ from models.recommend.pipeline import DEFAULT_USER, recommend_all
 from models.recommend.ranker import ServingContext, train_ranker_model, training_examples
 from models.recommend.repeat import summarise_purchases, suppressed_repeats
 from models.recommend.retrieval import TrainedRetrieval, train_retrieval_model
+from shopml.config.recommend import RankerConfig, RecommendConfig, RetrievalConfig
 
 RUN_DATE = date(2024, 3, 31)
 STRANGER = "__stranger__"

@@ -8,9 +8,9 @@ import pytest
 import torch
 import xgboost as xgb
 
-from models.recommend.config import RankerConfig
 from models.recommend.data import FEATURES, recent_seeds
 from models.recommend.ranker import assign_reasons, train_ranker_model
+from shopml.config.recommend import RankerConfig
 
 
 def _planted(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -16,7 +16,6 @@ from models.recommend.baselines import (
     served_baseline_lists,
     without_history,
 )
-from models.recommend.config import FilterConfig, GateConfig, RecommendConfig, TifuConfig
 from models.recommend.data import (
     FEATURES,
     FeatureSet,
@@ -32,6 +31,7 @@ from models.recommend.ranker import ServingContext, split_lists
 from models.recommend.repeat import summarise_purchases, suppressed_repeats
 from models.recommend.tifu import tifu_user_vectors
 from models.registry import ModelRegistry
+from shopml.config.recommend import FilterConfig, GateConfig, RecommendConfig, TifuConfig
 from tests.unit.recommend.conftest import AS_OF
 
 
@@ -128,13 +128,21 @@ def test_p_topfreq_lists_own_purchases_and_gp_topfreq_tops_them_up(history_featu
     assert topped["u3"][0] == "B2" and len(topped["stranger"]) == 4
 
 
+def _tifu_inputs(features):
+    return features.history.baskets, features.user_index, features.item_index
+
+
 def test_tifu_vectors_decay_baskets_within_and_across_groups(history_features):
-    one_group = tifu_user_vectors(history_features, TifuConfig(group_size=7, basket_decay=0.9, group_decay=0.7))
+    one_group = tifu_user_vectors(
+        *_tifu_inputs(history_features), TifuConfig(group_size=7, basket_decay=0.9, group_decay=0.7)
+    )
     u1 = history_features.user_codes(["u1"])[0]
     a1, b1 = history_features.item_index.get_indexer(["A1", "B1"])
     assert one_group[u1, b1] == pytest.approx(1 / 4)
     assert one_group[u1, a1] == pytest.approx((0.9 + 0.81 + 0.729) / 4)
-    two_groups = tifu_user_vectors(history_features, TifuConfig(group_size=2, basket_decay=0.9, group_decay=0.7))
+    two_groups = tifu_user_vectors(
+        *_tifu_inputs(history_features), TifuConfig(group_size=2, basket_decay=0.9, group_decay=0.7)
+    )
     assert two_groups[u1, b1] == pytest.approx(0.25)
     assert two_groups[u1, a1] == pytest.approx((0.9 / 2 + (1 + 0.9) / 2 * 0.7) / 2)
 

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from models.recommend.config import RetrievalConfig
 from models.recommend.retrieval import load_retrieval, save_retrieval, top_n, train_retrieval_model
+from shopml.config.recommend import RetrievalConfig
 
 CONFIG = RetrievalConfig(embedding_dim=8, epochs=25, batch_size=64, learning_rate=0.05, price_bands=2)
 

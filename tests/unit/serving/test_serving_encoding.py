@@ -10,13 +10,13 @@ import pyarrow as pa
 import pytest
 from pydantic import ValidationError
 
+from serving.api import UserList
+from serving.datasets import DATASETS, USER_LISTS
+from serving.encoding import encode_entities, encode_payload, json_values, payload_faults, required_columns
+from serving.publish import keep_versions, plan_key_ranges, previous_version, row_selection, version_id
+from serving.store import VersionInfo, open_store, redact_url
+from shopml.config.serving import ServingConfig
 from shopml.errors import Skipped
-from shopml.serving.api import UserList
-from shopml.serving.config import ServingConfig
-from shopml.serving.datasets import DATASETS, USER_LISTS
-from shopml.serving.encoding import encode_entities, encode_payload, json_values, payload_faults, required_columns
-from shopml.serving.publish import keep_versions, plan_key_ranges, previous_version, row_selection, version_id
-from shopml.serving.store import VersionInfo, open_store, redact_url
 
 
 def rows(**columns) -> pa.Table:

@@ -1,10 +1,10 @@
 """Command line of the serving store: publish, rollback, list versions, garbage-collect.
 
-    python -m shopml.serving publish recommendations --run-id manual__2026-01-02 --date 2026-01-02
-    python -m shopml.serving publish buy_again --run-id manual__2026-01-02 --date 2026-01-02
-    python -m shopml.serving rollback recommendations
-    python -m shopml.serving versions recommendations
-    python -m shopml.serving gc
+    python -m serving publish recommendations --run-id manual__2026-01-02 --date 2026-01-02
+    python -m serving publish buy_again --run-id manual__2026-01-02 --date 2026-01-02
+    python -m serving rollback recommendations
+    python -m serving versions recommendations
+    python -m serving gc
 
 Each command prints one JSON document; errors go to stderr with exit status 1. A publish with nothing
 to publish for a stated reason (no inventory feed, a table written before its buy-again lists, a past
@@ -22,14 +22,14 @@ import sys
 from datetime import date
 from typing import Any
 
+from serving.datasets import DATASETS
+from serving.publish import dataset_versions, gc_datasets, publish_dataset, rollback_dataset
+from serving.store import ServingStoreError
 from shopml.errors import Skipped
-from shopml.serving.datasets import DATASETS
-from shopml.serving.publish import dataset_versions, gc_datasets, publish_dataset, rollback_dataset
-from shopml.serving.store import ServingStoreError
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m shopml.serving", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m serving", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     publish = commands.add_parser("publish", help="publish one scored partition as the current version")
     publish.add_argument("dataset", choices=list(DATASETS))

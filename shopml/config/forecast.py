@@ -138,9 +138,17 @@ class ForecastConfig(BaseModel):
     @field_validator("holiday_calendar")
     @classmethod
     def _known_calendar(cls, value: str) -> str:
-        from models.forecast.calendar import check_calendar
+        """A name the ``holidays`` package knows (``GB``, ``GB-ENG``, ``US-CA``), or empty for none."""
+        if not value:
+            return value
+        import holidays
 
-        return check_calendar(value)
+        country, _, subdivision = value.partition("-")
+        try:
+            holidays.country_holidays(country, subdiv=subdivision or None)
+        except NotImplementedError as error:
+            raise ValueError(f"unknown holiday calendar {value!r}: {error}") from None
+        return value
 
     @model_validator(mode="after")
     def _check_ranges(self) -> ForecastConfig:

@@ -37,14 +37,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from serving.datasets import DATASETS, DatasetSpec, dataset_spec
+from serving.encoding import encode_entities, encode_payload, payload_faults, required_columns
+from serving.store import ServingStore, ServingStoreError, VersionInfo, open_store, utc_now
 from shopml import catalog
 from shopml.catalog import OPS_PUBLISH_AUDIT
+from shopml.config.serving import ServingConfig
 from shopml.errors import PermanentError, Skipped
 from shopml.lake import Lake
-from shopml.serving.config import ServingConfig
-from shopml.serving.datasets import DATASETS, DatasetSpec, dataset_spec
-from shopml.serving.encoding import encode_entities, encode_payload, payload_faults, required_columns
-from shopml.serving.store import ServingStore, ServingStoreError, VersionInfo, open_store, utc_now
 from shopml.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)

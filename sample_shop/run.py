@@ -116,7 +116,7 @@ PUBLISH_TASK = "publish.publish_{dataset}"
 
 def served(settings: Settings, run: DagRunOutcome, last: date) -> str:
     """What the storefront gets after the run: each model's gate verdict, each served dataset, how to read it."""
-    from shopml.serving.datasets import DATASETS
+    from serving.datasets import DATASETS
 
     lines = ["", "Models:"]
     for model, task_id in GATE_TASKS.items():
@@ -171,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from shopml.airflow_env import test_dag
 
     if args.landing is None and not landed_dates(settings.landing):
-        from shopml.generate import GeneratorConfig, generate
+        from sample_shop.generate import GeneratorConfig, generate
 
         log.info("no landing data under %s: landing the sample shop %s", settings.landing, SAMPLE)
         generate(GeneratorConfig(**SAMPLE, seed=settings.seed), settings.landing)

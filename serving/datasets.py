@@ -1,7 +1,7 @@
 """The serving datasets, declared once: what each serves, from which gold table, keyed by what, built by whom.
 
 Light on purpose (no pyarrow): the DAG files build their publish tasks and the rollback DAG its choices
-from ``DATASETS`` while parsing. ``shopml/serving/encoding.py`` turns a dataset's rows into values, the
+from ``DATASETS`` while parsing. ``serving/encoding.py`` turns a dataset's rows into values, the
 publisher and the incremental overlays write them, the API reads them; every one of them starts here.
 """
 

@@ -1,4 +1,4 @@
-"""Knobs of the nightly run report (``shopml.report``), nested in the settings as ``report``.
+"""Knobs of the nightly run report (``jobs.report``), nested in the settings as ``report``.
 
 Kept apart from the report module so that loading settings (DAG parse time) imports no pandas.
 """

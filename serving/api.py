@@ -1,6 +1,6 @@
 """The storefront read API: precomputed recommendations, similar items, forecasts and inventory plans by key.
 
-Start it with ``uvicorn shopml.serving.api:app --host 0.0.0.0 --port 8000`` (``make api``). The store is
+Start it with ``uvicorn serving.api:app --host 0.0.0.0 --port 8000`` (``make api``). The store is
 the one ``Settings.serving`` names. Every read is a single key lookup (one Redis round trip, one SQLite
 primary-key query) in the current version, and every response says which version and when its data
 was generated, so stale data is visible. The OpenAPI schema is at ``/openapi.json``, docs at ``/docs``.
@@ -23,10 +23,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from shopml.serving.config import ServingConfig
-from shopml.serving.datasets import DATASETS, MAIN_LIST, USER_LISTS
-from shopml.serving.encoding import ForecastDay, InventoryPayload, ScoredItem
-from shopml.serving.store import Lookup, ServingStore, ServingStoreError, StoreUnavailableError, open_store, utc_now
+from serving.datasets import DATASETS, MAIN_LIST, USER_LISTS
+from serving.encoding import ForecastDay, InventoryPayload, ScoredItem
+from serving.store import Lookup, ServingStore, ServingStoreError, StoreUnavailableError, open_store, utc_now
+from shopml.config.serving import ServingConfig
 from shopml.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from shopml.serving.datasets import DatasetSpec, dataset_spec
+from serving.datasets import DatasetSpec, dataset_spec
 
 # ---- payload models (validation of overlays, typing of API responses) ----------------------------
 

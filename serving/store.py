@@ -5,7 +5,7 @@
 (the embedded default under ``./var``; ``sqlite:////abs/path`` for an absolute
 path). Both offer the same primitives; the publishing protocol built on them
 (lock, orphan cleanup, write, verify, flip, gc) lives in ``publish.py`` and is
-the same for both. See ``shopml.serving`` for the key design.
+the same for both. See ``serving`` for the key design.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from shopml.serving.config import ServingConfig
+from shopml.config.serving import ServingConfig
 
 log = logging.getLogger(__name__)
 

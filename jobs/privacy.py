@@ -1,4 +1,4 @@
-"""Erase a customer on request (GDPR Art. 17): ``python -m shopml.privacy erase --user U-000042``.
+"""Erase a customer on request (GDPR Art. 17): ``python -m jobs.privacy erase --user U-000042``.
 
 Deletes every row that names the customer from every Delta table of the lake (a ``user_id`` column, or
 a raw ``payload`` line holding the id as a JSON string: bronze, staging, quarantine), then vacuums those
@@ -25,10 +25,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from serving.datasets import DATASETS
+from serving.store import open_store
 from shopml.catalog import OPS_ERASURE_AUDIT, TABLES, spec
 from shopml.lake import Lake
-from shopml.serving.datasets import DATASETS
-from shopml.serving.store import open_store
 from shopml.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ def erase_customer(user_id: str, settings: Settings | None = None, requested_by:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shopml.privacy", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m jobs.privacy", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     erase = commands.add_parser("erase", help="erase one customer from the lake and the serving store")
     erase.add_argument("--user", required=True, help="the customer's user_id")

@@ -1650,7 +1650,7 @@ def generate_stream_batch(
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     defaults = GeneratorConfig()
-    parser = argparse.ArgumentParser(prog="python -m shopml.generate", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m sample_shop.generate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("var/landing"), help="landing zone root")
     parser.add_argument("--users", type=int, default=defaults.users)
     parser.add_argument("--skus", type=int, default=defaults.skus)

@@ -19,7 +19,7 @@ exist yet (no inventory feed, no model trained so far) says "not available";
 a section that fails says so with the error, which is also logged, and the rest
 of the report is still written.
 
-``python -m shopml.report --date YYYY-MM-DD`` builds one by hand.
+``python -m jobs.report --date YYYY-MM-DD`` builds one by hand.
 """
 
 from __future__ import annotations
@@ -61,8 +61,8 @@ from shopml.catalog import (
     OPS_VALIDATION_RESULTS,
     SILVER_ORDER_LINES,
 )
+from shopml.config.report import ReportConfig
 from shopml.lake import Lake
-from shopml.report_config import ReportConfig
 from shopml.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -394,7 +394,7 @@ def count_statuses(plan: pd.DataFrame) -> pd.DataFrame:
 def published_date(version: str) -> date | None:
     """The scored date a serving version holds, from its id ``<YYYYMMDD>-<run hash>[-n]`` (None for other ids).
 
-    The id is ``shopml.serving.publish.version_id``'s; ``ops.publish_audit`` has no date column of its own.
+    The id is ``serving.publish.version_id``'s; ``ops.publish_audit`` has no date column of its own.
     """
     head, dash, _ = str(version).partition("-")
     if not (dash and len(head) == 8 and head.isdigit()):
@@ -923,7 +923,7 @@ def build_report(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m shopml.report", description="Build the nightly run report of a date."
+        prog="python -m jobs.report", description="Build the nightly run report of a date."
     )
     parser.add_argument("--date", required=True, type=date.fromisoformat, help="run date YYYY-MM-DD")
     parser.add_argument("--run-id", default="manual", help="run whose model metrics and publishes are shown")

@@ -2,9 +2,9 @@
 
 The storefront never queries Delta or runs a model. Nightly, ``publish_dataset`` copies each scored
 partition into a serving store as a new immutable version and flips a pointer to it; the FastAPI app
-(``uvicorn shopml.serving.api:app``) reads the current version by key.
+(``uvicorn serving.api:app``) reads the current version by key.
 
-Datasets and keys (one JSON value per entity; shapes in ``shopml.serving.encoding``):
+Datasets and keys (one JSON value per entity; shapes in ``serving.encoding``):
 
 ======================  ==========================  =============  ===================================
 dataset                 source table                key            value
@@ -43,6 +43,6 @@ SQLite (the embedded default, ``sqlite:///var/serving.db``) holds the same model
 ``serving_pointer``, ``serving_version`` and ``serving_entry`` (primary key dataset, version, entity),
 in WAL mode so the API reads while a publish writes.
 
-Publishing, verification, gc, rollback and the ``ops.publish_audit`` rows: ``shopml.serving.publish``.
-CLI: ``python -m shopml.serving publish|rollback|versions|gc``.
+Publishing, verification, gc, rollback and the ``ops.publish_audit`` rows: ``serving.publish``.
+CLI: ``python -m serving publish|rollback|versions|gc``.
 """

@@ -1,0 +1,1 @@
+"""The sample shop: a simulated store's landed files, and `make run`, the nightly pipeline over them."""
