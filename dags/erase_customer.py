@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
 
-from shopml.catalog import OPS_ERASURE_AUDIT
-from shopml.orchestration import HISTORY_START, asset, default_args
+from jobs.stages import ERASE_CUSTOMER
+from shopml.orchestration import HISTORY_START, default_args, lineage
 
 
 @dag(
@@ -26,11 +26,9 @@ from shopml.orchestration import HISTORY_START, asset, default_args
     doc_md=__doc__,
 )
 def erase_customer():
-    @task(outlets=[asset(OPS_ERASURE_AUDIT)])
+    @task(**lineage(ERASE_CUSTOMER))
     def erase(params=None, dag_run=None) -> dict:
-        from jobs.privacy import erase_customer as erase_user
-
-        erasure = erase_user(params["user_id"], requested_by=f"airflow:{dag_run.run_id}")
+        erasure = ERASE_CUSTOMER.call(params["user_id"], requested_by=f"airflow:{dag_run.run_id}")
         return {"subject_sha256": erasure.subject_sha256, "deleted_rows": erasure.deleted_rows}
 
     erase()

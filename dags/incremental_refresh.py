@@ -35,37 +35,8 @@ from datetime import timedelta
 
 from airflow.sdk import dag, task
 
-from shopml.catalog import (
-    GOLD_DEMAND_FORECASTS,
-    GOLD_INVENTORY_PLAN,
-    GOLD_ITEM_COOCCURRENCE,
-    GOLD_ITEM_FEATURES,
-    GOLD_RECOMMENDATIONS,
-    GOLD_USER_FEATURES,
-    GOLD_USER_ITEM_INTERACTIONS,
-    OPS_QUARANTINE,
-    OPS_ROW_ACCOUNTING,
-    OPS_STREAM_FILES,
-    OPS_STREAM_WATERMARK,
-    SILVER_EVENTS,
-    SILVER_INVENTORY_SNAPSHOTS,
-    SILVER_ORDER_LINES,
-    SILVER_PRODUCTS,
-)
-from shopml.orchestration import HISTORY_START, asset, default_args
-
-READS = [
-    SILVER_PRODUCTS,
-    SILVER_INVENTORY_SNAPSHOTS,
-    GOLD_USER_ITEM_INTERACTIONS,
-    GOLD_USER_FEATURES,
-    GOLD_ITEM_FEATURES,
-    GOLD_ITEM_COOCCURRENCE,
-    GOLD_RECOMMENDATIONS,
-    GOLD_DEMAND_FORECASTS,
-    GOLD_INVENTORY_PLAN,
-]
-WRITES = [SILVER_EVENTS, SILVER_ORDER_LINES, OPS_QUARANTINE, OPS_ROW_ACCOUNTING, OPS_STREAM_FILES, OPS_STREAM_WATERMARK]
+from jobs.stages import INCREMENTAL_REFRESH
+from shopml.orchestration import HISTORY_START, default_args, lineage
 
 
 @dag(
@@ -84,11 +55,9 @@ WRITES = [SILVER_EVENTS, SILVER_ORDER_LINES, OPS_QUARANTINE, OPS_ROW_ACCOUNTING,
     doc_md=__doc__,
 )
 def incremental_refresh():
-    @task(inlets=[asset(table) for table in READS], outlets=[asset(table) for table in WRITES])
+    @task(**lineage(INCREMENTAL_REFRESH))
     def refresh(logical_date=None, run_id=None) -> dict:
-        from jobs.incremental import run
-
-        return run(run_ts=logical_date, run_id=run_id)
+        return INCREMENTAL_REFRESH.call(run_ts=logical_date, run_id=run_id)
 
     refresh()
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from airflow.sdk import Param, dag, task
 
 from serving.datasets import DATASETS
-from shopml.catalog import OPS_PUBLISH_AUDIT
-from shopml.orchestration import HISTORY_START, asset, default_args
+from serving.stages import ROLLBACK
+from shopml.orchestration import HISTORY_START, default_args, lineage
 
 
 @dag(
@@ -26,11 +26,9 @@ from shopml.orchestration import HISTORY_START, asset, default_args
     doc_md=__doc__,
 )
 def serving_rollback():
-    @task(outlets=[asset(OPS_PUBLISH_AUDIT)])
+    @task(**lineage(ROLLBACK))
     def rollback(params=None, dag_run=None) -> str:
-        from serving.publish import rollback_dataset
-
-        return rollback_dataset(params["dataset"], triggered_by=f"airflow:{dag_run.run_id}")
+        return ROLLBACK.call(params["dataset"], triggered_by=f"airflow:{dag_run.run_id}")
 
     rollback()
 

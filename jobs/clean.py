@@ -20,6 +20,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs.cli import run_job
+from jobs.stages import CLEAN
 from jobs.transforms.cleaning import (
     drop_duplicate_events,
     flag_bot_sessions,
@@ -147,4 +148,4 @@ def run(
 
 
 if __name__ == "__main__":
-    run_job(__doc__.splitlines()[0], run)
+    run_job(__doc__.splitlines()[0], run, CLEAN)

@@ -16,6 +16,7 @@ from datetime import date
 from typing import Any
 
 from shopml.errors import PERMANENT_EXIT_CODE, PermanentError
+from shopml.stages import Stage, running
 
 
 def parse_job_args(description: str, argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -31,8 +32,10 @@ def parse_job_args(description: str, argv: Sequence[str] | None = None) -> argpa
     return args
 
 
-def run_job(description: str, job: Callable[..., dict[str, Any]], argv: Sequence[str] | None = None) -> None:
-    """Parse the arguments, run ``job(run_date=, run_id=, from_date=)`` and print its summary as JSON.
+def run_job(
+    description: str, job: Callable[..., dict[str, Any]], stage: Stage, argv: Sequence[str] | None = None
+) -> None:
+    """Parse the arguments, run ``job(run_date=, run_id=, from_date=)`` held to ``stage``, print its summary as JSON.
 
     A ``PermanentError`` exits with ``PERMANENT_EXIT_CODE``, so the DAG fails the task without retries.
     """
@@ -41,7 +44,8 @@ def run_job(description: str, job: Callable[..., dict[str, Any]], argv: Sequence
         logging.getLogger(noisy).setLevel(logging.WARNING)
     args = parse_job_args(description, argv)
     try:
-        summary = job(run_date=args.date, run_id=args.run_id, from_date=args.from_date)
+        with running(stage):
+            summary = job(run_date=args.date, run_id=args.run_id, from_date=args.from_date)
     except PermanentError as exc:
         logging.getLogger(job.__module__).exception("%s", exc)
         sys.exit(PERMANENT_EXIT_CODE)

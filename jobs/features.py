@@ -38,6 +38,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.cli import run_job
+from jobs.stages import BUILD_FEATURES
 from jobs.transforms.features import (
     PROMO_REFERENCE_DAYS,
     build_item_cooccurrence,
@@ -237,4 +238,4 @@ def _build(lake: Lake, window: DateWindow, run_id: str, config: FeaturesConfig, 
 
 
 if __name__ == "__main__":
-    run_job(__doc__.splitlines()[0], run)
+    run_job(__doc__.splitlines()[0], run, BUILD_FEATURES)

@@ -22,6 +22,7 @@ from pyspark.sql.types import StringType, StructField, StructType
 
 from jobs.cli import run_job
 from jobs.landing import LandingFolder, csv_header, scan_folder
+from jobs.stages import INGEST
 from jobs.transforms.raw import FIELDS_BY_DATASET
 from jobs.transforms.volume import expected_volume
 from shopml import accounting
@@ -218,4 +219,4 @@ def run(
 
 
 if __name__ == "__main__":
-    run_job(__doc__.splitlines()[0], run)
+    run_job(__doc__.splitlines()[0], run, INGEST)

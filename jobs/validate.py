@@ -20,6 +20,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs.cli import run_job
+from jobs.stages import VALIDATE
 from jobs.transforms.cleaning import to_order_lines, with_catalogue_check
 from jobs.transforms.volume import daily_volume
 from shopml import accounting
@@ -249,4 +250,4 @@ def run(
 
 
 if __name__ == "__main__":
-    run_job(__doc__.splitlines()[0], run)
+    run_job(__doc__.splitlines()[0], run, VALIDATE)

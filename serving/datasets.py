@@ -16,6 +16,7 @@ from shopml.catalog import (
     GOLD_RECOMMENDATIONS,
     GOLD_SIMILAR_ITEMS,
     SILVER_INVENTORY_SNAPSHOTS,
+    spec,
 )
 
 DEFAULT_USER = "__default__"
@@ -125,21 +126,8 @@ DATASETS: dict[str, DatasetSpec] = {
             table=GOLD_INVENTORY_PLAN,
             entity="sku",
             shape="object",
-            fields=tuple(
-                (column, column)
-                for column in (
-                    "on_hand",
-                    "on_order",
-                    "lead_time_days",
-                    "expected_lead_time_demand",
-                    "safety_stock",
-                    "reorder_point",
-                    "recommended_order_qty",
-                    "days_of_cover",
-                    "stockout_probability",
-                    "status",
-                )
-            ),
+            # The plan's columns as the catalog declares them, the SKU aside (it is the key).
+            fields=tuple((column, column) for column in spec(GOLD_INVENTORY_PLAN).content_columns if column != "sku"),
             requires_feed=SILVER_INVENTORY_SNAPSHOTS,
             producer="forecaster",
         ),

@@ -86,6 +86,10 @@ class Column(NamedTuple):
     doc: str
 
 
+# What a run stamps on every row it writes (who, which model, when): provenance, not what the row says.
+RUN_STAMP = frozenset({"run_id", "model_version", "generated_at"})
+
+
 @dataclass(frozen=True)
 class TableSpec:
     name: str
@@ -101,6 +105,11 @@ class TableSpec:
     @property
     def docs(self) -> dict[str, str]:
         return {column.name: column.doc for column in self.columns}
+
+    @property
+    def content_columns(self) -> tuple[str, ...]:
+        """What a row says, in order: every column but the partition columns and the run's stamp."""
+        return tuple(c.name for c in self.columns if c.name not in RUN_STAMP and c.name not in self.partition_by)
 
     def spark_schema(self) -> StructType:
         """The same schema for Spark (every field nullable): empty frames and the gold transforms' casts."""

@@ -25,6 +25,7 @@ from shopml.catalog import spec
 from shopml.errors import PermanentError
 from shopml.settings import TASK_ENV, Settings, get_settings
 from shopml.spark import get_spark
+from shopml.stages import check_access
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -74,7 +75,8 @@ class Lake:
         return "spark"
 
     def _trace(self, kind: Literal["read", "write"], table: str) -> None:
-        """Append what this task did to ``settings.lineage_log`` (off unless set)."""
+        """Refuse a table the running stage does not declare; append the access to ``settings.lineage_log`` (if set)."""
+        check_access(kind, table)
         if self.settings.lineage_log is None:
             return
         entry = {"task": os.environ.get(TASK_ENV, ""), "kind": kind, "table": table}

@@ -8,7 +8,6 @@ metadata database. Settings are read from the environment only.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import logging
 import os
 import re
@@ -27,6 +26,7 @@ from shopml.errors import PERMANENT_EXIT_CODE, SKIP_REASON_KEY, PermanentError, 
 from shopml.notify import on_task_failure
 from shopml.settings import TASK_ENV, get_settings
 from shopml.spark import driver_java_options
+from shopml.stages import Stage
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +77,16 @@ class SparkJobOperator(SparkSubmitOperator):
             raise
 
 
-def spark_job(task_id: str, script: str, reads: list[str], writes: list[str], **kwargs: Any) -> SparkSubmitOperator:
-    """A ``spark-submit`` of ``jobs/<script>`` for the run's date window; the ``spark_default`` connection picks the master."""
+def lineage(stage: Stage) -> dict[str, list[Asset]]:
+    """A task's Airflow inlets and outlets: the tables its stage reads and writes."""
+    return {"inlets": [asset(table) for table in stage.reads], "outlets": [asset(table) for table in stage.writes]}
+
+
+def spark_job(task_id: str, stage: Stage, **kwargs: Any) -> SparkSubmitOperator:
+    """A ``spark-submit`` of the stage's ``jobs/`` script for the run's date window; ``spark_default`` picks the master."""
     return SparkJobOperator(
         task_id=task_id,
-        application=str(JOBS_DIR / script),
+        application=str(JOBS_DIR / stage.runs),
         name=f"shopml-{task_id}",
         application_args=WINDOW_ARGS,
         driver_memory=get_settings().spark_driver_memory,
@@ -91,21 +96,13 @@ def spark_job(task_id: str, script: str, reads: list[str], writes: list[str], **
             "spark.driver.extraJavaOptions": driver_java_options(get_settings()),
         },
         env_vars={"SPARK_CONF_DIR": str(SPARK_CONF_DIR), TASK_ENV: task_id},
-        inlets=[asset(table) for table in reads],
-        outlets=[asset(table) for table in writes],
+        **lineage(stage),
         **kwargs,
     )
 
 
-def call_job(target: str, run_date: date, run_id: str, **kwargs: Any) -> Any:
-    """Import ``package.module.function`` at run time (never at parse time) and call it for the run."""
-    module_name, function_name = target.rsplit(".", 1)
-    function = getattr(importlib.import_module(module_name), function_name)
-    return function(run_date=run_date, run_id=run_id, **kwargs)
-
-
-def python_job(task_id: str, target: str, reads: list[str], writes: list[str], **kwargs: Any):
-    """A task that calls one importable function for the run's logical date.
+def python_job(task_id: str, stage: Stage, **kwargs: Any):
+    """A task that calls the stage's function for the run's logical date (imported when it runs, not at parse).
 
     A result saying ``promoted: False`` (a model gate kept the current model) is
     reported through the notifiers, so a gated model is never silent. ``Skipped``
@@ -114,16 +111,11 @@ def python_job(task_id: str, target: str, reads: list[str], writes: list[str], *
     """
     fixed = kwargs.pop("call_kwargs", {})
 
-    @task(
-        task_id=task_id,
-        inlets=[asset(table) for table in reads],
-        outlets=[asset(table) for table in writes],
-        **kwargs,
-    )
+    @task(task_id=task_id, **lineage(stage), **kwargs)
     def run_job(**context: Any) -> Any:
         os.environ[TASK_ENV] = context["ti"].task_id
         try:
-            result = call_job(target, date.fromisoformat(context["ds"]), context["run_id"], **fixed)
+            result = stage.call(run_date=date.fromisoformat(context["ds"]), run_id=context["run_id"], **fixed)
         except Skipped as exc:
             context["ti"].xcom_push(key=SKIP_REASON_KEY, value=str(exc))
             raise AirflowSkipException(str(exc)) from exc
@@ -133,7 +125,7 @@ def python_job(task_id: str, target: str, reads: list[str], writes: list[str], *
             result = dataclasses.asdict(result)
         elif isinstance(result, PurePath):
             result = str(result)
-        log.info("%s → %s", target, result)
+        log.info("%s → %s", stage.runs, result)
         if isinstance(result, dict) and result.get("promoted") is False:
             from shopml.notify import alert
 

@@ -19,21 +19,11 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr, ndtri
 
+from shopml.catalog import GOLD_INVENTORY_PLAN, spec
 from shopml.config.forecast import DEFAULT_CONFIG, ForecastConfig
 
-PLAN_COLUMNS = (
-    "sku",
-    "on_hand",
-    "on_order",
-    "lead_time_days",
-    "expected_lead_time_demand",
-    "safety_stock",
-    "reorder_point",
-    "recommended_order_qty",
-    "days_of_cover",
-    "stockout_probability",
-    "status",
-)
+# The plan's own columns in the catalog's order (the writer adds the run's date and stamp).
+PLAN_COLUMNS = spec(GOLD_INVENTORY_PLAN).content_columns
 
 
 def daily_sigma(p10: np.ndarray, p90: np.ndarray, quantiles: tuple[float, float, float] = (0.1, 0.5, 0.9)):

@@ -12,6 +12,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException, Airfl
 
 from shopml.errors import SKIP_REASON_KEY, PermanentError, Skipped
 from shopml.orchestration import SparkJobOperator, python_job
+from shopml.stages import Stage
 
 
 def fails_for_good(run_date: date, run_id: str) -> None:
@@ -40,7 +41,7 @@ class _TaskInstance:
 def _call(target: str, ti: _TaskInstance | None = None) -> None:
     """Run the callable of a ``python_job`` task for ``target`` as the task runner would."""
     with DAG("orchestration_test", schedule=None):
-        task = python_job("t", f"{__name__}.{target}", reads=[], writes=[]).operator
+        task = python_job("t", Stage(f"{__name__}:{target}")).operator
     task.python_callable(ds="2010-12-09", run_id="manual__test", ti=ti or _TaskInstance())
 
 

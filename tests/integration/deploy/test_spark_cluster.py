@@ -57,6 +57,7 @@ def _new_apps(cluster: LocalSparkCluster, before: set[str]) -> list[dict]:
 
 def test_ingest_job_runs_on_the_cluster_through_the_spark_connection(cluster, driver_env):
     from jobs.ingest import DATASETS
+    from jobs.stages import INGEST
     from sample_shop.generate import GeneratorConfig, generate
     from shopml.lake import Lake
     from shopml.orchestration import spark_job
@@ -67,14 +68,7 @@ def test_ingest_job_runs_on_the_cluster_through_the_spark_connection(cluster, dr
     before = {app["id"] for app in cluster.state()["completedapps"]}
 
     # The DAG's own task factory; only the executor size is shrunk to fit the 1 GiB worker.
-    task = spark_job(
-        "ingest",
-        "ingest.py",
-        reads=[],
-        writes=[f"bronze.{d}" for d in DATASETS],
-        executor_memory="512m",
-        total_executor_cores=1,
-    )
+    task = spark_job("ingest", INGEST, executor_memory="512m", total_executor_cores=1)
     context = {"ds": day, "params": {"backfill_from": None}, "run_id": "cluster_test"}
     task.render_template_fields(context)
     assert task.application_args == ["--date", day, "--from", day, "--run-id", "cluster_test"]

@@ -267,3 +267,12 @@ def test_config_rejects_unknown_keys_and_too_few_versions():
         ServingConfig(versions_to_keep=1)
     with pytest.raises(ValidationError):
         ServingConfig(batchsize=10)
+
+
+def test_the_inventory_payload_is_the_catalogued_plan():
+    """The API's inventory schema, the served fields and the gold table's columns are one list."""
+    from serving.encoding import InventoryPayload
+    from shopml.catalog import GOLD_INVENTORY_PLAN, spec
+
+    plan = [column for column in spec(GOLD_INVENTORY_PLAN).content_columns if column != "sku"]
+    assert list(InventoryPayload.model_fields) == plan == [field for field, _ in DATASETS["inventory"].fields]
