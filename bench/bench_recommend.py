@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> dict:
         results[task.__name__] = task(run_date, "bench", settings, config)
         timings[task.__name__] = round(time.perf_counter() - task_started, 2)
 
-    meta = ModelRegistry(settings.models).get(pipeline.MODEL_NAME, results["train_retrieval"]["version"]).metadata
+    meta = ModelRegistry(settings.models).get(pipeline.MODEL_NAME, results["train_retrieval"]["model_version"]).metadata
     serve_fit = meta["retrieval"]["serve"]
     epochs = [epoch["seconds"] for epoch in serve_fit["history"]]
     evaluation_seconds = meta["evaluation"]["seconds"]

@@ -8,6 +8,12 @@ Layout under the registry root (default ``./var/models``)::
 
 The pointer is replaced atomically (write, fsync, rename), so a scorer never
 reads a half-written pointer. Scoring loads ``current`` only.
+
+Every model's pipeline keeps one convention, train → evaluate and gate → score → publish: its
+candidate carries ``status`` (``Status``) and the ``config`` it was trained with in its metadata
+(the gate judges it with that config, not with tonight's settings); its metric rows label it
+``CANDIDATE`` beside the baselines' names; every task's result names the version it produced or
+used ``model_version``.
 """
 
 from __future__ import annotations
@@ -17,10 +23,22 @@ import os
 import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from shopml.errors import PermanentError
+
+# A candidate's label in ops.model_metrics, beside the baselines' own names.
+CANDIDATE = "model"
+
+
+class Status(StrEnum):
+    """Where a version stands: trained by its run, then judged by the gate."""
+
+    CANDIDATE = "candidate"
+    PROMOTED = "promoted"
+    REJECTED = "rejected"
 
 
 class RegistryError(PermanentError, RuntimeError):

@@ -26,8 +26,9 @@ from models.forecast.features import (
     build_training_frame,
     demand_class_codes,
 )
-from models.forecast.metrics import MODEL, QUANTILE_COLUMNS, compute_metrics, metric_value, velocity_band
+from models.forecast.metrics import QUANTILE_COLUMNS, compute_metrics, metric_value, velocity_band
 from models.forecast.model import fit_quantile_model
+from models.registry import CANDIDATE
 from shopml.config.forecast import DEFAULT_CONFIG, ForecastConfig
 
 log = logging.getLogger(__name__)
@@ -112,15 +113,15 @@ def decide_promotion(metrics: pd.DataFrame, config: ForecastConfig = DEFAULT_CON
     Returns:
         (promoted, reason): the reason names every failing metric with its value, or all of them on a pass.
     """
-    model_wape = metric_value(metrics, MODEL, "wape")
+    model_wape = metric_value(metrics, CANDIDATE, "wape")
     best = min(BASELINES, key=lambda name: metric_value(metrics, name, "wape"))
     best_wape = metric_value(metrics, best, "wape")
     gain = 1 - model_wape / best_wape if best_wape > 0 else float("-inf")
-    model_wql = metric_value(metrics, MODEL, "wql")
+    model_wql = metric_value(metrics, CANDIDATE, "wql")
     best_wql_name = min(BASELINES, key=lambda name: metric_value(metrics, name, "wql"))
     best_wql = metric_value(metrics, best_wql_name, "wql")
-    model_bias = metric_value(metrics, MODEL, "bias")
-    covered = metric_value(metrics, MODEL, "coverage_p10_p90")
+    model_bias = metric_value(metrics, CANDIDATE, "bias")
+    covered = metric_value(metrics, CANDIDATE, "coverage_p10_p90")
     low, high = config.coverage_band
     wape_text = f"WAPE of the mean {model_wape:.3f} vs best baseline {best} {best_wape:.3f} ({gain:+.1%})"
     wql_text = f"wQL {model_wql:.3f} vs best baseline {best_wql_name} {best_wql:.3f}"

@@ -17,8 +17,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from models.registry import CANDIDATE
+
 QUANTILE_COLUMNS = ("p10", "p50", "p90")
-MODEL = "forecaster"
 SEGMENT_KEYS = ("category", "velocity", "demand_class")
 
 
@@ -77,7 +78,7 @@ def velocity_band(mean_units: np.ndarray, bands: tuple[float, float]) -> np.ndar
 
 def candidate_columns(name: str, frame: pd.DataFrame) -> tuple[str, tuple[str, ...] | None]:
     """(point column, quantile columns or None) of a candidate in an evaluation frame."""
-    if name == MODEL:
+    if name == CANDIDATE:
         return "mean", QUANTILE_COLUMNS
     columns = tuple(f"{name}_{column}" for column in QUANTILE_COLUMNS)
     return name, columns if set(columns) <= set(frame.columns) else None
@@ -86,7 +87,7 @@ def candidate_columns(name: str, frame: pd.DataFrame) -> tuple[str, tuple[str, .
 def _segment_metrics(frame: pd.DataFrame, quantiles: Sequence[float], baselines: Sequence[str]) -> dict[tuple, float]:
     actual = frame["actual"].to_numpy()
     out: dict[tuple, float] = {}
-    for name in (MODEL, *baselines):
+    for name in (CANDIDATE, *baselines):
         point_column, quantile_columns = candidate_columns(name, frame)
         point = frame[point_column].to_numpy()
         out[(name, "wape")] = wape(actual, point)
@@ -98,11 +99,11 @@ def _segment_metrics(frame: pd.DataFrame, quantiles: Sequence[float], baselines:
         values = frame.loc[:, list(quantile_columns)].to_numpy(dtype=float)
         out[(name, "wql")] = weighted_quantile_loss(actual, values, quantiles)
         out[(name, "coverage_p10_p90")] = coverage(actual, values[:, 0], values[:, -1])
-    out[(MODEL, "wape_p50")] = wape(actual, frame["p50"].to_numpy())
-    out[(MODEL, "bias_p50")] = bias(actual, frame["p50"].to_numpy())
+    out[(CANDIDATE, "wape_p50")] = wape(actual, frame["p50"].to_numpy())
+    out[(CANDIDATE, "bias_p50")] = bias(actual, frame["p50"].to_numpy())
     for column, quantile in zip(QUANTILE_COLUMNS, quantiles, strict=True):
-        out[(MODEL, f"pinball_{column}")] = pinball(actual, frame[column].to_numpy(), quantile)
-    out[(MODEL, "rows")] = float(len(frame))
+        out[(CANDIDATE, f"pinball_{column}")] = pinball(actual, frame[column].to_numpy(), quantile)
+    out[(CANDIDATE, "rows")] = float(len(frame))
     return out
 
 

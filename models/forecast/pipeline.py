@@ -28,9 +28,9 @@ from models.forecast.features import (
     build_training_frame,
 )
 from models.forecast.inventory import plan_inventory
-from models.forecast.metrics import MODEL, QUANTILE_COLUMNS, metric_value
+from models.forecast.metrics import QUANTILE_COLUMNS, metric_value
 from models.forecast.model import QuantileForecaster, fit_quantile_model
-from models.registry import ModelRegistry, ModelVersion, RegistryError
+from models.registry import CANDIDATE, ModelRegistry, ModelVersion, RegistryError, Status
 from shopml.catalog import (
     GOLD_DEMAND_FORECASTS,
     GOLD_INVENTORY_PLAN,
@@ -233,7 +233,7 @@ def train_forecaster(
         {
             "run_id": run_id,
             "run_date": run_date.isoformat(),
-            "status": "candidate",
+            "status": Status.CANDIDATE,
             "config": config.model_dump(mode="json"),
             "features": list(FEATURES),
             "calibration_offsets": {group: list(values) for group, values in model.offsets.items()},
@@ -290,7 +290,7 @@ def backtest_and_gate(run_date: date, run_id: str, settings: Settings | None = N
     overall = metrics[metrics["segment"] == "overall"]
     registry.update_metadata(
         candidate,
-        status="promoted" if passed else "rejected",
+        status=Status.PROMOTED if passed else Status.REJECTED,
         gate_reason=reason,
         metrics={f"{row.candidate}.{row.metric}": row.value for row in overall.itertuples()},
         metrics_by_segment=metrics.to_dict(orient="records"),
@@ -307,12 +307,12 @@ def backtest_and_gate(run_date: date, run_id: str, settings: Settings | None = N
         "reason": reason,
         "model_version": candidate.version,
         "current_version": current.version if current else None,
-        "wape": metric_value(metrics, MODEL, "wape"),
+        "wape": metric_value(metrics, CANDIDATE, "wape"),
         "best_baseline_wape": min(metric_value(metrics, name, "wape") for name in BASELINES),
-        "wql": metric_value(metrics, MODEL, "wql"),
+        "wql": metric_value(metrics, CANDIDATE, "wql"),
         "best_baseline_wql": min(metric_value(metrics, name, "wql") for name in BASELINES),
-        "bias": metric_value(metrics, MODEL, "bias"),
-        "coverage_p10_p90": metric_value(metrics, MODEL, "coverage_p10_p90"),
+        "bias": metric_value(metrics, CANDIDATE, "bias"),
+        "coverage_p10_p90": metric_value(metrics, CANDIDATE, "coverage_p10_p90"),
     }
 
 

@@ -73,7 +73,7 @@ from models.recommend.ranker import (
 )
 from models.recommend.repeat import summarise_purchases, suppressed_repeats
 from models.recommend.retrieval import TrainedRetrieval, load_retrieval, save_retrieval, train_retrieval_model
-from models.registry import ModelRegistry, ModelVersion
+from models.registry import CANDIDATE, ModelRegistry, ModelVersion, Status
 from shopml.catalog import (
     GOLD_INVENTORY_PLAN,
     GOLD_ITEM_COOCCURRENCE,
@@ -235,8 +235,13 @@ def find_candidate(registry: ModelRegistry, run_id: str) -> ModelVersion:
     return model
 
 
+def candidate_config(model: ModelVersion) -> RecommendConfig:
+    """The config ``model`` was trained with: its ranker and its gate use it, whatever tonight's settings say."""
+    return RecommendConfig.model_validate(model.metadata["config"])
+
+
 def _dates(model: ModelVersion) -> SplitDates:
-    return split_dates(date.fromisoformat(model.metadata["run_date"]), model.metadata["params"]["eval_days"])
+    return split_dates(date.fromisoformat(model.metadata["run_date"]), model.metadata["config"]["eval_days"])
 
 
 # ---- scoring helpers -----------------------------------------------------------------------
@@ -338,7 +343,7 @@ def _metric_rows(run_id: str, version: str, metrics: dict[str, dict[str, float]]
                     "k": int(k) if k else None,
                     "segment": segment or "overall",
                     "value": float(value),
-                    "promoted": promoted and candidate == "model",
+                    "promoted": promoted and candidate == CANDIDATE,
                     "evaluated_at": now,
                 }
             )
@@ -379,10 +384,10 @@ def train_retrieval(run_date: date, run_id: str, settings: Settings, config: Rec
         {
             "run_id": run_id,
             "run_date": run_date.isoformat(),
-            "stage": "retrieval",
+            "status": Status.CANDIDATE,
             "device": device,
             "seed": settings.seed,
-            "params": config.model_dump(mode="json"),
+            "config": config.model_dump(mode="json"),
             "retrieval": fits,
             "training_seconds": {"retrieval": seconds},
             "table_versions": {"retrieval": versions},
@@ -390,7 +395,7 @@ def train_retrieval(run_date: date, run_id: str, settings: Settings, config: Rec
     )
     log.info("trained retrieval for run %s in %.1fs: version %s", run_id, seconds, model.version)
     return {
-        "version": model.version,
+        "model_version": model.version,
         "device": device,
         "seconds": round(seconds, 2),
         "final_loss": {role: fit["history"][-1]["loss"] if fit["history"] else None for role, fit in fits.items()},
@@ -403,6 +408,7 @@ def train_ranker(run_date: date, run_id: str, settings: Settings, config: Recomm
     lake, registry = _io(settings)
     device = resolve_device(settings.device.value)
     model = find_candidate(registry, run_id)
+    config = candidate_config(model)
     dates = _dates(model)
     started = time.perf_counter()
     features = load_feature_set(lake, dates.ranker_train, config)
@@ -426,7 +432,6 @@ def train_ranker(run_date: date, run_id: str, settings: Settings, config: Recomm
     meta = model.metadata
     registry.update_metadata(
         model,
-        stage="ranker",
         features=list(FEATURES),
         ranker=info,
         training_seconds={**meta["training_seconds"], "ranker": seconds},
@@ -436,7 +441,11 @@ def train_ranker(run_date: date, run_id: str, settings: Settings, config: Recomm
         },
     )
     log.info("trained ranker for run %s in %.1fs", run_id, seconds)
-    return {"version": model.version, "seconds": round(seconds, 2), **{k: v for k, v in info.items() if k != "params"}}
+    return {
+        "model_version": model.version,
+        "seconds": round(seconds, 2),
+        **{k: v for k, v in info.items() if k != "params"},
+    }
 
 
 @_task
@@ -449,6 +458,7 @@ def evaluate_and_gate(run_date: date, run_id: str, settings: Settings, config: R
     lake, registry = _io(settings)
     device = resolve_device(settings.device.value)
     model = find_candidate(registry, run_id)
+    config = candidate_config(model)
     dates = _dates(model)
     features = load_feature_set(lake, dates.evaluate, config)
     start, end = dates.windows()["evaluate"]
@@ -466,8 +476,8 @@ def evaluate_and_gate(run_date: date, run_id: str, settings: Settings, config: R
     lists, timings = {}, {}
     started = time.perf_counter()
     scored = recommend_all(users, retrieval, booster, features, context, config)
-    lists["model"] = {name: scored[scored["list"] == name] for name in LISTS}
-    timings["model"] = round(time.perf_counter() - started, 3)
+    lists[CANDIDATE] = {name: scored[scored["list"] == name] for name in LISTS}
+    timings[CANDIDATE] = round(time.perf_counter() - started, 3)
     for name, recommend in baseline_recommenders(config, settings).items():
         started = time.perf_counter()
         lists[name] = {
@@ -483,10 +493,10 @@ def evaluate_and_gate(run_date: date, run_id: str, settings: Settings, config: R
         for name, frames in lists.items()
     }
     current = registry.current(MODEL_NAME)
-    current_value = None if current is None else current.metadata.get("metrics", {}).get("model", {}).get(GATE_METRIC)
+    current_value = None if current is None else current.metadata.get("metrics", {}).get(CANDIDATE, {}).get(GATE_METRIC)
     decision = decide_promotion(
-        metrics["model"],
-        {n: m for n, m in metrics.items() if n != "model"},
+        metrics[CANDIDATE],
+        {n: m for n, m in metrics.items() if n != CANDIDATE},
         current_value,
         config.gate,
         k,
@@ -498,7 +508,7 @@ def evaluate_and_gate(run_date: date, run_id: str, settings: Settings, config: R
     )
     registry.update_metadata(
         model,
-        stage="evaluated",
+        status=Status.PROMOTED if decision.promoted else Status.REJECTED,
         metrics=metrics,
         gate={**decision.as_dict(), "thresholds": config.gate.model_dump()},
         evaluation={"users": len(users), "purchases": len(truth), "seconds": timings},
@@ -511,13 +521,13 @@ def evaluate_and_gate(run_date: date, run_id: str, settings: Settings, config: R
         registry.promote(MODEL_NAME, model.version)
     log.info("run %s: %s; serving %s", run_id, decision.reason, decision.serve)
     return {
-        "version": model.version,
+        "model_version": model.version,
         "promoted": decision.promoted,
         "reason": decision.reason,
         "serve": decision.serve,
         "users": len(users),
-        GATE_METRIC: metrics["model"][GATE_METRIC],
-        "baselines": {name: m[GATE_METRIC] for name, m in metrics.items() if name != "model"},
+        GATE_METRIC: metrics[CANDIDATE][GATE_METRIC],
+        "baselines": {name: m[GATE_METRIC] for name, m in metrics.items() if name != CANDIDATE},
         "explore_recall": {name: m[f"explore:recall@{k}"] for name, m in metrics.items()},
         "current": current_value,
         "thresholds": config.gate.model_dump(),
@@ -618,7 +628,7 @@ def score_recommendations(run_date: date, run_id: str, settings: Settings, confi
     )
     log.info("scored %d users with %s (%s) in %.1fs", len(users) - 1, version, why, seconds)
     return {
-        "version": version,
+        "model_version": version,
         "served": served,
         "why": why,
         "users": len(users) - 1,

@@ -127,7 +127,7 @@ def test_a_night_then_its_models_rerun_then_a_failed_publish_and_its_rerun(tmp_p
     evaluation = night.tasks["recommender.evaluate_and_gate"].result
     assert "does not beat the best baseline" in evaluation["reason"] and evaluation["serve"] != "model"
     scored = night.tasks["recommender.score_recommendations"].result
-    assert scored["version"] == f"baseline:{evaluation['serve']}" and "beat the candidate" in scored["why"]
+    assert scored["model_version"] == f"baseline:{evaluation['serve']}" and "beat the candidate" in scored["why"]
     fallback = [m for m in messages if m["event"] == "model_fallback" and "recommendations" in m["summary"]]
     assert len(fallback) == 1 and evaluation["serve"] in fallback[0]["summary"]
     lake = Lake(settings)
@@ -136,7 +136,7 @@ def test_a_night_then_its_models_rerun_then_a_failed_publish_and_its_rerun(tmp_p
     assert set(served) == DATASETS
     assert all(count > 0 for _, count in served.values())
     lists = lake.read_pandas("gold.recommendations", filter=pc.field("scored_date") == pa.scalar(last, pa.date32()))
-    assert (lists["model_version"] == scored["version"]).all()
+    assert (lists["model_version"] == scored["model_version"]).all()
     assert not lists.loc[lists["user_id"] != "__default__", "is_fallback"].all()
     forecasts = lake.read_pandas("gold.demand_forecasts")
     assert not forecasts.duplicated(["scored_date", "sku", "forecast_date"]).any()

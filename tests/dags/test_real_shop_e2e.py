@@ -89,7 +89,7 @@ def test_lists_and_similar_items_are_published_from_the_promoted_model(night):
     evaluation = run.tasks["recommender.evaluate_and_gate"].result
     assert evaluation["promoted"] and evaluation["serve"] == "model", evaluation
     scored = run.tasks["recommender.score_recommendations"].result
-    assert scored["version"] == evaluation["version"]
+    assert scored["model_version"] == evaluation["model_version"]
     from serving.publish import dataset_versions
 
     for dataset in ("recommendations", "buy_again", "discover", "similar"):
@@ -97,7 +97,7 @@ def test_lists_and_similar_items_are_published_from_the_promoted_model(night):
         info = next(v for v in versions if v.version == current)
         assert info.scored_date == str(LAST) and info.key_count > 0, info
         if dataset != "similar":  # similar items carry the retrieval embeddings' version
-            assert info.model_version == evaluation["version"], info
+            assert info.model_version == evaluation["model_version"], info
 
 
 def test_the_run_accounts_for_every_landed_line(night):

@@ -83,7 +83,7 @@ def test_train_gate_score_publishes_forecasts_and_plan(settings, forecast_lake: 
     meta = current.metadata
     assert meta["table_versions"] == {"gold.sku_daily_demand": 0}
     assert meta["status"] == "promoted" and meta["features"] and meta["code_version"]
-    assert meta["metrics"]["forecaster.wape"] < meta["metrics"]["seasonal_naive.wape"]
+    assert meta["metrics"]["model.wape"] < meta["metrics"]["seasonal_naive.wape"]
     assert abs(gate["bias"]) <= CONFIG.max_abs_bias and gate["wql"] < gate["best_baseline_wql"]
 
     forecasts = forecast_lake.read_pandas(FORECAST_TABLE)
@@ -103,7 +103,7 @@ def test_train_gate_score_publishes_forecasts_and_plan(settings, forecast_lake: 
     assert np.isfinite(plan.select_dtypes("number").to_numpy()).all()
 
     metrics = forecast_lake.read_pandas(METRICS_TABLE)
-    assert set(metrics["candidate"]) == {"forecaster", *BASELINES}
+    assert set(metrics["candidate"]) == {"model", *BASELINES}
     assert {"overall", "velocity=fast"} <= set(metrics["segment"]) and metrics["promoted"].all()
     assert any(s.startswith("demand_class=") for s in metrics["segment"])
     assert {"wape", "wql", "bias", "coverage_p10_p90", "wape_p50"} <= set(metrics["metric"])

@@ -92,7 +92,7 @@ def run_nightly(shop: ServingShop, run_id: str) -> dict[str, Any]:
     results = {}
     for task in (recommend.train_retrieval, recommend.train_ranker):
         results[task.__name__] = task(day, run_id, settings)
-    _promote(registry, recommend.MODEL_NAME, results["train_retrieval"]["version"])
+    _promote(registry, recommend.MODEL_NAME, results["train_retrieval"]["model_version"])
     results["train_forecaster"] = forecast.train_forecaster(day, run_id, settings)
     _promote(registry, forecast.MODEL_NAME, results["train_forecaster"]["model_version"])
     results["score_forecasts"] = forecast.score_forecasts(day, run_id, settings)

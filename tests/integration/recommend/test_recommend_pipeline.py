@@ -87,15 +87,15 @@ def test_model_beats_popularity_and_is_promoted(nightly):
 def test_registry_holds_a_rebuildable_version(nightly):
     settings, _, _, results = nightly
     current = ModelRegistry(settings.models).require_current(pipeline.MODEL_NAME)
-    assert current.version == results["train_retrieval"]["version"]
+    assert current.version == results["train_retrieval"]["model_version"]
     meta = current.metadata
-    assert meta["run_id"] == "run-1" and meta["stage"] == "evaluated"
+    assert meta["run_id"] == "run-1" and meta["status"] == "promoted"
     assert meta["features"][:2] == ["retrieval_score", "retrieval_rank"]
     assert meta["table_versions"]["retrieval"]["gold.user_item_interactions"] >= 0
     assert set(meta["table_versions"]) == {"retrieval", "ranker", "evaluate"}
     assert meta["metrics"]["model"]["ndcg@10"] == results["evaluate_and_gate"]["ndcg@10"]
     assert meta["gate"]["thresholds"]["min_coverage"] == CONFIG.gate.min_coverage
-    assert meta["params"]["retrieval"]["embedding_dim"] == 16
+    assert meta["config"]["retrieval"]["embedding_dim"] == 16
     for name in ("retrieval_ranker_train", "retrieval_evaluate", "retrieval_serve"):
         assert (current.path / f"{name}.pt").exists() and (current.path / f"{name}.json").exists()
     assert (current.path / "ranker.json").exists()
@@ -115,7 +115,7 @@ def test_recommendations_are_written_with_reasons(nightly):
     assert not recs.duplicated(["user_id", "sku"]).any()
     assert recs["reason"].map(lambda r: bool(REASON.match(r))).all()
     assert recs["reason"].str.startswith("similar_to:").any()
-    assert (recs["model_version"] == results["train_retrieval"]["version"]).all()
+    assert (recs["model_version"] == results["train_retrieval"]["model_version"]).all()
     repeats = recs["reason"].str.startswith("bought_before:")
     buy_again = _recommendations(lake, shop.run_date, "buy_again")
     assert buy_again["reason"].str.startswith("bought_before:").all()
@@ -185,12 +185,12 @@ def test_degraded_model_is_refused_and_the_baseline_that_beat_it_is_served(night
     assert "does not beat the best baseline" in verdict["reason"]
     assert verdict["serve"] in BASELINES
     registry = ModelRegistry(settings.models)
-    assert registry.require_current(pipeline.MODEL_NAME).version == results["train_retrieval"]["version"]
+    assert registry.require_current(pipeline.MODEL_NAME).version == results["train_retrieval"]["model_version"]
     scored = pipeline.score_recommendations(shop.run_date, "run-degraded", settings, CONFIG)
     # The storefront gets the best list the run measured, labelled as the baseline it is.
-    assert scored["version"] == f"baseline:{verdict['serve']}" and "beat the candidate" in scored["why"]
+    assert scored["model_version"] == f"baseline:{verdict['serve']}" and "beat the candidate" in scored["why"]
     recs = _recommendations(lake, shop.run_date)
-    assert (recs["model_version"] == scored["version"]).all() and (recs["run_id"] == "run-degraded").all()
+    assert (recs["model_version"] == scored["model_version"]).all() and (recs["run_id"] == "run-degraded").all()
     assert not recs.loc[recs["user_id"] != pipeline.DEFAULT_USER, "is_fallback"].all()
     metrics = lake.read_pandas("ops.model_metrics")
     assert not metrics.loc[metrics["run_id"] == "run-degraded", "promoted"].any()
@@ -207,10 +207,10 @@ def test_rerun_within_margin_is_promoted_and_rollback_restores_the_previous(nigh
     assert verdict["current"] == results["evaluate_and_gate"]["ndcg@10"]
     assert "promoted model had" in verdict["reason"]
     registry = ModelRegistry(settings.models)
-    assert registry.require_current(pipeline.MODEL_NAME).version == verdict["version"]
-    assert registry.rollback(pipeline.MODEL_NAME) == results["train_retrieval"]["version"]
+    assert registry.require_current(pipeline.MODEL_NAME).version == verdict["model_version"]
+    assert registry.rollback(pipeline.MODEL_NAME) == results["train_retrieval"]["model_version"]
     scored = pipeline.score_recommendations(shop.run_date, "run-2", settings, CONFIG)
-    assert scored["version"] == results["train_retrieval"]["version"]
+    assert scored["model_version"] == results["train_retrieval"]["model_version"]
 
 
 def test_output_gate_blocks_publishing(nightly):

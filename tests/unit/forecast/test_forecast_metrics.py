@@ -90,16 +90,16 @@ def test_compute_metrics_by_segment() -> None:
     metrics = compute_metrics(_evaluation(), (0.1, 0.5, 0.9), ["seasonal_naive"])
 
     # Point metrics score the mean; the P50's own are kept beside them.
-    assert metric_value(metrics, "forecaster", "wape") == pytest.approx(2.0 / 22.0)
-    assert metric_value(metrics, "forecaster", "bias") == pytest.approx(2.0 / 22.0)
-    assert metric_value(metrics, "forecaster", "wape_p50") == pytest.approx(2.0 / 22.0)
-    assert metric_value(metrics, "forecaster", "bias_p50") == pytest.approx(0.0)
+    assert metric_value(metrics, "model", "wape") == pytest.approx(2.0 / 22.0)
+    assert metric_value(metrics, "model", "bias") == pytest.approx(2.0 / 22.0)
+    assert metric_value(metrics, "model", "wape_p50") == pytest.approx(2.0 / 22.0)
+    assert metric_value(metrics, "model", "bias_p50") == pytest.approx(0.0)
     assert metric_value(metrics, "seasonal_naive", "wape") == pytest.approx(14.0 / 22.0)
-    assert metric_value(metrics, "forecaster", "wape", "category=x") == pytest.approx(1.0 / 20.0)
+    assert metric_value(metrics, "model", "wape", "category=x") == pytest.approx(1.0 / 20.0)
     assert metric_value(metrics, "seasonal_naive", "wape", "velocity=slow") == pytest.approx(4.0 / 2.0)
     assert metric_value(metrics, "seasonal_naive", "wape", "demand_class=lumpy") == pytest.approx(4.0 / 2.0)
-    assert metric_value(metrics, "forecaster", "coverage_p10_p90") == 1.0
-    assert metric_value(metrics, "forecaster", "pinball_p90", "category=x") == pytest.approx((0.1 * 2 + 0.1 * 1) / 2)
+    assert metric_value(metrics, "model", "coverage_p10_p90") == 1.0
+    assert metric_value(metrics, "model", "pinball_p90", "category=x") == pytest.approx((0.1 * 2 + 0.1 * 1) / 2)
     # A point baseline's wQL is its WAPE.
     assert metric_value(metrics, "seasonal_naive", "wql") == pytest.approx(14.0 / 22.0)
     assert set(metrics["segment"]) == {
@@ -140,10 +140,10 @@ def _gate_metrics(
     model_wape: float = 0.5, coverage_value: float = 0.8, model_bias: float = -0.02, model_wql: float = 0.4
 ) -> pd.DataFrame:
     rows = [
-        ("forecaster", "wape", model_wape),
-        ("forecaster", "wql", model_wql),
-        ("forecaster", "bias", model_bias),
-        ("forecaster", "coverage_p10_p90", coverage_value),
+        ("model", "wape", model_wape),
+        ("model", "wql", model_wql),
+        ("model", "bias", model_bias),
+        ("model", "coverage_p10_p90", coverage_value),
         *((name, "wape", value) for name, value in BASELINE_WAPE.items()),
         *((name, "wql", value) for name, value in BASELINE_WAPE.items() if name != "moving_average"),
         ("moving_average", "wql", 0.45),  # the fallback's quantiles
@@ -181,7 +181,7 @@ def test_gate_refuses(metrics: pd.DataFrame, config: ForecastConfig, expected: s
 def test_gate_refuses_a_candidate_that_wins_only_on_the_wape_of_its_median() -> None:
     """The real shop's case: a P50 far below demand wins WAPE, but its mean, wQL and bias give it away."""
     metrics = _gate_metrics(model_wape=0.95, model_bias=-0.61, model_wql=0.7, coverage_value=0.93)
-    median = pd.DataFrame([{"candidate": "forecaster", "metric": "wape_p50", "segment": "overall", "value": 0.5}])
+    median = pd.DataFrame([{"candidate": "model", "metric": "wape_p50", "segment": "overall", "value": 0.5}])
     promoted, reason = decide_promotion(pd.concat([metrics, median]), ForecastConfig())
 
     assert not promoted

@@ -51,20 +51,20 @@ def scored(demand):
 @pytest.mark.slow
 def test_model_beats_seasonal_naive_by_a_clear_margin(backtest) -> None:
     _, metrics, _ = backtest
-    model = metric_value(metrics, "forecaster", "wape")
+    model = metric_value(metrics, "model", "wape")
     naive = metric_value(metrics, "seasonal_naive", "wape")
     # Measured: 0.61 vs 0.82 (-25%); asserted with some slack.
     assert model < 0.8 * naive
     assert model < metric_value(metrics, "moving_average", "wape")
     assert model < metric_value(metrics, "exponential_smoothing", "wape")
-    assert metric_value(metrics, "forecaster", "mase") < metric_value(metrics, "seasonal_naive", "mase")
+    assert metric_value(metrics, "model", "mase") < metric_value(metrics, "seasonal_naive", "mase")
 
 
 @pytest.mark.slow
 def test_interval_coverage_is_near_nominal(backtest) -> None:
     _, metrics, _ = backtest
     # Measured 0.80 after calibration (0.70 without).
-    assert 0.74 <= metric_value(metrics, "forecaster", "coverage_p10_p90") <= 0.86
+    assert 0.74 <= metric_value(metrics, "model", "coverage_p10_p90") <= 0.86
 
 
 @pytest.mark.slow
@@ -76,9 +76,9 @@ def test_quantiles_learnt_from_a_sample_of_the_rows_keep_their_coverage_and_loss
 
     _, metrics, _ = run_backtest(panel, RUN_DATE, capped, "cpu", seed=0)
 
-    assert 0.74 <= metric_value(metrics, "forecaster", "coverage_p10_p90") <= 0.86
-    assert metric_value(metrics, "forecaster", "wql") < metric_value(metrics, "moving_average", "wql")
-    assert metric_value(metrics, "forecaster", "wql") < 1.05 * metric_value(backtest[1], "forecaster", "wql")
+    assert 0.74 <= metric_value(metrics, "model", "coverage_p10_p90") <= 0.86
+    assert metric_value(metrics, "model", "wql") < metric_value(metrics, "moving_average", "wql")
+    assert metric_value(metrics, "model", "wql") < 1.05 * metric_value(backtest[1], "model", "wql")
 
 
 @pytest.mark.slow
@@ -144,7 +144,7 @@ def test_resolve_device() -> None:
 def test_cuda_training_matches_cpu_quality(demand, backtest) -> None:
     _, cpu_metrics, _ = backtest
     _, cuda_metrics, _ = run_backtest(build_panel(demand[0], RUN_DATE), RUN_DATE, CONFIG, "cuda", seed=0)
-    cpu, cuda = (metric_value(m, "forecaster", "wape") for m in (cpu_metrics, cuda_metrics))
+    cpu, cuda = (metric_value(m, "model", "wape") for m in (cpu_metrics, cuda_metrics))
     assert cuda == pytest.approx(cpu, rel=0.05)
 
 
@@ -164,8 +164,8 @@ def test_backtest_mean_is_nearly_unbiased_and_reported_per_demand_class(backtest
     evaluation, metrics, _ = backtest
     assert (evaluation["mean"] >= 0).all()
     # Measured -0.05 (the P50: -0.15); the gate allows 0.10.
-    assert abs(metric_value(metrics, "forecaster", "bias")) < 0.1
-    assert metric_value(metrics, "forecaster", "wql") < metric_value(metrics, "moving_average", "wql")
+    assert abs(metric_value(metrics, "model", "bias")) < 0.1
+    assert metric_value(metrics, "model", "wql") < metric_value(metrics, "moving_average", "wql")
     classes = {s for s in metrics["segment"] if s.startswith("demand_class=")}
     assert classes and classes <= {f"demand_class={name}" for name in DEMAND_CLASSES}
     for name in ("croston", "sba", "tsb"):
