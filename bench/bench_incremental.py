@@ -6,7 +6,7 @@ Writes ``bench/results/incremental.json``.
 
 * ``spark_startup_s``: a fresh Python process starting the micro-batch Spark session (what every DAG
   task pays, since each run is a new process), next to ``import_s`` (the job's imports: torch, xgboost…).
-* ``run_s``: one ``jobs.incremental.run`` in a warm session for a micro-batch of N generated events;
+* ``run_s``: one ``jobs.incremental.refresh.run`` in a warm session for a micro-batch of N generated events;
   ``cold_run_s`` adds the start-up and imports. Target: 10k events under 60 s on 2 cores.
 * freshness: a purchase lands in a batch file at t0; the run is started; the API is polled until the
   bought SKU (the user's highest one that few buyers re-buy, so the repeat rule takes it off) left the
@@ -40,9 +40,10 @@ MEDIUM_SHOP = {"users": 20_000, "skus": 2_000, "categories": 20, "days": 6, "eve
 STARTUP_PROBE = """
 import time
 started = time.perf_counter()
-import jobs.incremental
+import jobs.incremental.refresh
 imported = time.perf_counter()
-from jobs.incremental import IncrementalConfig, micro_batch_settings
+from jobs.incremental.refresh import micro_batch_settings
+from shopml.config.incremental import IncrementalConfig
 from shopml.settings import load_settings
 from shopml.spark import get_spark
 spark = get_spark(micro_batch_settings(load_settings(var_root={var!r}), IncrementalConfig()))
@@ -65,7 +66,7 @@ def _percentiles(values: list[float]) -> dict[str, float]:
 
 
 def _run_sizes(shop, sizes: list[int], start: datetime) -> list[dict]:
-    from jobs.incremental import run
+    from jobs.incremental.refresh import run
     from sample_shop.generate import generate_stream_batch
 
     results = []
@@ -93,7 +94,7 @@ def _freshness(shop, runs: int, start: datetime) -> list[float]:
     """Seconds from a purchase's file landing to the API no longer listing the bought SKU."""
     from fastapi.testclient import TestClient
 
-    from jobs.incremental import run
+    from jobs.incremental.refresh import run
     from models.recommend import pipeline as recommend
     from serving.api import create_app
     from tests.integration.incremental.serving_shop import event, write_batch
@@ -130,7 +131,8 @@ def main(argv: list[str] | None = None) -> dict:
     runs = args.runs or (3 if args.quick else 20)
     sizes = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
 
-    from jobs.incremental import IncrementalConfig, micro_batch_settings
+    from jobs.incremental.refresh import micro_batch_settings
+    from shopml.config.incremental import IncrementalConfig
     from shopml.settings import load_settings
     from shopml.spark import get_spark
     from tests.integration.incremental.serving_shop import TINY_SHOP, build_serving_shop

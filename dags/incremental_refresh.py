@@ -1,6 +1,6 @@
 """Incremental refresh, every 5 minutes: fresh events to fresh recommendations and stock status, no retraining.
 
-One task, `refresh`, calls `jobs.incremental.run` for the tick: it reads the micro-batch files that landed
+One task, `refresh`, calls `jobs.incremental.refresh.run` for the tick: it reads the micro-batch files that landed
 under `landing/events/stream/` after the committed watermark (`ops.stream_watermark`), validates them
 with the nightly parser and GX suite (rejects to `ops.quarantine`), MERGEs them insert-only into
 `silver.events` / `silver.order_lines` (`feed = 'stream'`), brings the nightly features up to now

@@ -74,7 +74,7 @@ REPORT = Stage(
 )
 
 INCREMENTAL_REFRESH = Stage(
-    "jobs.incremental:run",
+    "jobs.incremental.refresh:run",
     reads=(
         SILVER_PRODUCTS,
         SILVER_INVENTORY_SNAPSHOTS,

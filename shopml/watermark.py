@@ -9,7 +9,7 @@ were and the next run reads the same files again (every step after it is idempot
 
 Producer contract: a file appears atomically (written under another name, then renamed) and is named
 ``batch-YYYYMMDDTHHMMSSZ-NNNN.<jsonl|csv>[.gz]``; a finished file named otherwise is set aside by the
-run (``jobs/incremental.py``) with a quarantine row and an alert.
+run (``jobs/incremental/``) with a quarantine row and an alert.
 """
 
 from __future__ import annotations

@@ -71,7 +71,7 @@ from models.recommend.ranker import (
     train_ranker_model,
     training_examples,
 )
-from models.recommend.repeat import summarise_purchases, suppressed_repeats
+from models.recommend.repeat import PurchaseHistory, summarise_purchases, suppressed_repeats
 from models.recommend.retrieval import TrainedRetrieval, load_retrieval, save_retrieval, train_retrieval_model
 from models.registry import CANDIDATE, ModelRegistry, ModelVersion, Status
 from shopml.catalog import (
@@ -171,8 +171,12 @@ def _table_versions(lake: Lake, tables) -> dict[str, int | None]:
     return {table: lake.version(table) if lake.exists(table) else None for table in tables}
 
 
-def _serving_context(features: FeatureSet, config: RecommendConfig, plan=None) -> ServingContext:
-    suppressed = suppressed_repeats(features.history, features.items, config.filters)
+def serving_context(
+    features: FeatureSet, config: RecommendConfig, plan=None, history: PurchaseHistory | None = None
+) -> ServingContext:
+    """What scoring may show: repeats the rule suppresses (on ``history``, default the features'), the
+    SKUs that may be shown, and the stockout down-ranking from ``plan``; the nightly and the refresh share it."""
+    suppressed = suppressed_repeats(features.history if history is None else history, features.items, config.filters)
     return ServingContext(
         blocked=code_pairs(suppressed, features.user_index, features.item_index),
         available=available_items(features.items, config.filters),
@@ -420,7 +424,7 @@ def train_ranker(run_date: date, run_id: str, settings: Settings, config: Recomm
     rng = np.random.default_rng(settings.seed)
     if len(users) > config.ranker.max_train_users:
         users = rng.choice(users, config.ranker.max_train_users, replace=False)
-    context = _serving_context(features, config)
+    context = serving_context(features, config)
     matrix, labels, groups = training_examples(
         np.sort(users.astype(str)).astype(object), retrieval, features, truth, context, config, settings.seed
     )
@@ -468,7 +472,7 @@ def evaluate_and_gate(run_date: date, run_id: str, settings: Settings, config: R
     users = np.sort(truth["user_id"].unique().astype(str)).astype(object)
     if not len(users):
         raise ValueError(f"no purchases in ({start}, {end}] by users known on {start}: nothing to evaluate on")
-    context = _serving_context(features, config)
+    context = serving_context(features, config)
     discover_context = without_history(context, features)
     retrieval = load_retrieval(model.path, "retrieval_evaluate", device)
     booster = load_ranker(model.path, device)
@@ -576,7 +580,7 @@ def score_recommendations(run_date: date, run_id: str, settings: Settings, confi
     started = time.perf_counter()
     features = load_feature_set(lake, run_date, config)
     plan = load_inventory_plan(lake, run_date)
-    context = _serving_context(features, config, plan)
+    context = serving_context(features, config, plan)
     # Similar items come from the retrieval embeddings: the promoted version's, else this run's candidate's.
     embeddings = current if current is not None else registry.trained_by(MODEL_NAME, run_id)
     if embeddings is None:

@@ -1,7 +1,7 @@
 """Knobs of the 5-minute incremental refresh, apart from the job so the settings model can nest them cheaply.
 
 ``settings.incremental`` (``SHOPML_INCREMENTAL__MAX_FILES_PER_RUN=24``, or an ``incremental:`` mapping in the
-YAML file). Importing ``jobs.incremental`` loads Spark, pandas, torch and XGBoost; this module loads only
+YAML file). Importing ``jobs.incremental.refresh`` loads Spark, pandas, torch and XGBoost; this module loads only
 pydantic, because the settings model is imported wherever a DAG file is parsed.
 """
 

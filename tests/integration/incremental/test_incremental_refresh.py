@@ -14,18 +14,10 @@ import pyarrow.compute as pc
 import pytest
 from fastapi.testclient import TestClient
 
-from jobs.incremental import (
-    LIST_DATASETS,
-    build_refresh,
-    current_versions,
-    merge_batch,
-    micro_batch_settings,
-    nightly_holders,
-    pending_files,
-    publish_refresh,
-    run,
-    served_lists,
-)
+from jobs.incremental.merge import merge_batch
+from jobs.incremental.overlay import LIST_DATASETS, current_versions, publish_refresh
+from jobs.incremental.refresh import build_refresh, micro_batch_settings, run
+from jobs.incremental.rerank import nightly_holders, served_lists
 from jobs.landing import CSV_SUFFIXES, JSON_SUFFIXES
 from models.recommend import pipeline as recommend
 from models.recommend.data import FEATURES
@@ -40,7 +32,7 @@ from shopml.config.serving import ServingConfig
 from shopml.lake import Lake
 from shopml.notify import alerts_path
 from shopml.settings import load_settings
-from shopml.watermark import processed_files, read_watermark
+from shopml.watermark import pending_files, processed_files, read_watermark
 from tests.integration.incremental.serving_shop import RECOMMEND_CONFIG, event, open_shop, write_batch
 from tests.lineage import undeclared
 from tests.shop import run_foundation
