@@ -38,7 +38,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.cli import run_job
-from jobs.stages import BUILD_FEATURES
+from jobs.stages import BUILD_FEATURES, FEATURE_TABLES
 from jobs.transforms.features import (
     PROMO_REFERENCE_DAYS,
     build_item_cooccurrence,
@@ -70,13 +70,6 @@ from shopml.lake import Lake
 
 log = logging.getLogger(__name__)
 
-FEATURE_TABLES = (
-    GOLD_USER_ITEM_INTERACTIONS,
-    GOLD_USER_FEATURES,
-    GOLD_ITEM_FEATURES,
-    GOLD_ITEM_COOCCURRENCE,
-    GOLD_SKU_DAILY_DEMAND,
-)
 CORRECTIONS_TABLE = GOLD_FEATURE_CORRECTIONS
 
 

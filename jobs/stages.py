@@ -48,18 +48,18 @@ FEATURE_TABLES = (
     GOLD_ITEM_FEATURES,
     GOLD_ITEM_COOCCURRENCE,
     GOLD_SKU_DAILY_DEMAND,
-    GOLD_FEATURE_CORRECTIONS,
 )
 
 INGEST = Stage("ingest.py", writes=(*BRONZE, *ACCOUNTED))
 CLEAN = Stage("clean.py", reads=BRONZE, writes=(*STAGING, *ACCOUNTED))
 VALIDATE = Stage("validate.py", reads=STAGING, writes=(*SILVER, *ACCOUNTED, OPS_VALIDATION_RESULTS))
-BUILD_FEATURES = Stage("features.py", reads=SILVER, writes=FEATURE_TABLES)
+# Besides the features, the dates late events made it re-derive.
+BUILD_FEATURES = Stage("features.py", reads=SILVER, writes=(*FEATURE_TABLES, GOLD_FEATURE_CORRECTIONS))
 
 REPORT = Stage(
     "jobs.report:build_report",
     reads=(
-        *FEATURE_TABLES[:-1],
+        *FEATURE_TABLES,
         SILVER_ORDER_LINES,
         GOLD_RECOMMENDATIONS,
         GOLD_SIMILAR_ITEMS,

@@ -25,7 +25,7 @@ from typing import Any
 import pyarrow.compute as pc
 import pytest
 
-from jobs import features
+from jobs import features, stages
 from sample_shop.generate import GeneratorConfig, generate
 from shopml.accounting import COUNT_COLUMNS, reconcile
 from shopml.catalog import OPS_QUARANTINE, OPS_ROW_ACCOUNTING
@@ -118,13 +118,13 @@ def _assert_same_rows(table: str, nightly: list[str], backfill: list[str]) -> No
 
 
 def _assert_same_tables(nightly: Lake, backfill: Lake) -> None:
-    for table in (*SILVER_TABLES, *features.FEATURE_TABLES):
+    for table in (*SILVER_TABLES, *stages.FEATURE_TABLES):
         _assert_same_rows(table, _rows(nightly, table), _rows(backfill, table))
 
 
 def test_a_three_day_backfill_builds_the_tables_three_nightly_runs_built(lakes):
     window = pc.field("feature_date").isin(lakes.window)
-    for table in features.FEATURE_TABLES:
+    for table in stages.FEATURE_TABLES:
         built = {row["feature_date"] for row in lakes.backfill.read_arrow(table, filter=window).to_pylist()}
         assert built == set(lakes.window), table  # every date of the window, so equal is not trivially empty
     for table, column in (("silver.events", "event_date"), ("silver.products", "snapshot_date")):

@@ -152,7 +152,7 @@ def gold_rows(lake, day: date) -> dict[str, list[str]]:
     """Every feature table's rows for ``day``, as sorted text, to compare builds."""
     import pyarrow.compute as pc
 
-    from jobs.features import FEATURE_TABLES
+    from jobs.stages import FEATURE_TABLES
 
     return {
         table: sorted(map(str, lake.read_arrow(table, filter=pc.field("feature_date") == day).to_pylist()))

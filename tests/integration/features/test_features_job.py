@@ -6,7 +6,8 @@ from datetime import timedelta
 
 import pyarrow.compute as pc
 
-from jobs.features import CORRECTIONS_TABLE, FEATURE_TABLES, _read_between
+from jobs.features import CORRECTIONS_TABLE, _read_between
+from jobs.stages import FEATURE_TABLES
 from jobs.transforms.features import (
     build_item_cooccurrence,
     build_item_features,
