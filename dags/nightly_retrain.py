@@ -1,7 +1,8 @@
 """Nightly pipeline: land, clean and validate the night's data, rebuild features, retrain, score, publish.
 
 Runs once a day for the logical date (`ds`):
-ingest → clean → validate → build_features → (recommender ‖ forecaster) → publish → report.
+ingest → clean → validate → build_features → (recommender ‖ forecaster) → publish → report; the customer
+scores branch reads only silver order lines, so it starts after validate.
 Each task runs one stage, declared beside its code with the tables it reads and writes (`jobs/stages.py`,
 `models/*/stages.py`, `serving/stages.py`): the tasks' Asset inlets and outlets are those tables.
 Spark jobs come from `jobs/` (the `spark_default` connection decides where Spark runs).
@@ -17,6 +18,7 @@ from datetime import timedelta
 from airflow.sdk import Param, TaskGroup, dag
 
 from jobs import stages as data
+from models.customer import stages as customer
 from models.forecast import stages as forecaster
 from models.recommend import stages as recommender
 from serving.datasets import DATASETS as SERVED_DATASETS
@@ -59,10 +61,18 @@ def nightly_retrain():
         # Scoring waits for tonight's inventory plan, so SKUs about to stock out are down-ranked.
         [gate, forecasts] >> recommendations
 
+    with TaskGroup("customer"):
+        train_customers = python_job("train_customer_models", customer.TRAIN)
+        # A shop with too little history skips training (and so the gate) for a stated reason; scoring
+        # still runs, with BG/NBD for the heads no promoted model covers.
+        customer_gate = python_job("evaluate_and_gate", customer.EVALUATE_AND_GATE, trigger_rule="none_failed")
+        customer_scores = python_job("score_customers", customer.SCORE, trigger_rule="all_done")
+        train_customers >> customer_gate >> customer_scores
+
     with TaskGroup("publish"):
         published = []
         # One task per serving dataset (serving/datasets.py), after the branch that scores its table.
-        scored_by = {"recommender": recommendations, "forecaster": forecasts}
+        scored_by = {"recommender": recommendations, "forecaster": forecasts, "customer": customer_scores}
         for served in SERVED_DATASETS.values():
             publish = python_job(
                 f"publish_{served.name}",
@@ -76,6 +86,7 @@ def nightly_retrain():
     report = python_job("report", data.REPORT, trigger_rule="none_failed")
 
     ingest >> clean >> validate >> features >> [train_forecaster, train_retrieval]
+    validate >> train_customers
     published >> report
 
 

@@ -45,6 +45,7 @@ import pandas as pd
 
 from models.registry import ModelRegistry, RegistryError
 from shopml.catalog import (
+    GOLD_CUSTOMER_SCORES,
     GOLD_DEMAND_FORECASTS,
     GOLD_INVENTORY_PLAN,
     GOLD_ITEM_COOCCURRENCE,
@@ -85,7 +86,7 @@ FRESHNESS_TABLES: dict[str, str] = {
     GOLD_INVENTORY_PLAN: "scored_date",
 }
 PLAN_STATUSES = ("ok", "reorder", "at_risk", "overstock")
-_LOWER_IS_BETTER = ("wape", "mase", "mae", "rmse", "pinball", "fallback_share")
+_LOWER_IS_BETTER = ("wape", "mase", "mae", "rmse", "pinball", "fallback_share", "brier", "calibration_error")
 _COLOURS = {"model": "#1f77b4", "past": "#ff7f0e", "actual": "#222222", "quarantine": "#d62728"}
 
 
@@ -234,9 +235,10 @@ def _best(values: pd.Series, metric: str) -> str | None:
     values = values.dropna()
     if values.empty:
         return None
-    if metric.startswith("bias"):
+    name = metric.rsplit(".", 1)[-1]  # a head's metric: churn.brier
+    if name.startswith("bias"):
         return str(values.abs().idxmin())
-    return str(values.idxmin() if metric.startswith(_LOWER_IS_BETTER) else values.idxmax())
+    return str(values.idxmin() if name.startswith(_LOWER_IS_BETTER) else values.idxmax())
 
 
 def label_metrics(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -833,6 +835,76 @@ def section_inventory(run: ReportRun) -> Body:
     return ("ok" if not late and at_risk.empty else "attention"), body
 
 
+def latest_customer_evaluation(metrics: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the customer model's newest evaluation (calibration bins and lift deciles included)."""
+    newest = metrics.sort_values("evaluated_at")["run_id"].iloc[-1]
+    return metrics[metrics["run_id"] == newest]
+
+
+def section_customers(run: ReportRun) -> Body:
+    if not run.lake.exists(GOLD_CUSTOMER_SCORES):
+        return NOT_AVAILABLE, _missing(GOLD_CUSTOMER_SCORES)
+    days = run.config.lookback_days
+    found = partition_days(run.lake, GOLD_CUSTOMER_SCORES, "scored_date", run.run_date, days, first_only=True)
+    if not found:
+        return NOT_AVAILABLE, _p(f"{NOT_AVAILABLE}: no customer scores in the {days} days up to {run.run_date}.")
+    latest = next(iter(found))
+    scores = run.lake.read_pandas(GOLD_CUSTOMER_SCORES, filter=_on("scored_date", [latest]))
+    active = scores["p_churn_90d"].notna()
+    summary = pd.DataFrame(
+        [
+            {
+                "customers": len(scores),
+                "mean_p_purchase_30d": scores["p_purchase_30d"].mean(),
+                "active_90d": int(active.sum()),
+                "at_risk (p_churn_90d > 0.5)": int((scores["p_churn_90d"] > 0.5).sum()),
+                "expected_revenue_90d": scores["expected_revenue_90d"].sum(),
+                "scored_by": scores["scored_by"].iloc[0],
+            }
+        ]
+    )
+    figure, axes = _figure(ncols=3, width=10.0, height=2.6)
+    for ax, column in zip(axes[0], ("p_purchase_30d", "p_churn_90d", "expected_revenue_90d"), strict=True):
+        values = scores[column].dropna()
+        ax.hist(np.log10(values + 1) if column == "expected_revenue_90d" else values, bins=20, color=_COLOURS["model"])
+        ax.set_title("log10(1 + expected_revenue_90d)" if column == "expected_revenue_90d" else column)
+    late = "" if latest == run.run_date else f" (no scores for {run.run_date})"
+    body = _p(f"Scores of {latest}{late}.") + _table(summary) + _img(figure, "Customer score distributions")
+    metrics = _read(run.lake, OPS_MODEL_METRICS, filter=_on("model_name", ["customer"]))
+    if metrics is not None and not metrics.empty:
+        body += _plot_customer_evaluation(latest_customer_evaluation(metrics))
+    return ("ok" if not late else "attention"), body
+
+
+def _plot_customer_evaluation(rows: pd.DataFrame) -> str:
+    """Calibration of each classifier head (model and BG/NBD) and the value head's lift by decile."""
+    heads = sorted({m.split(".")[0] for m in rows["metric"] if m.endswith(".calibration_observed")})
+    lift = rows[rows["metric"] == "value.lift"]
+    figure, axes = _figure(ncols=len(heads) + (not lift.empty), width=10.0, height=3.0)
+    for ax, head in zip(axes[0], heads, strict=False):
+        for candidate in ("model", "bgnbd"):
+            mine = rows[rows["candidate"] == candidate].pivot_table(index="segment", columns="metric", values="value")
+            if f"{head}.calibration_predicted" in mine:
+                ax.plot(
+                    mine[f"{head}.calibration_predicted"], mine[f"{head}.calibration_observed"], "o-", label=candidate
+                )
+        ax.plot([0, 1], [0, 1], ":", color="#999")
+        ax.set(title=f"{head}: calibration", xlabel="predicted", ylabel="observed")
+        ax.legend(fontsize=7)
+    if not lift.empty:
+        ax = axes[0][-1]
+        for candidate, group in lift.groupby("candidate"):
+            ax.plot(range(1, len(group) + 1), group.sort_values("segment")["value"], "o-", label=candidate)
+        ax.set(title="value: lift by decile", xlabel="decile (1 = highest predicted)", ylabel="lift")
+        ax.legend(fontsize=7)
+    version = rows["model_version"].iloc[0]
+    return (
+        "<h3>Evaluation of the newest candidate</h3>"
+        + _p(f"Candidate {version}.")
+        + _img(figure, "Calibration and lift")
+    )
+
+
 def section_publish(run: ReportRun) -> Body:
     audit = _read(run.lake, OPS_PUBLISH_AUDIT)
     if audit is None or audit.empty:
@@ -853,6 +925,7 @@ SECTIONS: tuple[tuple[str, Callable[[ReportRun], Body]], ...] = (
     ("Model metrics", section_models),
     ("Forecast vs actual", section_forecasts),
     ("Inventory status", section_inventory),
+    ("Customer scores", section_customers),
     ("Published to serving", section_publish),
 )
 

@@ -143,6 +143,16 @@ class ModelRegistry:
         history = [*pointer["history"], pointer["version"]] if pointer["version"] else pointer["history"]
         _write_json_atomically(self.root / name / "current.json", {"version": version, "history": history})
 
+    def judge(self, name: str, candidate: ModelVersion, passed: bool, verdict: str, serving: str = "") -> str:
+        """Promote ``candidate`` when it passed its gate; either way, the gate's reason as every model words it."""
+        if passed:
+            self.promote(name, candidate.version)
+            return f"promoted {candidate.version}{serving}: {verdict}"
+        previous = self.current(name)
+        if previous is not None:
+            return f"kept current {previous.version}: candidate {verdict}"
+        return f"nothing promoted (no current version): candidate {verdict}"
+
     def rollback(self, name: str) -> str:
         """Point back at the previously promoted version; returns it."""
         pointer = self._pointer(name)

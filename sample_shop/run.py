@@ -110,7 +110,11 @@ def summarise(settings: Settings, first: date, last: date) -> str:
     return "\n".join(lines) + "\n"
 
 
-GATE_TASKS = {"recommender": "recommender.evaluate_and_gate", "forecaster": "forecaster.backtest_and_gate"}
+GATE_TASKS = {
+    "recommender": "recommender.evaluate_and_gate",
+    "forecaster": "forecaster.backtest_and_gate",
+    "customer": "customer.evaluate_and_gate",
+}
 PUBLISH_TASK = "publish.publish_{dataset}"
 
 
@@ -121,7 +125,7 @@ def served(settings: Settings, run: DagRunOutcome, last: date) -> str:
     lines = ["", "Models:"]
     for model, task_id in GATE_TASKS.items():
         task = run.tasks.get(task_id)
-        verdict = (task.result or {}).get("reason") if task else None
+        verdict = ((task.result or {}).get("reason") or task.skip_reason) if task else None
         lines.append(f"  {model:<12} {verdict or (task.state if task else 'not in this run')}")
     lines += ["", f"Served ({settings.serving.split('://', 1)[0]} serving store):"]
     for dataset in DATASETS:
@@ -142,6 +146,8 @@ def served(settings: Settings, run: DagRunOutcome, last: date) -> str:
         buyer = _served_user(settings, last, "buy_again")
         if buyer:
             lines.append(f"  curl 'http://127.0.0.1:8000/v1/recommendations/{buyer}?list=buy_again'")
+    if user and isinstance(getattr(run.tasks.get(PUBLISH_TASK.format(dataset="customers")), "result", None), dict):
+        lines.append(f"  curl http://127.0.0.1:8000/v1/customers/{user}")
     return "\n".join(lines) + "\n"
 
 

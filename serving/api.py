@@ -24,7 +24,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from serving.datasets import DATASETS, MAIN_LIST, USER_LISTS
-from serving.encoding import ForecastDay, InventoryPayload, ScoredItem
+from serving.encoding import CustomerPayload, ForecastDay, InventoryPayload, ScoredItem
 from serving.store import Lookup, ServingStore, ServingStoreError, StoreUnavailableError, open_store, utc_now
 from shopml.config.serving import ServingConfig
 from shopml.settings import Settings, get_settings
@@ -69,6 +69,11 @@ class ForecastResponse(Provenance):
 class InventoryResponse(Provenance):
     sku: str
     plan: InventoryPayload
+
+
+class CustomerResponse(Provenance):
+    user_id: str
+    scores: CustomerPayload
 
 
 class ErrorResponse(BaseModel):
@@ -354,6 +359,12 @@ def create_app(settings: Settings | None = None, config: ServingConfig | None = 
         """Inventory plan: safety stock, reorder point, order quantity, cover and stockout risk."""
         found = _read(store, breaker, "inventory", sku)
         return {"sku": sku, "plan": _payload(found, "inventory", sku), **_provenance(found)}
+
+    @app.get("/v1/customers/{user_id}", response_model=CustomerResponse, responses=_ERRORS)
+    async def get_customer(user_id: UserId, store: StoreDep, breaker: BreakerDep) -> dict[str, Any]:
+        """Customer scores for the CRM: purchase propensity, churn risk, expected value, RFM segment, reasons."""
+        found = _read(store, breaker, "customers", user_id)
+        return {"user_id": user_id, "scores": _payload(found, "customers", user_id), **_provenance(found)}
 
     @app.get("/healthz", response_model=HealthResponse, responses={503: {"model": HealthResponse}})
     def healthz(store: StoreDep) -> JSONResponse:

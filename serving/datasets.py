@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from shopml.catalog import (
+    GOLD_CUSTOMER_SCORES,
     GOLD_DEMAND_FORECASTS,
     GOLD_INVENTORY_PLAN,
     GOLD_RECOMMENDATIONS,
@@ -59,7 +60,7 @@ class DatasetSpec:
     # Only these rows of ``table`` (several datasets share one table); None: every row.
     row_filter: RowFilter | None = None
     # The nightly model branch whose scoring writes ``table``: its publish task waits for that branch.
-    producer: Literal["recommender", "forecaster"] = "recommender"
+    producer: Literal["recommender", "forecaster", "customer"] = "recommender"
 
     @property
     def source_columns(self) -> list[str]:
@@ -130,6 +131,16 @@ DATASETS: dict[str, DatasetSpec] = {
             fields=tuple((column, column) for column in spec(GOLD_INVENTORY_PLAN).content_columns if column != "sku"),
             requires_feed=SILVER_INVENTORY_SNAPSHOTS,
             producer="forecaster",
+        ),
+        DatasetSpec(
+            name="customers",
+            table=GOLD_CUSTOMER_SCORES,
+            entity="user_id",
+            shape="object",
+            fields=tuple(
+                (column, column) for column in spec(GOLD_CUSTOMER_SCORES).content_columns if column != "user_id"
+            ),
+            producer="customer",
         ),
     ]
 }

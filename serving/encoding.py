@@ -78,6 +78,15 @@ class InventoryPayload(_Payload):
     status: str | None
 
 
+class CustomerPayload(_Payload):
+    p_purchase_30d: float | None
+    p_churn_90d: float | None
+    expected_revenue_90d: float | None
+    rfm_segment: str | None
+    top_reasons: list[str] | None
+    scored_by: str | None
+
+
 PAYLOAD_MODELS: dict[str, type[_Payload]] = {
     "recommendations": RecommendationsPayload,
     "buy_again": RecommendationsPayload,
@@ -85,6 +94,7 @@ PAYLOAD_MODELS: dict[str, type[_Payload]] = {
     "similar": SimilarPayload,
     "forecasts": ForecastsPayload,
     "inventory": InventoryPayload,
+    "customers": CustomerPayload,
 }
 
 
@@ -182,6 +192,14 @@ def _json_parts(values: pa.Array | pa.ChunkedArray, float_digits: int) -> list[s
         if text.null_count == 0:
             return ['"', text, '"']
         return [pc.fill_null(pc.binary_join_element_wise(_text('"'), text, _text('"'), _text("")), "null")]
+    if (pa.types.is_list(kind) or pa.types.is_large_list(kind)) and pa.types.is_string(kind.value_type):
+        # A list of strings (reasons): each element quoted, joined within its row, null rows ``null``.
+        inner = values.values.cast(pa.large_string())
+        quoted = _concat(['"', pc.fill_null(_escaped(inner), ""), '"'])
+        offsets = pc.subtract(values.offsets, values.offsets[0]).cast(pa.int64())
+        start = values.offsets[0].as_py()
+        rows = pa.LargeListArray.from_arrays(offsets, quoted.slice(start, len(inner) - start), mask=values.is_null())
+        return [pc.fill_null(_concat(["[", pc.binary_join(rows, _text(",")), "]"]), "null")]
     if pa.types.is_boolean(kind):
         return [pc.fill_null(values.cast(pa.large_string()), "null")]
     if pa.types.is_integer(kind) or pa.types.is_floating(kind):

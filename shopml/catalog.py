@@ -42,6 +42,7 @@ GOLD_RECOMMENDATIONS = "gold.recommendations"
 GOLD_SIMILAR_ITEMS = "gold.similar_items"
 GOLD_DEMAND_FORECASTS = "gold.demand_forecasts"
 GOLD_INVENTORY_PLAN = "gold.inventory_plan"
+GOLD_CUSTOMER_SCORES = "gold.customer_scores"
 OPS_MODEL_METRICS = "ops.model_metrics"
 OPS_STREAM_WATERMARK = "ops.stream_watermark"
 OPS_STREAM_FILES = "ops.stream_files"
@@ -688,12 +689,52 @@ TABLES: dict[str, TableSpec] = {
             ),
         ),
         TableSpec(
+            name=GOLD_CUSTOMER_SCORES,
+            description="Per customer: purchase propensity, churn risk, expected value, RFM segment and why, per run.",
+            partition_by=("scored_date",),
+            keys=("scored_date", "user_id"),
+            columns=(
+                Column("user_id", "string", "Customer id (every customer with an order in the year to scored_date)."),
+                Column("p_purchase_30d", "double", "Probability of at least one order in the next 30 days."),
+                Column(
+                    "p_churn_90d",
+                    "double",
+                    "Probability of no order in the next 90 days, for customers who ordered in the last 90; "
+                    "null for the others (already lapsed).",
+                ),
+                Column("expected_revenue_90d", "double", "Expected order revenue in the next 90 days."),
+                Column(
+                    "rfm_segment",
+                    "string",
+                    "R5F4M3-style quintiles (5 best) of recency, order days and revenue, over the year to scored_date.",
+                ),
+                Column(
+                    "top_reasons",
+                    "list<string>",
+                    "The features that moved the churn score most (the purchase score's without a churn model), "
+                    "as name=value (contribution in log-odds); empty when a baseline scored it.",
+                ),
+                Column(
+                    "scored_by",
+                    "string",
+                    "Which model scored each column, e.g. purchase=model churn=bgnbd value=model: a head without "
+                    "a promoted model is scored by BG/NBD (Gamma-Gamma for value).",
+                ),
+                Column(
+                    "model_version", "string", "Customer model version, or baseline:bgnbd before any passed its gate."
+                ),
+                Column("run_id", "string", "Run that scored."),
+                Column("generated_at", "timestamp[us, tz=UTC]", "When (UTC)."),
+                Column("scored_date", "date32[day]", "As-of day of the scores: the run's logical date (partition)."),
+            ),
+        ),
+        TableSpec(
             name=OPS_MODEL_METRICS,
             description="Every evaluation metric of every model and baseline, per training run.",
             partition_by=("model_name",),
             columns=(
                 Column("run_id", "string", "Training run."),
-                Column("model_name", "string", "recommender or forecaster."),
+                Column("model_name", "string", "recommender, forecaster or customer."),
                 Column("model_version", "string", "Candidate version evaluated."),
                 Column("candidate", "string", "model, or the baseline's name."),
                 Column("metric", "string", "Metric name, e.g. ndcg, wape, wql, bias, coverage."),

@@ -19,6 +19,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shopml.config.customer import CustomerConfig
 from shopml.config.distributed import DistributedConfig
 from shopml.config.features import FeaturesConfig
 from shopml.config.forecast import ForecastConfig
@@ -120,6 +121,7 @@ class Settings(BaseSettings):
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     recommend: RecommendConfig = Field(default_factory=RecommendConfig)
     forecast: ForecastConfig = Field(default_factory=ForecastConfig)
+    customer: CustomerConfig = Field(default_factory=CustomerConfig)
     incremental: IncrementalConfig = Field(default_factory=IncrementalConfig)
     serving_store: ServingConfig = Field(default_factory=ServingConfig)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)

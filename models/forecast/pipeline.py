@@ -278,14 +278,7 @@ def backtest_and_gate(run_date: date, run_id: str, settings: Settings | None = N
     device = resolve_device(settings.device.value)
     _, metrics, timings = run_backtest(panel, run_date, config, device, settings.seed)
     passed, verdict = decide_promotion(metrics, config)
-    previous = registry.current(MODEL_NAME)
-    if passed:
-        registry.promote(MODEL_NAME, candidate.version)
-        reason = f"promoted {candidate.version}: {verdict}"
-    elif previous is not None:
-        reason = f"kept current {previous.version}: candidate {verdict}"
-    else:
-        reason = f"nothing promoted (no current version): candidate {verdict}"
+    reason = registry.judge(MODEL_NAME, candidate, passed, verdict)
     log.info("%s gate: %s", MODEL_NAME, reason)
     overall = metrics[metrics["segment"] == "overall"]
     registry.update_metadata(

@@ -46,7 +46,9 @@ def test_nightly_dag_shape(dagbag):
 
     assert downstream("ingest") == {"clean"}
     assert downstream("clean") == {"validate"}
-    assert downstream("validate") == {"build_features"}
+    # The customer scores read only silver order lines: they need no feature table.
+    assert downstream("validate") == {"build_features", "customer.train_customer_models"}
+    assert downstream("customer.evaluate_and_gate") == {"customer.score_customers"}
     assert downstream("build_features") == {"forecaster.train_forecaster", "recommender.train_retrieval"}
     assert downstream("recommender.evaluate_and_gate") == {"recommender.score_recommendations"}
     # recommendations are scored against tonight's inventory plan
@@ -54,13 +56,14 @@ def test_nightly_dag_shape(dagbag):
     publish = {t.task_id for t in dag.tasks if t.task_id.startswith("publish.")}
     assert publish == {
         f"publish.publish_{d}"
-        for d in ("recommendations", "buy_again", "discover", "similar", "forecasts", "inventory")
+        for d in ("recommendations", "buy_again", "discover", "similar", "forecasts", "inventory", "customers")
     }
     # The buy-again and discover lists come from the same scoring task as the main list.
     for dataset in ("buy_again", "discover"):
         task = dag.get_task(f"publish.publish_{dataset}")
         assert task.upstream_task_ids == {"recommender.score_recommendations"}
         assert [asset.name for asset in task.inlets] == ["gold.recommendations"]
+    assert dag.get_task("publish.publish_customers").upstream_task_ids == {"customer.score_customers"}
     assert dag.get_task("report").upstream_task_ids == publish
     assert {asset.name for asset in dag.get_task("validate").outlets} >= {"silver.events", "ops.quarantine"}
     assert [t.task_id for t in dag.topological_sort()][:4] == ["ingest", "clean", "validate", "build_features"]

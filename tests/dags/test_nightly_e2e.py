@@ -26,7 +26,7 @@ from tests.lineage import undeclared
 SHOP = GeneratorConfig(users=300, skus=80, categories=6, days=63, events_per_day=1200, seed=5)
 FORECAST_DATASETS = {"forecasts", "inventory"}
 RECOMMENDATION_DATASETS = {"recommendations", "buy_again", "discover", "similar"}
-DATASETS = RECOMMENDATION_DATASETS | FORECAST_DATASETS
+DATASETS = RECOMMENDATION_DATASETS | FORECAST_DATASETS | {"customers"}
 NIGHT_TABLES = {
     "silver.events": "event_date",
     "silver.order_lines": "event_date",
@@ -37,13 +37,14 @@ NIGHT_TABLES = {
     "gold.sku_daily_demand": "feature_date",
     "gold.demand_forecasts": "scored_date",
     "gold.inventory_plan": "scored_date",
+    "gold.customer_scores": "scored_date",
 }
 RUN_METADATA = ["ingested_at", "run_id", "model_version", "generated_at"]
 # Rerun the night's models, scoring and publishing, as clearing them in the UI would.
 DATA_DONE = r"^(ingest|clean|validate|build_features)$"
 # Rerun only the publish and report tasks of the night.
 ALREADY_DONE = (
-    r"^(ingest|clean|validate|build_features|forecaster\..*|recommender\..*"
+    r"^(ingest|clean|validate|build_features|forecaster\..*|recommender\..*|customer\..*"
     r"|publish\.publish_(recommendations|buy_again|discover|similar))$"
 )
 
@@ -130,6 +131,11 @@ def test_a_night_then_its_models_rerun_then_a_failed_publish_and_its_rerun(tmp_p
     assert scored["model_version"] == f"baseline:{evaluation['serve']}" and "beat the candidate" in scored["why"]
     fallback = [m for m in messages if m["event"] == "model_fallback" and "recommendations" in m["summary"]]
     assert len(fallback) == 1 and evaluation["serve"] in fallback[0]["summary"]
+    # Nine weeks of history are too few for 30-day labels: the customer scores come from BG/NBD, and say why.
+    trained = night.tasks["customer.train_customer_models"]
+    assert trained.state == "skipped" and "needs 89 days of order history" in trained.skip_reason
+    assert night.tasks["customer.evaluate_and_gate"].state == "skipped"
+    assert night.tasks["customer.score_customers"].result["model_version"] == "baseline:bgnbd"
     lake = Lake(settings)
     assert lake.read_pandas("silver.events", columns=["event_id"])["event_id"].is_unique
     served = _served(settings)

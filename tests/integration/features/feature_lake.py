@@ -146,6 +146,33 @@ def write_ops(lake) -> None:
         ),
         "ops.validation_results",
     )
+    _write_customer_scores(lake, now)
+
+
+def _write_customer_scores(lake, now: datetime) -> None:
+    """Two nights of customer scores, as models/customer/pipeline.py writes them (for the CRM export query)."""
+    import pyarrow as pa
+
+    from shopml.catalog import GOLD_CUSTOMER_SCORES, spec
+
+    rows = [
+        {
+            "user_id": user,
+            "p_purchase_30d": 0.1 * i,
+            "p_churn_90d": None if i == 0 else 0.2 * i,
+            "expected_revenue_90d": 10.0 * i,
+            "rfm_segment": f"R{i + 1}F1M1",
+            "top_reasons": [f"recency_days={i} (+0.5{i})", "orders_90d=1 (-0.10)"],
+            "scored_by": "purchase=model churn=model value=bgnbd",
+            "model_version": "v1",
+            "run_id": "manual",
+            "generated_at": now,
+            "scored_date": day,
+        }
+        for day in (LAST_DAY - timedelta(days=1), LAST_DAY)
+        for i, user in enumerate(["u1", "u2", "u3"])
+    ]
+    lake.write_arrow(pa.Table.from_pylist(rows, schema=spec(GOLD_CUSTOMER_SCORES).arrow_schema()), GOLD_CUSTOMER_SCORES)
 
 
 def gold_rows(lake, day: date) -> dict[str, list[str]]:

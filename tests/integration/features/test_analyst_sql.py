@@ -38,6 +38,22 @@ def test_daily_revenue_matches_the_order_lines(scenario):
     assert result[-1]["gross_revenue"] == pytest.approx(float(sum(r["revenue"] for r in purchases)))
 
 
+def test_the_crm_export_holds_the_newest_scores_as_flat_csv(scenario, monkeypatch, tmp_path):
+    from shopml.settings import get_settings
+
+    monkeypatch.setenv("SHOPML_VAR_ROOT", str(scenario.settings.var_root))
+    get_settings.cache_clear()
+    out = tmp_path / "customers.csv"
+    try:
+        assert main([str(SQL_DIR / "customer_scores.sql"), "--out", str(out)]) == 0
+    finally:
+        get_settings.cache_clear()
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("user_id,p_purchase_30d,p_churn_90d,expected_revenue_90d,rfm_segment,top_reasons")
+    assert [line.split(",")[0] for line in lines[1:]] == ["u3", "u2", "u1"]  # most at risk first, lapsed last
+    assert "recency_days=2 (+0.52); orders_90d=1 (-0.10)" in lines[1]
+
+
 def test_time_travel_by_version_and_timestamp(scenario):
     sql = "select count(*) as n from gold_feature_corrections"
     # version 0: the first night wrote no corrections; the latest holds the late-data night's 10 rows

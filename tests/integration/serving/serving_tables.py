@@ -117,3 +117,22 @@ def inventory_table(
             **scored_columns(n, run_date, run_id, "inv-v1", generated_at),
         }
     )
+
+
+def customer_scores_table(
+    users: list[str], run_date: date, run_id: str = "run-1", generated_at: datetime = GENERATED_AT
+) -> pa.Table:
+    """Scores of user number i: p_purchase_30d = i / 10; the first user lapsed (no churn score)."""
+    n = len(users)
+    return pa.table(
+        {
+            "user_id": users,
+            "p_purchase_30d": [i / 10 for i in range(n)],
+            "p_churn_90d": [None, *([0.25] * (n - 1))],
+            "expected_revenue_90d": [12.5] * n,
+            "rfm_segment": ["R5F4M3"] * n,
+            "top_reasons": pa.array([["recency_days=3 (-0.61)", 'note="quoted" (+0.10)']] * n, pa.list_(pa.string())),
+            "scored_by": ["purchase=model churn=model value=bgnbd"] * n,
+            **scored_columns(n, run_date, run_id, "cust-v1", generated_at),
+        }
+    )

@@ -18,6 +18,7 @@ from serving.store import RedisStore, open_store, utc_now
 from shopml.config.serving import ServingConfig
 from shopml.settings import load_settings
 from tests.integration.serving.serving_tables import (
+    customer_scores_table,
     forecasts_table,
     inventory_table,
     recommendations_table,
@@ -44,6 +45,7 @@ def write_tables(lake, generated_at=None) -> None:
     lake.write_arrow(similar_table({"s1": ["s2", "s3"]}, D1, **stamp), "gold.similar_items")
     lake.write_arrow(inventory_table(["s0", "s1"], D1, **stamp), "gold.inventory_plan")
     lake.write_arrow(forecasts_table(["s1"], D1), "gold.demand_forecasts")
+    lake.write_arrow(customer_scores_table(["u0", "u1"], D1, **stamp), "gold.customer_scores")
 
 
 @pytest.fixture
@@ -59,6 +61,27 @@ def published(serving_settings, serving_lake, serving_config):
 def client(published, serving_config):
     with TestClient(create_app(published, serving_config), base_url="http://localhost") as test_client:
         yield test_client
+
+
+def test_a_customers_scores_with_their_reasons(client):
+    response = client.get("/v1/customers/u1")
+
+    assert response.status_code == 200
+    assert response.json() == {
+        **PROVENANCE,
+        "model_version": "cust-v1",
+        "user_id": "u1",
+        "scores": {
+            "p_purchase_30d": 0.1,
+            "p_churn_90d": 0.25,
+            "expected_revenue_90d": 12.5,
+            "rfm_segment": "R5F4M3",
+            "top_reasons": ["recency_days=3 (-0.61)", 'note="quoted" (+0.10)'],
+            "scored_by": "purchase=model churn=model value=bgnbd",
+        },
+    }
+    assert client.get("/v1/customers/u0").json()["scores"]["p_churn_90d"] is None
+    assert client.get("/v1/customers/nobody").status_code == 404
 
 
 def test_recommendations_for_a_known_user(client):
@@ -401,6 +424,7 @@ def test_openapi_schema_is_published(client):
         "/v1/similar/{sku}",
         "/v1/forecasts/{sku}",
         "/v1/inventory/{sku}",
+        "/v1/customers/{user_id}",
         "/healthz",
     }
     parameters = {p["name"]: p for p in schema["paths"]["/v1/recommendations/{user_id}"]["get"]["parameters"]}

@@ -105,6 +105,9 @@ def test_json_values_per_type():
     assert json_values(pa.array([True, None]), 6).to_pylist() == ["true", "null"]
     assert json_values(pa.array([date(2026, 1, 2)]), 6).to_pylist() == ['"2026-01-02"']
     assert json_values(pa.array(["a", "b"]).dictionary_encode(), 6).to_pylist() == ['"a"', '"b"']
+    reasons = pa.array([["a", 'say "hi"'], None, [], ["z"]], pa.list_(pa.string()))
+    assert json_values(reasons.slice(0), 6).to_pylist() == ['["a","say \\"hi\\""]', "null", "[]", '["z"]']
+    assert json_values(reasons.slice(2), 6).to_pylist() == ["[]", '["z"]']
     with pytest.raises(TypeError, match="cannot serve a column of type"):
         json_values(pa.array([[1]]), 6)
 

@@ -1,0 +1,1 @@
+"""Customer scores: purchase propensity, churn risk and expected value per customer."""
