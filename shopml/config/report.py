@@ -18,7 +18,7 @@ class ReportConfig(BaseModel):
         0, ge=0, description="Feature/scored tables whose latest date is older than run date minus this are stale."
     )
     primary_metrics: dict[str, str] = Field(
-        default_factory=lambda: {"recommender": "ndcg@10", "forecaster": "wape"},
+        default_factory=lambda: {"recommender": "ndcg@10", "forecaster": "wape", "customer": "churn.roc_auc"},
         description="Metric plotted over time per model (metric@k as in the gate); others are tabled only.",
     )
     history_runs: int = Field(30, ge=2, description="Evaluations shown in the metric-over-time plots.")
