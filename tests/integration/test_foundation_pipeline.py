@@ -384,7 +384,7 @@ def test_an_erased_customer_is_gone_from_every_table_file_and_serving_version(la
     erasure = erase_customer(user, settings, requested_by="test")
 
     assert {"bronze.events", "staging.events", "silver.events", "gold.recommendations"} <= set(erasure.deleted_rows)
-    assert erasure.serving_keys_removed == {"recommendations": 2, "buy_again": 2, "discover": 0}
+    assert erasure.serving_keys_removed == {"recommendations": 2, "buy_again": 2, "discover": 0, "customers": 0}
     holding = [path for path in (tmp_path / "var" / "lake").rglob("*.parquet") if user in _string_values(path)]
     assert holding == [], "data files still holding the erased id"
     store = sqlite3.connect(tmp_path / "var" / "serving.db")

@@ -614,6 +614,7 @@ def test_every_section_is_present_with_its_status(report: Path):
         "model-metrics": "attention",  # the forecaster was gated
         "forecast-vs-actual": "ok",
         "inventory-status": "attention",  # C is at risk
+        "customer-scores": "not-available",  # no customer model in this lake
         "published-to-serving": "ok",
     }
     freshness = sections["feature-freshness"][1]
