@@ -41,6 +41,25 @@ class Status(StrEnum):
     REJECTED = "rejected"
 
 
+def metric_rows(metrics: Any, model_name: str, run_id: str, version: str, promoted: bool) -> Any:
+    """One evaluation's ``ops.model_metrics`` rows (an Arrow table) from a DataFrame of candidate, metric,
+    segment and value, for a model whose metrics have no cut-off ``k``."""
+    import pandas as pd
+    import pyarrow as pa
+
+    from shopml.catalog import OPS_MODEL_METRICS, spec
+
+    frame = metrics.assign(
+        run_id=run_id,
+        model_name=model_name,
+        model_version=version,
+        k=pd.array([None] * len(metrics), dtype="Int32"),
+        promoted=promoted,
+        evaluated_at=pd.Timestamp(datetime.now(UTC)),
+    )
+    return pa.Table.from_pandas(frame, schema=spec(OPS_MODEL_METRICS).arrow_schema(), preserve_index=False)
+
+
 class RegistryError(PermanentError, RuntimeError):
     """A registry operation that cannot be done (nothing promoted, no previous version, …)."""
 

@@ -31,7 +31,7 @@ from models.customer.evaluation import (
 from models.customer.features import LINE_COLUMNS, LOOKBACK_DAYS, as_of_days, customer_orders, outcomes, snapshot
 from models.customer.model import CustomerModel, fit_head
 from models.device import resolve_device
-from models.registry import CANDIDATE, ModelRegistry, ModelVersion, Status
+from models.registry import CANDIDATE, ModelRegistry, ModelVersion, Status, metric_rows
 from shopml.catalog import GOLD_CUSTOMER_SCORES, OPS_MODEL_METRICS, SILVER_ORDER_LINES, spec
 from shopml.config.customer import CustomerConfig
 from shopml.errors import PermanentError, Skipped
@@ -48,7 +48,6 @@ METRICS_TABLE = OPS_MODEL_METRICS
 # What scores a head while no customer model with that head has passed its gate.
 FALLBACK_VERSION = "baseline:bgnbd"
 SCORES_SCHEMA = spec(SCORES_TABLE).arrow_schema()
-METRICS_SCHEMA = spec(METRICS_TABLE).arrow_schema()
 HEADS_BY_NAME = {head.name: head for head in HEADS}
 
 
@@ -95,18 +94,6 @@ def _plan(head: Head, orders: pd.DataFrame, run_date: date, config: CustomerConf
     return as_of_days(
         run_date, first_order, head.horizon_days, config.snapshots, config.step_days, config.min_history_days
     )
-
-
-def _metric_rows(rows: list[dict], run_id: str, version: str, promoted: bool) -> pa.Table:
-    frame = pd.DataFrame(rows).assign(
-        run_id=run_id,
-        model_name=MODEL_NAME,
-        model_version=version,
-        k=pd.array([None] * len(rows), dtype="Int32"),
-        promoted=promoted,
-        evaluated_at=pd.Timestamp(datetime.now(UTC)),
-    )
-    return pa.Table.from_pandas(frame, schema=METRICS_SCHEMA, preserve_index=False)
 
 
 def _find_candidate(registry: ModelRegistry, run_id: str) -> ModelVersion:
@@ -255,7 +242,8 @@ def evaluate_and_gate(run_date: date, run_id: str, settings: Settings | None = N
         metrics=summary,
         served_heads=served,
     )
-    lake.write_arrow(_metric_rows(rows, run_id, candidate.version, passed), METRICS_TABLE, mode="append")
+    rows = metric_rows(pd.DataFrame(rows), MODEL_NAME, run_id, candidate.version, passed)
+    lake.write_arrow(rows, METRICS_TABLE, mode="append")
     current = registry.current(MODEL_NAME)
     return {
         "promoted": passed,

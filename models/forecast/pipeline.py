@@ -30,7 +30,7 @@ from models.forecast.features import (
 from models.forecast.inventory import plan_inventory
 from models.forecast.metrics import QUANTILE_COLUMNS, metric_value
 from models.forecast.model import QuantileForecaster, fit_quantile_model
-from models.registry import CANDIDATE, ModelRegistry, ModelVersion, RegistryError, Status
+from models.registry import CANDIDATE, ModelRegistry, ModelVersion, RegistryError, Status, metric_rows
 from shopml.catalog import (
     GOLD_DEMAND_FORECASTS,
     GOLD_INVENTORY_PLAN,
@@ -60,7 +60,6 @@ FORECAST_SCHEMA = spec(FORECAST_TABLE).arrow_schema()
 # What the output gate checks: finite and non-negative; the quantiles also non-crossing.
 FORECAST_VALUES = ("mean", *QUANTILE_COLUMNS)
 PLAN_SCHEMA = spec(PLAN_TABLE).arrow_schema()
-METRICS_SCHEMA = spec(METRICS_TABLE).arrow_schema()
 
 
 def baseline_forecasts(panel: DemandPanel, run_date: date, config: ForecastConfig, skus: np.ndarray) -> pd.DataFrame:
@@ -195,18 +194,6 @@ def _find_candidate(registry: ModelRegistry, run_id: str) -> ModelVersion:
     return model
 
 
-def _metric_rows(metrics: pd.DataFrame, run_id: str, version: str, promoted: bool) -> pa.Table:
-    frame = metrics.assign(
-        run_id=run_id,
-        model_name=MODEL_NAME,
-        model_version=version,
-        k=pd.array([None] * len(metrics), dtype="Int32"),
-        promoted=promoted,
-        evaluated_at=pd.Timestamp(datetime.now(UTC)),
-    )
-    return pa.Table.from_pandas(frame, schema=METRICS_SCHEMA, preserve_index=False)
-
-
 # ---- DAG tasks --------------------------------------------------------------------------------
 
 
@@ -293,7 +280,7 @@ def backtest_and_gate(run_date: date, run_id: str, settings: Settings | None = N
             "timings": timings,
         },
     )
-    lake.write_arrow(_metric_rows(metrics, run_id, candidate.version, passed), METRICS_TABLE, mode="append")
+    lake.write_arrow(metric_rows(metrics, MODEL_NAME, run_id, candidate.version, passed), METRICS_TABLE, mode="append")
     current = registry.current(MODEL_NAME)
     return {
         "promoted": passed,
