@@ -14,6 +14,16 @@ for _key in [k for k in os.environ if k.startswith("SHOPML_")]:
 os.environ.setdefault("PYSPARK_PYTHON", os.sys.executable)
 
 
+@pytest.fixture(autouse=True)
+def _settings_from_each_tests_environment() -> Iterator[None]:
+    """Forget the cached settings after every test: one read while a test's monkeypatched environment
+    was set (SHOPML_TASK_RETRIES=0, say) would otherwise reach the next test of the worker."""
+    yield
+    from shopml.settings import get_settings
+
+    get_settings.cache_clear()
+
+
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     """One local[2] session for the whole suite: Spark's start-up dominates small tests."""
