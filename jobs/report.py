@@ -63,7 +63,7 @@ from shopml.catalog import (
     SILVER_ORDER_LINES,
 )
 from shopml.config.report import ReportConfig
-from shopml.lake import Lake
+from shopml.lake import Lake, date_window
 from shopml.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -120,13 +120,6 @@ def _read(lake: Lake, table: str, columns: Sequence[str] | None = None, filter=N
     if not lake.exists(table):
         return None
     return lake.read_pandas(table, columns=columns, filter=filter)
-
-
-def _between(column: str, first: date, last: date):
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    return (pc.field(column) >= pa.scalar(first, pa.date32())) & (pc.field(column) <= pa.scalar(last, pa.date32()))
 
 
 def _rows_on(lake: Lake, table: str, column: str, day: date) -> int:
@@ -515,7 +508,7 @@ Body = tuple[Status, str]
 
 def section_volumes(run: ReportRun) -> Body:
     first = run.run_date - timedelta(days=run.config.trailing_days)
-    window = _between("landing_date", first, run.run_date)
+    window = date_window("landing_date", run.run_date, first)
     accounting = _read(run.lake, OPS_ROW_ACCOUNTING, filter=window)
     quarantine = _read(run.lake, OPS_QUARANTINE, columns=["dataset", "landing_date", "stage", "reason"], filter=window)
     if accounting is None and quarantine is None:
@@ -712,7 +705,7 @@ def _read_actuals(lake: Lake, first: date, last: date) -> tuple[pd.DataFrame | N
         lake,
         GOLD_SKU_DAILY_DEMAND,
         columns=["feature_date", "sku", "units"],
-        filter=_between("feature_date", first, last),
+        filter=date_window("feature_date", last, first),
     )
     if demand is not None:
         return demand.rename(columns={"feature_date": "day"}), GOLD_SKU_DAILY_DEMAND
@@ -720,7 +713,7 @@ def _read_actuals(lake: Lake, first: date, last: date) -> tuple[pd.DataFrame | N
         lake,
         SILVER_ORDER_LINES,
         columns=["event_date", "sku", "quantity", "line_type"],
-        filter=_between("event_date", first, last),
+        filter=date_window("event_date", last, first),
     )
     if lines is None:
         return None, ""

@@ -17,6 +17,7 @@ import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import date
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -39,6 +40,16 @@ WriteMode = Literal["overwrite", "append"]
 
 class TableNotFoundError(PermanentError, LookupError):
     """A table was read before any job wrote it."""
+
+
+def date_window(column: str, last: date, first: date | None = None) -> pa.compute.Expression:
+    """Rows whose date ``column`` lies in ``first``..``last`` (no lower bound without ``first``): an Arrow filter
+    for ``Lake.read_arrow``, pruning date partitions."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    window = pc.field(column) <= pa.scalar(last, pa.date32())
+    return window if first is None else window & (pc.field(column) >= pa.scalar(first, pa.date32()))
 
 
 class Lake:

@@ -14,7 +14,6 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from models.customer.btyd import BetaGeo, FitError
 from models.customer.evaluation import (
@@ -35,7 +34,7 @@ from models.registry import CANDIDATE, ModelRegistry, ModelVersion, Status, metr
 from shopml.catalog import GOLD_CUSTOMER_SCORES, OPS_MODEL_METRICS, SILVER_ORDER_LINES, spec
 from shopml.config.customer import CustomerConfig
 from shopml.errors import PermanentError, Skipped
-from shopml.lake import Lake
+from shopml.lake import Lake, date_window
 from shopml.notify import alert
 from shopml.settings import Settings, get_settings
 
@@ -69,10 +68,8 @@ def read_orders(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Customer orders and returns dated up to ``run_date`` (never later), optionally at a table version."""
     first = run_date - timedelta(days=_history_days(config))
-    dates = (pc.field("event_date") <= pa.scalar(run_date, pa.date32())) & (
-        pc.field("event_date") >= pa.scalar(first, pa.date32())
-    )
-    lines = lake.read_pandas(ORDER_LINES, columns=list(LINE_COLUMNS), filter=dates, version=version)
+    window = date_window("event_date", run_date, first)
+    lines = lake.read_pandas(ORDER_LINES, columns=list(LINE_COLUMNS), filter=window, version=version)
     return customer_orders(lines)
 
 

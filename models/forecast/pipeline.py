@@ -14,7 +14,6 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from models.device import resolve_device
 from models.forecast.backtest import decide_promotion, fold_origins, run_backtest
@@ -41,7 +40,7 @@ from shopml.catalog import (
 )
 from shopml.config.forecast import ForecastConfig
 from shopml.errors import PermanentError
-from shopml.lake import Lake
+from shopml.lake import Lake, date_window
 from shopml.notify import alert
 from shopml.settings import Settings, get_settings
 
@@ -147,20 +146,13 @@ def latest_snapshots(snapshots: pd.DataFrame) -> pd.DataFrame:
 # ---- I/O helpers ------------------------------------------------------------------------------
 
 
-def _date_filter(column: str, last: date, first: date | None = None) -> pc.Expression:
-    expression = pc.field(column) <= pa.scalar(last, pa.date32())
-    if first is not None:
-        expression &= pc.field(column) >= pa.scalar(first, pa.date32())
-    return expression
-
-
 def read_demand(lake: Lake, run_date: date, config: ForecastConfig, version: int | None = None) -> pd.DataFrame:
     """Demand rows of the history window up to ``run_date`` (never later days), optionally at a table version."""
     first = run_date - timedelta(days=config.history_days - 1)
     return lake.read_pandas(
         DEMAND_TABLE,
         columns=list(DEMAND_COLUMNS),
-        filter=_date_filter("feature_date", run_date, first),
+        filter=date_window("feature_date", run_date, first),
         version=version,
     )
 
@@ -172,7 +164,7 @@ def read_inventory(lake: Lake, run_date: date) -> pd.DataFrame | None:
     snapshots = lake.read_pandas(
         INVENTORY_TABLE,
         columns=["snapshot_date", "sku", "on_hand", "on_order", "lead_time_days", "snapshot_ts"],
-        filter=_date_filter("snapshot_date", run_date),
+        filter=date_window("snapshot_date", run_date),
     )
     return None if snapshots.empty else latest_snapshots(snapshots)
 
